@@ -1,0 +1,5 @@
+//! The `kelp` binary: see [`kelp::cli`].
+
+fn main() -> std::process::ExitCode {
+    kelp::cli::main()
+}

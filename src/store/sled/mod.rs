@@ -1,0 +1,283 @@
+//! The embedded sled backend of [`Store`].
+//!
+//! Three sled trees hold the data: `kv` (key → current state), `log`
+//! (revision → event, with the previous state so history can be undone) and
+//! `meta` (current and compacted revision). Every write goes through one
+//! writer thread ([`writer`]) that applies a batch of queued writes as a single
+//! sled transaction over all three trees and then fsyncs once for the whole
+//! batch (group commit): concurrent writers share the cost of a flush, and a
+//! single thread assigning revisions makes the revision order trivially
+//! linearizable.
+//!
+//! Readers only ever see durable data. The writer publishes the durable
+//! revision after each fsync; a read at revision `r` takes the current `kv`
+//! state and undoes, from the log, every event after `r` ([`history`]). The
+//! same undo serves paged lists at a fixed revision. A reader/writer lock
+//! makes each read see the kv and log trees at one point of the write order.
+//!
+//! # Failure
+//! A failed fsync leaves the durability of the batch unknown, so the store
+//! turns read-only ([`StoreError::Unavailable`]) rather than guess.
+
+mod history;
+mod watcher;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::encoding::decode_revision;
+use super::{
+    Deleted, Event, KeyValue, RangeRequest, RangeResult, Result, Revision, Store, StoreError,
+    WatchStream,
+};
+use writer::{Op, Outcome, WriteRequest};
+
+/// How much event history compaction keeps.
+#[derive(Clone, Debug)]
+pub struct CompactionPolicy {
+    /// Events older than this are dropped.
+    pub max_age: Duration,
+    /// At most this many events are kept.
+    pub max_events: u64,
+    /// How often the writer considers compacting.
+    pub interval: Duration,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            max_age: Duration::from_secs(300),
+            max_events: 100_000,
+            interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Settings for [`SledStore::open`].
+#[derive(Clone, Debug)]
+pub struct SledConfig {
+    /// The database directory (`<data>/server/db`).
+    pub path: PathBuf,
+    /// sled's page cache size in bytes; small by default to keep RSS low.
+    pub cache_bytes: u64,
+    /// Event log retention.
+    pub compaction: CompactionPolicy,
+}
+
+impl SledConfig {
+    /// Defaults for a database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SledConfig { path: path.into(), cache_bytes: 32 << 20, compaction: CompactionPolicy::default() }
+    }
+}
+
+const META_REVISION: &[u8] = b"revision";
+const META_COMPACTED: &[u8] = b"compacted";
+/// Batches published to watchers that a slow watcher may fall behind by
+/// before it re-reads from the log instead.
+const HUB_CAPACITY: usize = 1024;
+/// Queued writes; beyond this, writers wait (backpressure).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// State shared by the store handle, the writer thread and watchers.
+pub(crate) struct Shared {
+    db: sled::Db,
+    kv: sled::Tree,
+    log: sled::Tree,
+    meta: sled::Tree,
+    /// Held for writing while a batch is applied or history is compacted,
+    /// for reading while a reader looks at kv and log together.
+    apply_lock: RwLock<()>,
+    durable: AtomicU64,
+    compacted: AtomicU64,
+    hub: broadcast::Sender<Arc<[Event]>>,
+    failure: Mutex<Option<String>>,
+}
+
+/// A [`Store`] on an embedded sled database. Cheap to clone; the database
+/// closes when the last clone (and the last watch) is dropped.
+#[derive(Clone)]
+pub struct SledStore {
+    // Declared before `shared` so the writer stops before the last handle
+    // to the database goes away.
+    writer: Arc<writer::Writer>,
+    shared: Arc<Shared>,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database and starts its writer thread.
+    ///
+    /// Fails with [`StoreError::Locked`] if another process has it open.
+    pub fn open(config: SledConfig) -> Result<Self> {
+        let shared = Arc::new(Shared::open(&config.path, config.cache_bytes)?);
+        let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = writer::spawn(shared.clone(), requests, queue, config.compaction)?;
+        Ok(SledStore { writer: Arc::new(writer), shared })
+    }
+
+    /// The sled database underneath (for snapshots).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    async fn submit(&self, op: Op) -> Result<Outcome> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .requests()?
+            .send(WriteRequest { op, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+}
+
+impl Shared {
+    fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            // Durability comes from the explicit flush after every batch.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                    StoreError::Locked { path: path.display().to_string() }
+                }
+                e => StoreError::Io(e),
+            })?;
+        let kv = db.open_tree("kv")?;
+        let log = db.open_tree("log")?;
+        let meta = db.open_tree("meta")?;
+        let read_meta = |name: &[u8]| -> Result<u64> {
+            match meta.get(name)? {
+                Some(raw) => decode_revision(&raw),
+                None => Ok(0),
+            }
+        };
+        let revision = read_meta(META_REVISION)?;
+        let compacted = read_meta(META_COMPACTED)?;
+        if let Some((last, _)) = log.last()? {
+            let last = decode_revision(&last)?;
+            if last != revision {
+                return Err(StoreError::Corrupt {
+                    tree: "log",
+                    key: last.to_string(),
+                    reason: format!("last event is revision {last} but the store is at {revision}"),
+                });
+            }
+        }
+        let (hub, _) = broadcast::channel(HUB_CAPACITY);
+        Ok(Shared {
+            db,
+            kv,
+            log,
+            meta,
+            apply_lock: RwLock::new(()),
+            durable: AtomicU64::new(revision),
+            compacted: AtomicU64::new(compacted),
+            hub,
+            failure: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn durable(&self) -> Revision {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Loads a snapshot into an empty store: all keys, with history
+    /// compacted at `revision`.
+    pub(crate) fn load(&self, kvs: &[KeyValue], revision: Revision) -> Result<()> {
+        let _guard = self.apply_lock.write();
+        if self.durable() != 0 || !self.kv.is_empty() {
+            return Err(StoreError::Unavailable("refusing to load a snapshot into a non-empty store".into()));
+        }
+        let mut batch = sled::Batch::default();
+        for kv in kvs {
+            batch.insert(kv.key.as_bytes(), super::encoding::encode_kv(kv));
+        }
+        self.kv.apply_batch(batch)?;
+        self.meta.insert(META_REVISION, &super::encoding::revision_key(revision))?;
+        self.meta.insert(META_COMPACTED, &super::encoding::revision_key(revision))?;
+        self.db.flush()?;
+        self.durable.store(revision, Ordering::Release);
+        self.compacted.store(revision, Ordering::Release);
+        Ok(())
+    }
+
+    fn compacted(&self) -> Revision {
+        self.compacted.load(Ordering::Acquire)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || f(&shared))
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store read task failed: {e}")))?
+}
+
+impl Store for SledStore {
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
+        match self.submit(Op::Create { key: key.to_string(), value }).await? {
+            Outcome::Put(kv) => Ok(kv),
+            other => unreachable_outcome(other),
+        }
+    }
+
+    async fn update(&self, key: &str, value: Bytes, expected: Option<Revision>) -> Result<KeyValue> {
+        match self.submit(Op::Update { key: key.to_string(), value, expected }).await? {
+            Outcome::Put(kv) => Ok(kv),
+            other => unreachable_outcome(other),
+        }
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted> {
+        match self.submit(Op::Delete { key: key.to_string(), expected }).await? {
+            Outcome::Deleted(d) => Ok(d),
+            other => unreachable_outcome(other),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<(Option<KeyValue>, Revision)> {
+        let key = key.to_string();
+        // Point reads are cheap enough to run inline when nothing is in
+        // flight; the log tail is scanned only while a batch is unflushed.
+        self.shared.get_durable(&key)
+    }
+
+    async fn range(&self, request: RangeRequest) -> Result<RangeResult> {
+        blocking(&self.shared, move |s| s.range_at(&request)).await
+    }
+
+    fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        watcher::start(self.shared.clone(), prefix.to_string(), after)
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.shared.durable()
+    }
+
+    fn compacted_revision(&self) -> Revision {
+        self.shared.compacted()
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.submit(Op::Compact { revision }).await.map(|_| ())
+    }
+}
+
+// The writer answers each op with its own outcome kind; anything else is a
+// programming error, reported rather than panicking the caller.
+fn unreachable_outcome<T>(outcome: Outcome) -> Result<T> {
+    Err(StoreError::Unavailable(format!("store writer answered with unexpected {outcome:?}")))
+}

@@ -1,0 +1,295 @@
+//! The single writer thread: group commit, revision assignment, compaction.
+//!
+//! Writers queue requests; this thread takes everything queued (up to
+//! [`MAX_BATCH`]), applies it as one sled transaction over the kv, log and
+//! meta trees, fsyncs once, then publishes the new durable revision, hands
+//! the batch's events to watchers and answers every request. While one batch
+//! is being flushed the next one accumulates, so under load the fsync cost
+//! is shared by many writes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CompactionPolicy, META_COMPACTED, META_REVISION, Shared};
+use crate::store::encoding::{
+    decode_event, decode_kv, decode_revision, encode_event, encode_kv, revision_key,
+};
+use crate::store::{Deleted, Event, EventKind, KeyValue, Result, Revision, StoreError};
+
+/// Most writes applied in one transaction.
+const MAX_BATCH: usize = 512;
+/// Most log entries dropped per compaction step, to bound write stalls.
+const COMPACTION_CHUNK: usize = 10_000;
+
+/// A write to perform.
+#[derive(Debug)]
+pub(super) enum Op {
+    Create { key: String, value: Bytes },
+    Update { key: String, value: Bytes, expected: Option<Revision> },
+    Delete { key: String, expected: Option<Revision> },
+    Compact { revision: Revision },
+}
+
+/// The result of one op.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    Put(KeyValue),
+    Deleted(Deleted),
+    Compacted,
+}
+
+/// A queued op and where to send its result.
+pub(super) struct WriteRequest {
+    pub(super) op: Op,
+    pub(super) reply: oneshot::Sender<Result<Outcome>>,
+}
+
+/// The writer thread's handle: dropping it stops and joins the thread.
+pub(super) struct Writer {
+    requests: Option<mpsc::Sender<WriteRequest>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(super) fn requests(&self) -> Result<&mpsc::Sender<WriteRequest>> {
+        self.requests.as_ref().ok_or_else(|| StoreError::Unavailable("store is closed".into()))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has answered what is
+        // already queued; joining makes "drop the store, reopen it" safe.
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    requests: mpsc::Sender<WriteRequest>,
+    mut queue: mpsc::Receiver<WriteRequest>,
+    policy: CompactionPolicy,
+) -> Result<Writer> {
+    let thread = std::thread::Builder::new()
+        .name("kelp-store-writer".into())
+        .spawn(move || {
+            let mut last_policy_check = std::time::Instant::now();
+            while let Some(first) = queue.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&shared, batch);
+                if last_policy_check.elapsed() >= policy.interval {
+                    last_policy_check = std::time::Instant::now();
+                    if let Err(e) = compact_by_policy(&shared, &policy) {
+                        tracing::warn!(error = %e, "store compaction failed");
+                    }
+                }
+            }
+            tracing::debug!("store writer stopped: all handles dropped");
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start store writer thread: {e}")))?;
+    Ok(Writer { requests: Some(requests), thread: Some(thread) })
+}
+
+fn run_batch(shared: &Shared, batch: Vec<WriteRequest>) {
+    if let Some(reason) = shared.failure.lock().clone() {
+        for req in batch {
+            let _ = req.reply.send(Err(StoreError::Unavailable(reason.clone())));
+        }
+        return;
+    }
+    let (writes, compactions): (Vec<_>, Vec<_>) =
+        batch.into_iter().partition(|r| !matches!(r.op, Op::Compact { .. }));
+    if !writes.is_empty() {
+        commit_writes(shared, writes);
+    }
+    for req in compactions {
+        let Op::Compact { revision } = req.op else { continue };
+        let _ = req.reply.send(compact_to(shared, revision).map(|_| Outcome::Compacted));
+    }
+}
+
+fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
+    let ops: Vec<&Op> = writes.iter().map(|r| &r.op).collect();
+    let base = shared.durable();
+    let now = unix_millis();
+    let applied = {
+        let _guard = shared.apply_lock.write();
+        (&shared.kv, &shared.log, &shared.meta)
+            .transaction(|(kv, log, meta)| apply_ops(kv, log, meta, &ops, base, now))
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => StoreError::Io(e),
+            })
+    };
+    let (outcomes, events) = match applied {
+        Ok(done) => done,
+        Err(e) => {
+            // Nothing was applied; every request in the batch fails alike.
+            let reason = e.to_string();
+            for req in writes {
+                let _ = req.reply.send(Err(StoreError::Unavailable(reason.clone())));
+            }
+            return;
+        }
+    };
+    if let Err(e) = shared.db.flush() {
+        let reason = format!("fsync failed, store is read-only until restart: {e}");
+        tracing::error!(%reason);
+        *shared.failure.lock() = Some(reason.clone());
+        for req in writes {
+            let _ = req.reply.send(Err(StoreError::Unavailable(reason.clone())));
+        }
+        return;
+    }
+    if let Some(last) = events.last() {
+        shared.durable.store(last.revision, Ordering::Release);
+        // No receivers is fine: nobody is watching.
+        let _ = shared.hub.send(Arc::from(events));
+    }
+    for (req, outcome) in writes.into_iter().zip(outcomes) {
+        let _ = req.reply.send(outcome);
+    }
+}
+
+type Abortable<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Applies `ops` in order inside one transaction. A failed precondition
+/// fails only its own op; a storage or decode error aborts the whole batch.
+fn apply_ops(
+    kv: &TransactionalTree,
+    log: &TransactionalTree,
+    meta: &TransactionalTree,
+    ops: &[&Op],
+    base: Revision,
+    now: u64,
+) -> Abortable<(Vec<Result<Outcome>>, Vec<Event>)> {
+    let mut revision = base;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    let mut events = Vec::with_capacity(ops.len());
+    for op in ops {
+        let (key, value, expected, is_create) = match op {
+            Op::Create { key, value } => (key, Some(value), None, true),
+            Op::Update { key, value, expected } => (key, Some(value), *expected, false),
+            Op::Delete { key, expected } => (key, None, *expected, false),
+            Op::Compact { .. } => continue,
+        };
+        let current = match kv.get(key.as_bytes())? {
+            Some(raw) => Some(decode_kv(key.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?),
+            None => None,
+        };
+        if let Err(e) = check_precondition(key, current.as_ref(), expected, is_create) {
+            outcomes.push(Err(e));
+            continue;
+        }
+        revision += 1;
+        let event = match value {
+            Some(value) => {
+                let new = KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    create_revision: current.as_ref().map_or(revision, |c| c.create_revision),
+                    mod_revision: revision,
+                    version: current.as_ref().map_or(1, |c| c.version + 1),
+                };
+                kv.insert(key.as_bytes(), encode_kv(&new))?;
+                outcomes.push(Ok(Outcome::Put(new.clone())));
+                Event { kind: EventKind::Put, revision, key: key.clone(), value: Some(new), prev: current }
+            }
+            None => {
+                kv.remove(key.as_bytes())?;
+                let prev = current.clone().expect("precondition guarantees the key exists");
+                outcomes.push(Ok(Outcome::Deleted(Deleted { revision, prev })));
+                Event { kind: EventKind::Delete, revision, key: key.clone(), value: None, prev: current }
+            }
+        };
+        log.insert(&revision_key(revision), encode_event(&event, now))?;
+        events.push(event);
+    }
+    if revision != base {
+        meta.insert(META_REVISION, &revision_key(revision))?;
+    }
+    Ok((outcomes, events))
+}
+
+fn check_precondition(
+    key: &str,
+    current: Option<&KeyValue>,
+    expected: Option<Revision>,
+    is_create: bool,
+) -> Result<()> {
+    match (current, is_create) {
+        (Some(_), true) => Err(StoreError::AlreadyExists { key: key.to_string() }),
+        (None, true) => Ok(()),
+        (None, false) => Err(StoreError::NotFound { key: key.to_string() }),
+        (Some(c), false) => match expected {
+            Some(expected) if expected != c.mod_revision => {
+                Err(StoreError::Conflict { key: key.to_string(), expected, actual: c.mod_revision })
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Drops log entries up to `target` (at most one chunk per call).
+fn compact_to(shared: &Shared, target: Revision) -> Result<()> {
+    let durable = shared.durable();
+    if target > durable {
+        return Err(StoreError::FutureRevision { requested: target, current: durable });
+    }
+    let from = shared.compacted();
+    if target <= from {
+        return Ok(());
+    }
+    // Readers check the compacted revision and scan the log under the read
+    // lock, so moving the mark and deleting under the write lock means no
+    // reader ever misses an event it was promised.
+    let _guard = shared.apply_lock.write();
+    shared.compacted.store(target, Ordering::Release);
+    shared.meta.insert(META_COMPACTED, &revision_key(target))?;
+    let mut batch = sled::Batch::default();
+    for item in shared.log.range(..=revision_key(target)) {
+        let (key, _) = item?;
+        batch.remove(key);
+    }
+    shared.log.apply_batch(batch)?;
+    shared.db.flush()?;
+    Ok(())
+}
+
+fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
+    let durable = shared.durable();
+    let mut target = durable.saturating_sub(policy.max_events);
+    let cutoff = unix_millis().saturating_sub(policy.max_age.as_millis() as u64);
+    for item in shared.log.range(revision_key(target + 1)..).take(COMPACTION_CHUNK) {
+        let (key, raw) = item?;
+        let revision = decode_revision(&key)?;
+        let (_, written) = decode_event(revision, &raw)?;
+        if written >= cutoff || revision > durable {
+            break;
+        }
+        target = revision;
+    }
+    // One chunk per pass keeps a long backlog from stalling writers.
+    target = target.min(shared.compacted() + COMPACTION_CHUNK as u64);
+    compact_to(shared, target)
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
