@@ -5,8 +5,12 @@
 //! for no benefit. Every decode is bounds-checked and returns
 //! [`StoreError::Corrupt`] instead of panicking on a damaged record.
 //!
+//! All records live in one sled tree, so that a batch of writes is one
+//! atomic `apply_batch`; the first key byte separates the key spaces:
+//! `k<key>` current state, `l<revision u64>` event log, `m<name>` metadata.
+//!
 //! - kv record: `create u64 | mod u64 | version u64 | value…` (big endian)
-//! - log record (key = revision as big-endian u64, so sled orders by it):
+//! - log record (key = `l` + revision as big-endian u64, so sled orders by it):
 //!   `kind u8 | unix_millis u64 | key_len u32 | key | flags u8 |
 //!   [value entry] | [prev entry]`, where an entry is
 //!   `create u64 | mod u64 | version u64 | len u32 | bytes`.
@@ -29,9 +33,9 @@ pub(crate) fn encode_kv(kv: &KeyValue) -> Vec<u8> {
     out
 }
 
-/// Decodes a kv-tree record.
+/// Decodes a current-state record; `key` is its tree key (with the space byte).
 pub(crate) fn decode_kv(key: &[u8], raw: &[u8]) -> Result<KeyValue> {
-    let key = decode_key("kv", key)?;
+    let key = decode_key("kv", key.strip_prefix(&[KV_SPACE]).unwrap_or(key))?;
     let mut r = Reader { buf: raw, tree: "kv", at: &key };
     let create_revision = r.u64()?;
     let mod_revision = r.u64()?;
@@ -39,19 +43,52 @@ pub(crate) fn decode_kv(key: &[u8], raw: &[u8]) -> Result<KeyValue> {
     Ok(KeyValue { value: Bytes::copy_from_slice(r.buf), key, create_revision, mod_revision, version })
 }
 
-/// The log-tree key of a revision.
-pub(crate) fn revision_key(revision: Revision) -> [u8; 8] {
+/// First key byte of current-state records.
+pub(crate) const KV_SPACE: u8 = b'k';
+/// First key byte of event-log records.
+pub(crate) const LOG_SPACE: u8 = b'l';
+
+/// The tree key of a key's current state.
+pub(crate) fn kv_key(key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(KV_SPACE);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The tree key of a revision's log record.
+pub(crate) fn log_key(revision: Revision) -> [u8; 9] {
+    let mut out = [LOG_SPACE; 9];
+    out[1..].copy_from_slice(&revision.to_be_bytes());
+    out
+}
+
+/// The tree key of a metadata record.
+pub(crate) fn meta_key(name: &str) -> Vec<u8> {
+    [b"m", name.as_bytes()].concat()
+}
+
+/// Encodes a revision value (metadata).
+pub(crate) fn encode_revision(revision: Revision) -> [u8; 8] {
     revision.to_be_bytes()
 }
 
-/// Decodes a log-tree key.
+/// Decodes a revision value (metadata).
 pub(crate) fn decode_revision(raw: &[u8]) -> Result<Revision> {
     let bytes: [u8; 8] = raw.try_into().map_err(|_| StoreError::Corrupt {
-        tree: "log",
+        tree: "meta",
         key: format!("{raw:?}"),
-        reason: "revision key is not 8 bytes".into(),
+        reason: "revision is not 8 bytes".into(),
     })?;
     Ok(Revision::from_be_bytes(bytes))
+}
+
+/// Decodes a log record's tree key.
+pub(crate) fn decode_log_key(raw: &[u8]) -> Result<Revision> {
+    match raw.split_first() {
+        Some((&LOG_SPACE, rest)) if rest.len() == 8 => decode_revision(rest),
+        _ => Err(StoreError::Corrupt { tree: "log", key: format!("{raw:?}"), reason: "not a log key".into() }),
+    }
 }
 
 /// Encodes a log record.
@@ -167,7 +204,8 @@ mod tests {
     fn kv_round_trips() {
         let k = kv("/a", "hello", 7);
         let raw = encode_kv(&k);
-        assert_eq!(decode_kv(b"/a", &raw).unwrap(), k);
+        assert_eq!(decode_kv(&kv_key("/a"), &raw).unwrap(), k);
+        assert_eq!(decode_log_key(&log_key(77)).unwrap(), 77);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Reads at a revision: the current kv state with later events undone.
 //!
-//! The kv tree holds only the newest state. To read at revision `r` we scan
+//! The kv key space holds only the newest state. To read at revision `r` we scan
 //! the log after `r`; the first event for each key there carries the key's
 //! state as of `r` (its `prev`, or absence). Those states override the kv
-//! tree during a merge in key order. Reads are therefore cheap when `r` is
+//! key space during a merge in key order. Reads are therefore cheap when `r` is
 //! recent — the common case: a paged list continues within seconds — and
 //! impossible once the events after `r` are compacted.
 
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::Shared;
-use crate::store::encoding::{decode_event, decode_kv, decode_revision, revision_key};
+use crate::store::encoding::{decode_event, decode_kv, decode_log_key, kv_key, log_key};
 use crate::store::{Event, KeyValue, RangeRequest, RangeResult, Result, Revision, StoreError};
 
 impl Shared {
@@ -37,9 +37,9 @@ impl Shared {
         start: &str,
     ) -> Result<BTreeMap<String, Option<KeyValue>>> {
         let mut states = BTreeMap::new();
-        for item in self.log.range(revision_key(revision + 1)..) {
+        for item in self.data.range(log_key(revision + 1)..=log_key(Revision::MAX)) {
             let (rev, raw) = item?;
-            let (event, _) = decode_event(decode_revision(&rev)?, &raw)?;
+            let (event, _) = decode_event(decode_log_key(&rev)?, &raw)?;
             if event.key.starts_with(prefix) && event.key.as_str() >= start {
                 states.entry(event.key).or_insert(event.prev);
             }
@@ -63,11 +63,12 @@ impl Shared {
         let limit = if request.limit == 0 { usize::MAX } else { request.limit };
 
         let mut kvs = Vec::new();
-        let mut current = self.kv.range(start.as_bytes()..).peekable();
+        let kv_prefix = kv_key(prefix);
+        let mut current = self.data.range(kv_key(&start)..).peekable();
         let mut older = overrides.iter().peekable();
         while kvs.len() <= limit {
             let next_current = match current.peek() {
-                Some(Ok((k, _))) if k.starts_with(prefix.as_bytes()) => Some(k.clone()),
+                Some(Ok((k, _))) if k.starts_with(&kv_prefix) => Some(k[1..].to_vec()),
                 Some(Err(e)) => return Err(StoreError::Io(e.clone())),
                 _ => None,
             };
@@ -76,7 +77,7 @@ impl Shared {
                 (None, None) => break,
                 (None, Some(_)) => true,
                 (Some(_), None) => false,
-                (Some(c), Some(o)) => o <= c.as_ref(),
+                (Some(c), Some(o)) => o <= c.as_slice(),
             };
             if take_older {
                 let (key, state) = older.next().expect("peeked");
@@ -101,15 +102,16 @@ impl Shared {
         let _guard = self.apply_lock.read();
         let revision = self.durable();
         // Events past the durable revision belong to a batch being flushed.
-        for item in self.log.range(revision_key(revision + 1)..) {
+        for item in self.data.range(log_key(revision + 1)..=log_key(Revision::MAX)) {
             let (rev, raw) = item?;
-            let (event, _) = decode_event(decode_revision(&rev)?, &raw)?;
+            let (event, _) = decode_event(decode_log_key(&rev)?, &raw)?;
             if event.key == key {
                 return Ok((event.prev, revision));
             }
         }
-        let current = match self.kv.get(key.as_bytes())? {
-            Some(raw) => Some(decode_kv(key.as_bytes(), &raw)?),
+        let tree_key = kv_key(key);
+        let current = match self.data.get(&tree_key)? {
+            Some(raw) => Some(decode_kv(&tree_key, &raw)?),
             None => None,
         };
         Ok((current, revision))
@@ -134,10 +136,10 @@ impl Shared {
         if after >= upto {
             return Ok((events, last));
         }
-        let range = (Bound::Excluded(revision_key(after)), Bound::Included(revision_key(upto)));
-        for item in self.log.range(range).take(max_scan) {
+        let range = (Bound::Excluded(log_key(after)), Bound::Included(log_key(upto)));
+        for item in self.data.range(range).take(max_scan) {
             let (rev, raw) = item?;
-            let revision = decode_revision(&rev)?;
+            let revision = decode_log_key(&rev)?;
             let (event, _) = decode_event(revision, &raw)?;
             last = revision;
             if event.key.starts_with(prefix) {

@@ -1,8 +1,7 @@
 //! The single writer thread: group commit, revision assignment, compaction.
 //!
 //! Writers queue requests; this thread takes everything queued (up to
-//! [`MAX_BATCH`]), applies it as one sled transaction over the kv, log and
-//! meta trees, fsyncs once, then publishes the new durable revision, hands
+//! [`MAX_BATCH`]), applies it as one atomic sled batch, fsyncs once, then publishes the new durable revision, hands
 //! the batch's events to watchers and answers every request. While one batch
 //! is being flushed the next one accumulates, so under load the fsync cost
 //! is shared by many writes.
@@ -11,14 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{CompactionPolicy, META_COMPACTED, META_REVISION, Shared};
 use crate::store::encoding::{
-    decode_event, decode_kv, decode_revision, encode_event, encode_kv, revision_key,
+    decode_event, decode_kv, decode_log_key, encode_event, encode_kv, encode_revision, kv_key,
+    log_key, meta_key,
 };
 use crate::store::{Deleted, Event, EventKind, KeyValue, Result, Revision, StoreError};
 
@@ -129,12 +129,7 @@ fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
     let now = unix_millis();
     let applied = {
         let _guard = shared.apply_lock.write();
-        (&shared.kv, &shared.log, &shared.meta)
-            .transaction(|(kv, log, meta)| apply_ops(kv, log, meta, &ops, base, now))
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(e) => e,
-                sled::transaction::TransactionError::Storage(e) => StoreError::Io(e),
-            })
+        apply_ops(&shared.data, &ops, base, now)
     };
     let (outcomes, events) = match applied {
         Ok(done) => done,
@@ -147,7 +142,9 @@ fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
             return;
         }
     };
-    if let Err(e) = shared.db.flush() {
+    // A batch whose every op failed its precondition wrote nothing.
+    let flushed = if events.is_empty() { Ok(0) } else { shared.db.flush() };
+    if let Err(e) = flushed {
         let reason = format!("fsync failed, store is read-only until restart: {e}");
         tracing::error!(%reason);
         *shared.failure.lock() = Some(reason.clone());
@@ -166,21 +163,15 @@ fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
     }
 }
 
-type Abortable<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
-
-/// Applies `ops` in order inside one transaction. A failed precondition
-/// fails only its own op; a storage or decode error aborts the whole batch.
-fn apply_ops(
-    kv: &TransactionalTree,
-    log: &TransactionalTree,
-    meta: &TransactionalTree,
-    ops: &[&Op],
-    base: Revision,
-    now: u64,
-) -> Abortable<(Vec<Result<Outcome>>, Vec<Event>)> {
+/// Applies `ops` in order as one atomic batch. A failed precondition or an
+/// undecodable record fails only its own op; a storage error fails the batch.
+fn apply_ops(tree: &sled::Tree, ops: &[&Op], base: Revision, now: u64) -> Result<(Vec<Result<Outcome>>, Vec<Event>)> {
     let mut revision = base;
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut events = Vec::with_capacity(ops.len());
+    let mut batch = sled::Batch::default();
+    // Earlier ops of this batch are not in the tree yet.
+    let mut pending: HashMap<&str, Option<KeyValue>> = HashMap::new();
     for op in ops {
         let (key, value, expected, is_create) = match op {
             Op::Create { key, value } => (key, Some(value), None, true),
@@ -188,9 +179,19 @@ fn apply_ops(
             Op::Delete { key, expected } => (key, None, *expected, false),
             Op::Compact { .. } => continue,
         };
-        let current = match kv.get(key.as_bytes())? {
-            Some(raw) => Some(decode_kv(key.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?),
-            None => None,
+        let tree_key = kv_key(key);
+        let current = match pending.get(key.as_str()) {
+            Some(state) => state.clone(),
+            None => match tree.get(&tree_key)? {
+                Some(raw) => match decode_kv(&tree_key, &raw) {
+                    Ok(kv) => Some(kv),
+                    Err(e) => {
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                },
+                None => None,
+            },
         };
         if let Err(e) = check_precondition(key, current.as_ref(), expected, is_create) {
             outcomes.push(Err(e));
@@ -206,22 +207,28 @@ fn apply_ops(
                     mod_revision: revision,
                     version: current.as_ref().map_or(1, |c| c.version + 1),
                 };
-                kv.insert(key.as_bytes(), encode_kv(&new))?;
+                batch.insert(tree_key, encode_kv(&new));
+                pending.insert(key, Some(new.clone()));
                 outcomes.push(Ok(Outcome::Put(new.clone())));
                 Event { kind: EventKind::Put, revision, key: key.clone(), value: Some(new), prev: current }
             }
             None => {
-                kv.remove(key.as_bytes())?;
-                let prev = current.clone().expect("precondition guarantees the key exists");
+                batch.remove(tree_key);
+                pending.insert(key, None);
+                let Some(prev) = current.clone() else {
+                    outcomes.push(Err(StoreError::NotFound { key: key.clone() }));
+                    continue;
+                };
                 outcomes.push(Ok(Outcome::Deleted(Deleted { revision, prev })));
                 Event { kind: EventKind::Delete, revision, key: key.clone(), value: None, prev: current }
             }
         };
-        log.insert(&revision_key(revision), encode_event(&event, now))?;
+        batch.insert(&log_key(revision), encode_event(&event, now));
         events.push(event);
     }
     if revision != base {
-        meta.insert(META_REVISION, &revision_key(revision))?;
+        batch.insert(meta_key(META_REVISION), &encode_revision(revision));
+        tree.apply_batch(batch)?;
     }
     Ok((outcomes, events))
 }
@@ -260,13 +267,13 @@ fn compact_to(shared: &Shared, target: Revision) -> Result<()> {
     // reader ever misses an event it was promised.
     let _guard = shared.apply_lock.write();
     shared.compacted.store(target, Ordering::Release);
-    shared.meta.insert(META_COMPACTED, &revision_key(target))?;
     let mut batch = sled::Batch::default();
-    for item in shared.log.range(..=revision_key(target)) {
+    batch.insert(meta_key(META_COMPACTED), &encode_revision(target));
+    for item in shared.data.range(log_key(0)..=log_key(target)) {
         let (key, _) = item?;
         batch.remove(key);
     }
-    shared.log.apply_batch(batch)?;
+    shared.data.apply_batch(batch)?;
     shared.db.flush()?;
     Ok(())
 }
@@ -275,9 +282,9 @@ fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
     let durable = shared.durable();
     let mut target = durable.saturating_sub(policy.max_events);
     let cutoff = unix_millis().saturating_sub(policy.max_age.as_millis() as u64);
-    for item in shared.log.range(revision_key(target + 1)..).take(COMPACTION_CHUNK) {
+    for item in shared.data.range(log_key(target + 1)..=log_key(Revision::MAX)).take(COMPACTION_CHUNK) {
         let (key, raw) = item?;
-        let revision = decode_revision(&key)?;
+        let revision = decode_log_key(&key)?;
         let (_, written) = decode_event(revision, &raw)?;
         if written >= cutoff || revision > durable {
             break;
