@@ -33,7 +33,11 @@ trait Target: Clone + Send + Sync + 'static {
     fn get(&mut self, key: String) -> impl Future<Output = BenchResult<usize>> + Send;
     fn range(&mut self, prefix: String) -> impl Future<Output = BenchResult<usize>> + Send;
     /// Starts a watcher that returns, per key suffix index, when it saw it.
-    fn watcher(&self, prefix: String, count: usize) -> impl Future<Output = BenchResult<tokio::task::JoinHandle<Vec<Instant>>>> + Send;
+    fn watcher(
+        &self,
+        prefix: String,
+        count: usize,
+    ) -> impl Future<Output = BenchResult<tokio::task::JoinHandle<Vec<Instant>>>> + Send;
 }
 
 #[derive(Clone)]
@@ -46,18 +50,36 @@ impl Target for Kelp {
     async fn put(&mut self, key: String, value: Bytes) -> BenchResult<()> {
         // Every benchmark key is new, so a create is the equivalent of an
         // etcd put (one durable write either way).
-        self.0.create(&key, value).await.map(|_| ()).map_err(|e| e.to_string())
+        self.0
+            .create(&key, value)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
     async fn get(&mut self, key: String) -> BenchResult<usize> {
         let (kv, _) = self.0.get(&key).await.map_err(|e| e.to_string())?;
         Ok(kv.map_or(0, |kv| kv.value.len()))
     }
     async fn range(&mut self, prefix: String) -> BenchResult<usize> {
-        let r = self.0.range(RangeRequest { prefix, ..Default::default() }).await.map_err(|e| e.to_string())?;
+        let r = self
+            .0
+            .range(RangeRequest {
+                prefix,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(r.kvs.len())
     }
-    async fn watcher(&self, prefix: String, count: usize) -> BenchResult<tokio::task::JoinHandle<Vec<Instant>>> {
-        let mut w = self.0.watch(&prefix, self.0.current_revision()).map_err(|e| e.to_string())?;
+    async fn watcher(
+        &self,
+        prefix: String,
+        count: usize,
+    ) -> BenchResult<tokio::task::JoinHandle<Vec<Instant>>> {
+        let mut w = self
+            .0
+            .watch(&prefix, self.0.current_revision())
+            .map_err(|e| e.to_string())?;
         Ok(tokio::spawn(async move {
             let mut seen = vec![None; count];
             let mut n = 0;
@@ -68,7 +90,9 @@ impl Target for Kelp {
                     n += 1;
                 }
             }
-            seen.into_iter().map(|t| t.unwrap_or_else(Instant::now)).collect()
+            seen.into_iter()
+                .map(|t| t.unwrap_or_else(Instant::now))
+                .collect()
         }))
     }
 }
@@ -81,30 +105,56 @@ struct Etcd {
 
 impl Target for Etcd {
     async fn fresh(&self) -> BenchResult<Self> {
-        let client = Client::connect([self.endpoint.as_str()], None).await.map_err(|e| e.to_string())?;
-        Ok(Etcd { endpoint: self.endpoint.clone(), client })
+        let client = Client::connect([self.endpoint.as_str()], None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Etcd {
+            endpoint: self.endpoint.clone(),
+            client,
+        })
     }
     async fn put(&mut self, key: String, value: Bytes) -> BenchResult<()> {
-        self.client.put(key, value.to_vec(), None).await.map(|_| ()).map_err(|e| e.to_string())
+        self.client
+            .put(key, value.to_vec(), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
     async fn get(&mut self, key: String) -> BenchResult<usize> {
-        let r = self.client.get(key, None).await.map_err(|e| e.to_string())?;
+        let r = self
+            .client
+            .get(key, None)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(r.kvs().first().map_or(0, |kv| kv.value().len()))
     }
     async fn range(&mut self, prefix: String) -> BenchResult<usize> {
-        let r = self.client.get(prefix, Some(GetOptions::new().with_prefix())).await.map_err(|e| e.to_string())?;
+        let r = self
+            .client
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(r.kvs().len())
     }
-    async fn watcher(&self, prefix: String, count: usize) -> BenchResult<tokio::task::JoinHandle<Vec<Instant>>> {
+    async fn watcher(
+        &self,
+        prefix: String,
+        count: usize,
+    ) -> BenchResult<tokio::task::JoinHandle<Vec<Instant>>> {
         let mut client = self.client.clone();
-        let mut stream = client.watch(prefix, Some(WatchOptions::new().with_prefix())).await.map_err(|e| e.to_string())?;
+        let mut stream = client
+            .watch(prefix, Some(WatchOptions::new().with_prefix()))
+            .await
+            .map_err(|e| e.to_string())?;
         // The first message confirms the watch is registered.
         stream.message().await.map_err(|e| e.to_string())?;
         Ok(tokio::spawn(async move {
             let mut seen = vec![None; count];
             let mut n = 0;
             while n < count {
-                let Ok(Some(msg)) = stream.message().await else { break };
+                let Ok(Some(msg)) = stream.message().await else {
+                    break;
+                };
                 for ev in msg.events() {
                     if let Some(i) = ev.kv().and_then(|kv| kv.key_str().ok()).and_then(index_of) {
                         seen[i] = Some(Instant::now());
@@ -112,7 +162,9 @@ impl Target for Etcd {
                     }
                 }
             }
-            seen.into_iter().map(|t| t.unwrap_or_else(Instant::now)).collect()
+            seen.into_iter()
+                .map(|t| t.unwrap_or_else(Instant::now))
+                .collect()
         }))
     }
 }
@@ -131,12 +183,26 @@ struct Figures {
 
 fn figures(mut latencies: Vec<Duration>, elapsed: Duration, ops: usize) -> Figures {
     latencies.sort();
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
-    Figures { ops_per_sec: ops as f64 / elapsed.as_secs_f64(), p50: pick(0.5), p99: pick(0.99) }
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        ops_per_sec: ops as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.5),
+        p99: pick(0.99),
+    }
 }
 
 /// Runs `per_worker` calls of `op` on each of `workers` connections.
-async fn run_workers<T, F, Fut>(target: &T, workers: usize, per_worker: usize, op: F) -> BenchResult<Figures>
+async fn run_workers<T, F, Fut>(
+    target: &T,
+    workers: usize,
+    per_worker: usize,
+    op: F,
+) -> BenchResult<Figures>
 where
     T: Target,
     F: Fn(T, usize, usize) -> Fut + Send + Sync + Clone + 'static,
@@ -189,16 +255,25 @@ async fn suite<T: Target>(target: &T, scale: f64) -> BenchResult<Vec<(String, Fi
     // Reads: 1000 keys under one prefix for point reads and the range.
     let mut loader = target.fresh().await?;
     for i in 0..1000 {
-        loader.put(format!("/bench/range/{i:04}"), value.clone()).await?;
+        loader
+            .put(format!("/bench/range/{i:04}"), value.clone())
+            .await?;
     }
     for readers in [1, 16] {
-        let f = run_workers(target, readers, n(20_000) / readers, |mut c, w, i| async move {
-            let got = c.get(format!("/bench/range/{:04}", (w * 7919 + i * 31) % 1000)).await?;
-            if got != 512 {
-                return Err(format!("read returned {got} bytes"));
-            }
-            Ok(c)
-        })
+        let f = run_workers(
+            target,
+            readers,
+            n(20_000) / readers,
+            |mut c, w, i| async move {
+                let got = c
+                    .get(format!("/bench/range/{:04}", (w * 7919 + i * 31) % 1000))
+                    .await?;
+                if got != 512 {
+                    return Err(format!("read returned {got} bytes"));
+                }
+                Ok(c)
+            },
+        )
         .await?;
         out.push((format!("get, {readers} reader(s)"), f));
     }
@@ -211,7 +286,10 @@ async fn suite<T: Target>(target: &T, scale: f64) -> BenchResult<Vec<(String, Fi
     })
     .await?;
     out.push(("range 1000 keys".into(), f));
-    out.push(("watch fan-out 100 watchers".into(), fan_out(target, 100, n(1000)).await?));
+    out.push((
+        "watch fan-out 100 watchers".into(),
+        fan_out(target, 100, n(1000)).await?,
+    ));
     Ok(out)
 }
 
@@ -232,8 +310,15 @@ async fn fan_out<T: Target>(target: &T, watchers: usize, events: usize) -> Bench
     }
     let mut latencies = Vec::with_capacity(events * watchers);
     for h in handles {
-        let seen = tokio::time::timeout(Duration::from_secs(120), h).await.map_err(|_| "watchers stalled".to_string())?.map_err(|e| e.to_string())?;
-        latencies.extend(seen.iter().zip(&sent).map(|(s, t)| s.saturating_duration_since(*t)));
+        let seen = tokio::time::timeout(Duration::from_secs(120), h)
+            .await
+            .map_err(|_| "watchers stalled".to_string())?
+            .map_err(|e| e.to_string())?;
+        latencies.extend(
+            seen.iter()
+                .zip(&sent)
+                .map(|(s, t)| s.saturating_duration_since(*t)),
+        );
     }
     Ok(figures(latencies, start.elapsed(), events * watchers))
 }
@@ -248,7 +333,10 @@ impl Drop for EtcdProcess {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 async fn start_etcd(dir: &std::path::Path) -> BenchResult<(EtcdProcess, Etcd)> {
@@ -258,9 +346,24 @@ async fn start_etcd(dir: &std::path::Path) -> BenchResult<(EtcdProcess, Etcd)> {
     let child = Command::new("etcd")
         .args(["--name", "bench", "--data-dir"])
         .arg(dir)
-        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &format!("bench={peer_url}"), "--log-level", "error"])
+        .args([
+            "--listen-client-urls",
+            &client_url,
+            "--advertise-client-urls",
+            &client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("bench={peer_url}"),
+            "--log-level",
+            "error",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -271,7 +374,13 @@ async fn start_etcd(dir: &std::path::Path) -> BenchResult<(EtcdProcess, Etcd)> {
         if let Ok(mut c) = Client::connect([client_url.as_str()], None).await
             && c.status().await.is_ok()
         {
-            return Ok((process, Etcd { endpoint: client_url, client: c }));
+            return Ok((
+                process,
+                Etcd {
+                    endpoint: client_url,
+                    client: c,
+                },
+            ));
         }
         if Instant::now() > deadline {
             return Err("etcd did not become ready in 30 s".into());
@@ -285,21 +394,44 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let scale: f64 = std::env::var("KELP_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let scale: f64 = std::env::var("KELP_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let result: BenchResult<()> = rt.block_on(async {
-        let dir = tempfile::tempdir_in(std::env::var("KELP_BENCH_DIR").unwrap_or_else(|_| "target".into())).map_err(|e| e.to_string())?;
-        let kelp = Kelp(SledStore::open(SledConfig::new(dir.path().join("kelp"))).map_err(|e| e.to_string())?);
+        let dir = tempfile::tempdir_in(
+            std::env::var("KELP_BENCH_DIR").unwrap_or_else(|_| "target".into()),
+        )
+        .map_err(|e| e.to_string())?;
+        let kelp = Kelp(
+            SledStore::open(SledConfig::new(dir.path().join("kelp"))).map_err(|e| e.to_string())?,
+        );
         let kelp_figures = suite(&kelp, scale).await?;
         drop(kelp);
         let (_etcd_process, etcd) = start_etcd(&dir.path().join("etcd")).await?;
         let etcd_figures = suite(&etcd, scale).await?;
-        println!("store benchmark (scale {scale}); latencies in ms; ratio = kelp ops/s / etcd ops/s");
-        println!("{:<30} {:>11} {:>8} {:>8} | {:>11} {:>8} {:>8} | {:>7}", "workload", "kelp ops/s", "p50", "p99", "etcd ops/s", "p50", "p99", "ratio");
+        println!(
+            "store benchmark (scale {scale}); latencies in ms; ratio = kelp ops/s / etcd ops/s"
+        );
+        println!(
+            "{:<30} {:>11} {:>8} {:>8} | {:>11} {:>8} {:>8} | {:>7}",
+            "workload", "kelp ops/s", "p50", "p99", "etcd ops/s", "p50", "p99", "ratio"
+        );
         for ((name, k), (_, e)) in kelp_figures.iter().zip(&etcd_figures) {
             println!(
                 "{:<30} {:>11.0} {:>8} {:>8} | {:>11.0} {:>8} {:>8} | {:>6.2}x",
-                name, k.ops_per_sec, ms(k.p50), ms(k.p99), e.ops_per_sec, ms(e.p50), ms(e.p99), k.ops_per_sec / e.ops_per_sec
+                name,
+                k.ops_per_sec,
+                ms(k.p50),
+                ms(k.p99),
+                e.ops_per_sec,
+                ms(e.p50),
+                ms(e.p99),
+                k.ops_per_sec / e.ops_per_sec
             );
         }
         Ok(())

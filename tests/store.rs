@@ -22,7 +22,15 @@ async fn revisions_are_dense_and_follow_write_order() {
     let a2 = store.update("/r/a", b("2"), None).await.unwrap();
     let c = store.create("/r/c", b("3")).await.unwrap();
     let del = store.delete("/r/a", None).await.unwrap();
-    assert_eq!((a.mod_revision, a2.mod_revision, c.mod_revision, del.revision), (1, 2, 3, 4));
+    assert_eq!(
+        (
+            a.mod_revision,
+            a2.mod_revision,
+            c.mod_revision,
+            del.revision
+        ),
+        (1, 2, 3, 4)
+    );
     assert_eq!((a2.create_revision, a2.version), (1, 2));
     assert_eq!(del.prev.value, b("2"));
     assert_eq!(store.current_revision(), 4);
@@ -34,14 +42,28 @@ async fn revisions_are_dense_and_follow_write_order() {
 async fn compare_and_swap_conflicts_are_distinct_errors() {
     let (_d, store) = common::temp_store();
     let v1 = store.create("/k", b("a")).await.unwrap();
-    assert!(matches!(store.create("/k", b("b")).await, Err(StoreError::AlreadyExists { .. })));
-    let v2 = store.update("/k", b("b"), Some(v1.mod_revision)).await.unwrap();
+    assert!(matches!(
+        store.create("/k", b("b")).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let v2 = store
+        .update("/k", b("b"), Some(v1.mod_revision))
+        .await
+        .unwrap();
     match store.update("/k", b("c"), Some(v1.mod_revision)).await {
-        Err(StoreError::Conflict { expected, actual, .. }) => assert_eq!((expected, actual), (1, v2.mod_revision)),
+        Err(StoreError::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (1, v2.mod_revision)),
         other => panic!("expected conflict, got {other:?}"),
     }
-    assert!(matches!(store.delete("/k", Some(1)).await, Err(StoreError::Conflict { .. })));
-    assert!(matches!(store.update("/missing", b("x"), None).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.delete("/k", Some(1)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.update("/missing", b("x"), None).await,
+        Err(StoreError::NotFound { .. })
+    ));
     store.delete("/k", Some(v2.mod_revision)).await.unwrap();
     // Failed preconditions consumed no revision.
     assert_eq!(store.current_revision(), 3);
@@ -60,7 +82,14 @@ async fn concurrent_cas_increments_lose_no_update() {
                     let (kv, _) = store.get("/counter").await.unwrap();
                     let kv = kv.unwrap();
                     let n: u64 = std::str::from_utf8(&kv.value).unwrap().parse().unwrap();
-                    match store.update("/counter", Bytes::from((n + 1).to_string()), Some(kv.mod_revision)).await {
+                    match store
+                        .update(
+                            "/counter",
+                            Bytes::from((n + 1).to_string()),
+                            Some(kv.mod_revision),
+                        )
+                        .await
+                    {
                         Ok(_) => break,
                         Err(StoreError::Conflict { .. }) => continue,
                         Err(e) => panic!("{e}"),
@@ -83,7 +112,14 @@ async fn paging_with_continue_sees_one_revision_despite_writes() {
         store.create(&format!("/p/{i:03}"), b("old")).await.unwrap();
     }
     store.create("/q/outside", b("x")).await.unwrap();
-    let first = store.range(RangeRequest { prefix: "/p/".into(), limit: 20, ..Default::default() }).await.unwrap();
+    let first = store
+        .range(RangeRequest {
+            prefix: "/p/".into(),
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(first.kvs.len(), 20);
     assert!(first.more);
     // Writes between pages: modify, delete and insert keys on later pages.
@@ -95,7 +131,12 @@ async fn paging_with_continue_sees_one_revision_despite_writes() {
     let mut after = first.kvs.last().map(|kv| kv.key.clone());
     loop {
         let page = store
-            .range(RangeRequest { prefix: "/p/".into(), limit: 20, continue_after: after.clone(), revision: Some(first.revision) })
+            .range(RangeRequest {
+                prefix: "/p/".into(),
+                limit: 20,
+                continue_after: after.clone(),
+                revision: Some(first.revision),
+            })
             .await
             .unwrap();
         assert_eq!(page.revision, first.revision);
@@ -110,7 +151,13 @@ async fn paging_with_continue_sees_one_revision_despite_writes() {
     assert_eq!(keys, expected);
     assert!(all.iter().all(|kv| kv.value == b("old")));
     // And the newest revision shows the writes.
-    let now = store.range(RangeRequest { prefix: "/p/".into(), ..Default::default() }).await.unwrap();
+    let now = store
+        .range(RangeRequest {
+            prefix: "/p/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(now.kvs.len(), 49);
     assert!(now.kvs.iter().any(|kv| kv.key == "/p/0455"));
 }
@@ -134,7 +181,10 @@ async fn watch_replays_then_follows_live_with_no_gap_under_concurrent_writers() 
                         store.delete(&key, None).await.unwrap();
                     }
                     // Noise outside the watched prefix.
-                    store.create(&format!("/other/{w}/{i}"), b("z")).await.unwrap();
+                    store
+                        .create(&format!("/other/{w}/{i}"), b("z"))
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -145,13 +195,24 @@ async fn watch_replays_then_follows_live_with_no_gap_under_concurrent_writers() 
     let expected = (100 - start + 8 * (100 + 34)) as usize;
     let mut seen = Vec::new();
     while seen.len() < expected {
-        let ev = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.expect("watch stalled").unwrap().unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .expect("watch stalled")
+            .unwrap()
+            .unwrap();
         assert!(ev.key.starts_with("/w/"));
         seen.push(ev.revision);
     }
     // Nothing more: no duplicates trail the expected events.
-    assert!(tokio::time::timeout(Duration::from_millis(300), watch.next()).await.is_err());
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "not strictly increasing");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), watch.next())
+            .await
+            .is_err()
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "not strictly increasing"
+    );
     assert_eq!(seen[0], start + 1);
     // Exactly the /w/ revisions a fresh replay of the whole log reports.
     let total = store.current_revision();
@@ -196,16 +257,44 @@ async fn compacted_revisions_are_refused_for_range_and_watch() {
     }
     store.compact(6).await.unwrap();
     assert_eq!(store.compacted_revision(), 6);
-    assert!(matches!(store.watch("/c/", 5), Err(StoreError::Compacted { requested: 5, compacted: 6 })));
-    let r = store.range(RangeRequest { prefix: "/c/".into(), revision: Some(3), ..Default::default() }).await;
+    assert!(matches!(
+        store.watch("/c/", 5),
+        Err(StoreError::Compacted {
+            requested: 5,
+            compacted: 6
+        })
+    ));
+    let r = store
+        .range(RangeRequest {
+            prefix: "/c/".into(),
+            revision: Some(3),
+            ..Default::default()
+        })
+        .await;
     assert!(matches!(r, Err(StoreError::Compacted { .. })));
     // At or after the compacted revision still works.
-    let at6 = store.range(RangeRequest { prefix: "/c/".into(), revision: Some(6), ..Default::default() }).await.unwrap();
+    let at6 = store
+        .range(RangeRequest {
+            prefix: "/c/".into(),
+            revision: Some(6),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(at6.kvs.len(), 6);
     let mut w = store.watch("/c/", 6).unwrap();
     assert_eq!(w.next().await.unwrap().unwrap().revision, 7);
-    assert!(matches!(store.compact(99).await, Err(StoreError::FutureRevision { .. })));
-    let future = store.range(RangeRequest { prefix: "/c/".into(), revision: Some(99), ..Default::default() }).await;
+    assert!(matches!(
+        store.compact(99).await,
+        Err(StoreError::FutureRevision { .. })
+    ));
+    let future = store
+        .range(RangeRequest {
+            prefix: "/c/".into(),
+            revision: Some(99),
+            ..Default::default()
+        })
+        .await;
     assert!(matches!(future, Err(StoreError::FutureRevision { .. })));
 }
 
@@ -219,9 +308,22 @@ async fn policy_compaction_keeps_at_most_max_events() {
     for i in 0..100 {
         store.create(&format!("/k/{i}"), b("v")).await.unwrap();
     }
-    assert!(store.compacted_revision() >= 79, "compacted {}", store.compacted_revision());
-    assert!(matches!(store.watch("/", 10), Err(StoreError::Compacted { .. })));
-    let all = store.range(RangeRequest { prefix: "/k/".into(), ..Default::default() }).await.unwrap();
+    assert!(
+        store.compacted_revision() >= 79,
+        "compacted {}",
+        store.compacted_revision()
+    );
+    assert!(matches!(
+        store.watch("/", 10),
+        Err(StoreError::Compacted { .. })
+    ));
+    let all = store
+        .range(RangeRequest {
+            prefix: "/k/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.kvs.len(), 100, "compaction drops history, never data");
 }
 
@@ -233,7 +335,10 @@ async fn data_survives_reopen_and_revision_continues() {
         let store = SledStore::open(common::manual_compaction(path.clone())).unwrap();
         store.create("/a", b("1")).await.unwrap();
         store.update("/a", b("2"), None).await.unwrap();
-        assert!(matches!(SledStore::open(common::manual_compaction(path.clone())), Err(StoreError::Locked { .. })));
+        assert!(matches!(
+            SledStore::open(common::manual_compaction(path.clone())),
+            Err(StoreError::Locked { .. })
+        ));
     }
     let store = SledStore::open(common::manual_compaction(path)).unwrap();
     assert_eq!(store.current_revision(), 2);
@@ -247,14 +352,22 @@ async fn data_survives_reopen_and_revision_continues() {
 async fn snapshot_round_trips_and_rejects_damage() {
     let (dir, store) = common::temp_store();
     for i in 0..2500 {
-        store.create(&format!("/s/{i:05}"), Bytes::from(vec![b'v'; i % 300])).await.unwrap();
+        store
+            .create(&format!("/s/{i:05}"), Bytes::from(vec![b'v'; i % 300]))
+            .await
+            .unwrap();
     }
     store.delete("/s/00007", None).await.unwrap();
     let file = dir.path().join("snap");
     let info = {
         let store = store.clone();
         let file = file.clone();
-        tokio::task::spawn_blocking(move || snapshot::save(&store, std::fs::File::create(&file).unwrap())).await.unwrap().unwrap()
+        tokio::task::spawn_blocking(move || {
+            snapshot::save(&store, std::fs::File::create(&file).unwrap())
+        })
+        .await
+        .unwrap()
+        .unwrap()
     };
     assert_eq!((info.keys, info.revision), (2499, 2501));
     let target = dir.path().join("restored");
@@ -262,11 +375,26 @@ async fn snapshot_round_trips_and_rejects_damage() {
     let restored_info = snapshot::restore(&bytes[..], &target).unwrap();
     assert_eq!(restored_info, info);
     let restored = SledStore::open(common::manual_compaction(target)).unwrap();
-    let a = store.range(RangeRequest { prefix: "/".into(), ..Default::default() }).await.unwrap();
-    let b_ = restored.range(RangeRequest { prefix: "/".into(), ..Default::default() }).await.unwrap();
+    let a = store
+        .range(RangeRequest {
+            prefix: "/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let b_ = restored
+        .range(RangeRequest {
+            prefix: "/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(a.kvs, b_.kvs);
     assert_eq!(restored.current_revision(), 2501);
-    assert!(matches!(restored.watch("/", 100), Err(StoreError::Compacted { .. })));
+    assert!(matches!(
+        restored.watch("/", 100),
+        Err(StoreError::Compacted { .. })
+    ));
     // A flipped byte or a truncated file restores nothing.
     let mut damaged = bytes.clone();
     damaged[bytes.len() / 2] ^= 0xff;
@@ -296,11 +424,19 @@ mod model {
     }
 
     fn key(k: u8) -> String {
-        if k == 5 { "/other/k".to_string() } else { format!("/m/{k}") }
+        if k == 5 {
+            "/other/k".to_string()
+        } else {
+            format!("/m/{k}")
+        }
     }
 
     fn expect_strategy() -> impl Strategy<Value = Expect> {
-        prop_oneof![Just(Expect::Any), Just(Expect::Current), Just(Expect::Stale)]
+        prop_oneof![
+            Just(Expect::Any),
+            Just(Expect::Current),
+            Just(Expect::Stale)
+        ]
     }
 
     fn op_strategy() -> impl Strategy<Value = Op> {
@@ -390,7 +526,6 @@ mod model {
     }
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_watcher_that_falls_behind_catches_up_from_the_log() {
     let (_d, store) = common::temp_store();
@@ -400,7 +535,11 @@ async fn a_watcher_that_falls_behind_catches_up_from_the_log() {
         store.create(&format!("/lag/{i}"), b("v")).await.unwrap();
     }
     for rev in 1..=3000u64 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.expect("stalled").unwrap().unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .expect("stalled")
+            .unwrap()
+            .unwrap();
         assert_eq!(ev.revision, rev);
     }
 }

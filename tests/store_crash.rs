@@ -28,7 +28,11 @@ const ROUND_ENV: &str = "KELP_CRASH_CHILD_ROUND";
 fn crash_child() {
     let dir = std::env::var(DIR_ENV).expect("run by the crash test");
     let round: usize = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let store = SledStore::open(common::manual_compaction(dir.into())).unwrap();
         println!("READY");
@@ -38,7 +42,10 @@ fn crash_child() {
                 tokio::spawn(async move {
                     for i in 0.. {
                         let key = format!("/crash/{round}/{t}/{i}");
-                        let kv = store.create(&key, Bytes::from(format!("{round}-{t}-{i}"))).await.unwrap();
+                        let kv = store
+                            .create(&key, Bytes::from(format!("{round}-{t}-{i}")))
+                            .await
+                            .unwrap();
                         println!("ACK put {key} {}", kv.mod_revision);
                         if i % 4 == 3 {
                             let d = store.delete(&key, Some(kv.mod_revision)).await.unwrap();
@@ -58,13 +65,23 @@ fn crash_child() {
 fn kill_9_at_random_moments_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut rng = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut rng = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     let mut acked_puts: BTreeMap<String, u64> = BTreeMap::new();
     let mut acked_dels: BTreeSet<String> = BTreeSet::new();
     let mut total_acks = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(DIR_ENV, &db)
             .env(ROUND_ENV, round.to_string())
             .stdout(Stdio::piped())
@@ -88,7 +105,10 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let delay = Duration::from_millis(20 + rng % 400);
-        let _ = lines_rx.recv_timeout(Duration::from_secs(3600)).ok().map(|_| ());
+        let _ = lines_rx
+            .recv_timeout(Duration::from_secs(3600))
+            .ok()
+            .map(|_| ());
         let deadline = std::time::Instant::now() + delay;
         let mut lines = Vec::new();
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -117,31 +137,59 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
         }
         verify(&db, &acked_puts, &acked_dels);
     }
-    assert!(total_acks > ROUNDS * 10, "children acknowledged too little to prove anything: {total_acks}");
+    assert!(
+        total_acks > ROUNDS * 10,
+        "children acknowledged too little to prove anything: {total_acks}"
+    );
 }
 
 /// The child deletes every fourth key right after creating it.
 fn may_have_been_deleted(key: &str) -> bool {
-    key.rsplit('/').next().and_then(|i| i.parse::<u64>().ok()).is_some_and(|i| i % 4 == 3)
+    key.rsplit('/')
+        .next()
+        .and_then(|i| i.parse::<u64>().ok())
+        .is_some_and(|i| i % 4 == 3)
 }
 
 fn verify(db: &std::path::Path, puts: &BTreeMap<String, u64>, dels: &BTreeSet<String>) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let store = SledStore::open(common::manual_compaction(db.to_path_buf())).expect("store reopens after kill -9");
-        let now = store.range(RangeRequest { prefix: "/".into(), ..Default::default() }).await.unwrap();
-        let state: BTreeMap<String, (Bytes, u64)> =
-            now.kvs.iter().map(|kv| (kv.key.clone(), (kv.value.clone(), kv.mod_revision))).collect();
+        let store = SledStore::open(common::manual_compaction(db.to_path_buf()))
+            .expect("store reopens after kill -9");
+        let now = store
+            .range(RangeRequest {
+                prefix: "/".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let state: BTreeMap<String, (Bytes, u64)> = now
+            .kvs
+            .iter()
+            .map(|kv| (kv.key.clone(), (kv.value.clone(), kv.mod_revision)))
+            .collect();
         for (key, rev) in puts {
             if dels.contains(key) {
-                assert!(!state.contains_key(key), "acknowledged delete of {key} was lost");
+                assert!(
+                    !state.contains_key(key),
+                    "acknowledged delete of {key} was lost"
+                );
             } else if may_have_been_deleted(key) {
                 // Its delete may have committed with the ACK unprinted.
                 if let Some((_, mod_rev)) = state.get(key) {
                     assert_eq!(mod_rev, rev, "{key} has the wrong revision");
                 }
             } else {
-                let (_, mod_rev) = state.get(key).unwrap_or_else(|| panic!("acknowledged create of {key} (rev {rev}) was lost; store at revision {}", store.current_revision()));
+                let (_, mod_rev) = state.get(key).unwrap_or_else(|| {
+                    panic!(
+                        "acknowledged create of {key} (rev {rev}) was lost; store at revision {}",
+                        store.current_revision()
+                    )
+                });
                 assert_eq!(mod_rev, rev, "{key} has the wrong revision");
             }
         }
@@ -159,11 +207,17 @@ fn verify(db: &std::path::Path, puts: &BTreeMap<String, u64>, dels: &BTreeSet<St
                     replayed.insert(ev.key, (v.value, v.mod_revision));
                 }
                 EventKind::Delete => {
-                    assert!(replayed.remove(&ev.key).is_some(), "delete of a key that did not exist");
+                    assert!(
+                        replayed.remove(&ev.key).is_some(),
+                        "delete of a key that did not exist"
+                    );
                 }
             }
         }
         assert_eq!(replayed, state, "event log disagrees with the data");
-        assert!(!matches!(store.watch("/", 0), Err(StoreError::Compacted { .. })));
+        assert!(!matches!(
+            store.watch("/", 0),
+            Err(StoreError::Compacted { .. })
+        ));
     });
 }

@@ -24,10 +24,17 @@ pub(super) fn run(args: AgentArgs) -> anyhow::Result<()> {
     // Required, but checked here rather than by clap so that the config
     // file can supply them.
     let Some(server) = args.server else {
-        anyhow::bail!("--server is required (or KELP_SERVER, or 'server' in the config file), e.g. --server https://10.0.0.1:6443");
+        anyhow::bail!(
+            "--server is required (or KELP_SERVER, or 'server' in the config file), e.g. --server https://10.0.0.1:6443"
+        );
     };
     if args.token.as_deref().is_none_or(str::is_empty) {
-        anyhow::bail!("--token is required (or KELP_TOKEN, or 'token' in the config file); read it from <data-dir>/server/token on the server");
+        anyhow::bail!(
+            "--token is required (or KELP_TOKEN, or 'token' in the config file); read it from <data-dir>/server/token on the server"
+        );
     }
-    anyhow::bail!("joining {} is not implemented in this version of kelp yet", server.0)
+    anyhow::bail!(
+        "joining {} is not implemented in this version of kelp yet",
+        server.0
+    )
 }

@@ -34,17 +34,72 @@ pub(super) fn run(_args: CheckConfigArgs) -> anyhow::Result<()> {
             })
     };
     let checks = [
-        Check { name: "cgroups", required: true, ok: !v2.is_empty() || !v1.is_empty(), hint: "mount cgroupfs (v2 preferred)" },
-        Check { name: "cgroup controller cpu", required: true, ok: has_controller("cpu"), hint: "enable the cpu controller" },
-        Check { name: "cgroup controller memory", required: true, ok: has_controller("memory"), hint: "boot with cgroup_enable=memory" },
-        Check { name: "cgroup controller pids", required: true, ok: has_controller("pids"), hint: "enable the pids controller" },
-        Check { name: "overlay filesystem", required: true, ok: filesystems.contains("overlay") || module_available("overlay"), hint: "modprobe overlay" },
-        Check { name: "network namespaces", required: true, ok: Path::new("/proc/self/ns/net").exists(), hint: "kernel needs CONFIG_NET_NS" },
-        Check { name: "bridge netfilter", required: false, ok: Path::new("/proc/sys/net/bridge").exists() || module_available("br_netfilter"), hint: "modprobe br_netfilter (Services reached from pods on the same node need it)" },
-        Check { name: "vxlan", required: false, ok: Path::new("/sys/module/vxlan").exists() || module_available("vxlan"), hint: "modprobe vxlan (needed for multi-node pod networking)" },
-        Check { name: "iptables", required: true, ok: in_path("iptables"), hint: "apt-get install iptables" },
-        Check { name: "containerd", required: false, ok: in_path("containerd"), hint: "apt-get install containerd, or pass --container-runtime-endpoint" },
-        Check { name: "runc", required: true, ok: in_path("runc"), hint: "apt-get install runc" },
+        Check {
+            name: "cgroups",
+            required: true,
+            ok: !v2.is_empty() || !v1.is_empty(),
+            hint: "mount cgroupfs (v2 preferred)",
+        },
+        Check {
+            name: "cgroup controller cpu",
+            required: true,
+            ok: has_controller("cpu"),
+            hint: "enable the cpu controller",
+        },
+        Check {
+            name: "cgroup controller memory",
+            required: true,
+            ok: has_controller("memory"),
+            hint: "boot with cgroup_enable=memory",
+        },
+        Check {
+            name: "cgroup controller pids",
+            required: true,
+            ok: has_controller("pids"),
+            hint: "enable the pids controller",
+        },
+        Check {
+            name: "overlay filesystem",
+            required: true,
+            ok: filesystems.contains("overlay") || module_available("overlay"),
+            hint: "modprobe overlay",
+        },
+        Check {
+            name: "network namespaces",
+            required: true,
+            ok: Path::new("/proc/self/ns/net").exists(),
+            hint: "kernel needs CONFIG_NET_NS",
+        },
+        Check {
+            name: "bridge netfilter",
+            required: false,
+            ok: Path::new("/proc/sys/net/bridge").exists() || module_available("br_netfilter"),
+            hint: "modprobe br_netfilter (Services reached from pods on the same node need it)",
+        },
+        Check {
+            name: "vxlan",
+            required: false,
+            ok: Path::new("/sys/module/vxlan").exists() || module_available("vxlan"),
+            hint: "modprobe vxlan (needed for multi-node pod networking)",
+        },
+        Check {
+            name: "iptables",
+            required: true,
+            ok: in_path("iptables"),
+            hint: "apt-get install iptables",
+        },
+        Check {
+            name: "containerd",
+            required: false,
+            ok: in_path("containerd"),
+            hint: "apt-get install containerd, or pass --container-runtime-endpoint",
+        },
+        Check {
+            name: "runc",
+            required: true,
+            ok: in_path("runc"),
+            hint: "apt-get install runc",
+        },
     ];
     let mut missing = 0;
     for c in &checks {
@@ -73,11 +128,18 @@ fn module_available(name: &str) -> bool {
     if Path::new("/sys/module").join(name).exists() {
         return true;
     }
-    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else { return false };
-    let dep = Path::new("/lib/modules").join(release.trim()).join("modules.dep");
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let dep = Path::new("/lib/modules")
+        .join(release.trim())
+        .join("modules.dep");
     std::fs::read_to_string(dep).is_ok_and(|deps| {
         deps.lines().any(|l| {
-            l.split(':').next().and_then(|p| p.rsplit('/').next()).is_some_and(|f| f.starts_with(&format!("{name}.ko")))
+            l.split(':')
+                .next()
+                .and_then(|p| p.rsplit('/').next())
+                .is_some_and(|f| f.starts_with(&format!("{name}.ko")))
         })
     })
 }

@@ -40,7 +40,9 @@ pub enum ConfigFileError {
         reason: String,
     },
     /// A key names no flag of any kelp command.
-    #[error("config file {path}: unknown key {key:?} (keys are long flag names, e.g. data-dir, cluster-cidr)")]
+    #[error(
+        "config file {path}: unknown key {key:?} (keys are long flag names, e.g. data-dir, cluster-cidr)"
+    )]
     UnknownKey {
         /// The config file.
         path: PathBuf,
@@ -72,17 +74,27 @@ pub fn layer(
     let (mut cmd, mut m) = (root, matches);
     while let Some((name, sub)) = m.subcommand() {
         path.push(name.to_string());
-        cmd = cmd.find_subcommand(name).expect("clap matched this subcommand");
+        cmd = cmd
+            .find_subcommand(name)
+            .expect("clap matched this subcommand");
         m = sub;
     }
     if cmd.get_arguments().all(|a| a.get_id() != "config") {
         return Ok((argv.to_vec(), None));
     }
-    let explicit = matches!(m.value_source("config"), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
-    let file = m.get_one::<PathBuf>("config").cloned().unwrap_or_else(|| DEFAULT_CONFIG_PATH.into());
+    let explicit = matches!(
+        m.value_source("config"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
+    let file = m
+        .get_one::<PathBuf>("config")
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_CONFIG_PATH.into());
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok((argv.to_vec(), None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok((argv.to_vec(), None));
+        }
         Err(source) => return Err(ConfigFileError::Read { path: file, source }),
     };
     let extra = file_args(root, cmd, m, &file, &text)?;
@@ -90,7 +102,7 @@ pub fn layer(
     let mut out = vec![argv[0].clone()];
     let mut rest = argv[1..].iter().peekable();
     for name in &path {
-        while let Some(arg) = rest.next() {
+        for arg in rest.by_ref() {
             out.push(arg.clone());
             if arg.to_str() == Some(name) {
                 break;
@@ -109,12 +121,20 @@ fn file_args(
     file: &Path,
     text: &str,
 ) -> Result<Vec<OsString>, ConfigFileError> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text)
-        .map_err(|e| ConfigFileError::Syntax { path: file.into(), reason: e.to_string().replace('\n', " ") })?;
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| ConfigFileError::Syntax {
+            path: file.into(),
+            reason: e.to_string().replace('\n', " "),
+        })?;
     let map = match doc {
         serde_yaml::Value::Mapping(map) => map,
         serde_yaml::Value::Null => return Ok(Vec::new()),
-        _ => return Err(ConfigFileError::Syntax { path: file.into(), reason: "expected a mapping of flag names to values".into() }),
+        _ => {
+            return Err(ConfigFileError::Syntax {
+                path: file.into(),
+                reason: "expected a mapping of flag names to values".into(),
+            });
+        }
     };
     let everywhere = all_long_flags(root);
     let mut args = Vec::new();
@@ -133,21 +153,37 @@ fn file_args(
             Some(name) => (name.to_string(), true),
             None => (key.clone(), false),
         };
-        let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(name.as_str())) else {
+        let Some(arg) = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name.as_str()))
+        else {
             if everywhere.contains(&name) {
                 continue; // a key for another command (e.g. a server flag under `kelp agent`)
             }
-            return Err(ConfigFileError::UnknownKey { path: file.into(), key });
+            return Err(ConfigFileError::UnknownKey {
+                path: file.into(),
+                key,
+            });
         };
         if name == "config" {
-            return Err(ConfigFileError::BadValue { path: file.into(), key, reason: "cannot be set from the config file itself".into() });
+            return Err(ConfigFileError::BadValue {
+                path: file.into(),
+                key,
+                reason: "cannot be set from the config file itself".into(),
+            });
         }
-        let set_by_user =
-            matches!(m.value_source(arg.get_id().as_str()), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
+        let set_by_user = matches!(
+            m.value_source(arg.get_id().as_str()),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
         if set_by_user && !append {
             continue;
         }
-        for value in scalars(&value).map_err(|reason| ConfigFileError::BadValue { path: file.into(), key: key.clone(), reason })? {
+        for value in scalars(&value).map_err(|reason| ConfigFileError::BadValue {
+            path: file.into(),
+            key: key.clone(),
+            reason,
+        })? {
             args.push(OsString::from(format!("--{name}={value}")));
         }
     }
@@ -170,7 +206,11 @@ fn scalars(value: &serde_yaml::Value) -> Result<Vec<String>, String> {
 }
 
 fn all_long_flags(cmd: &Command) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = cmd.get_arguments().filter_map(|a| a.get_long()).map(str::to_string).collect();
+    let mut out: BTreeSet<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(str::to_string)
+        .collect();
     for sub in cmd.get_subcommands() {
         out.extend(all_long_flags(sub));
     }

@@ -58,14 +58,19 @@ pub struct Label {
 impl FromStr for Label {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (key, value) = s.split_once('=').ok_or("expected key=value, e.g. tier=edge")?;
+        let (key, value) = s
+            .split_once('=')
+            .ok_or("expected key=value, e.g. tier=edge")?;
         validate_qualified_name(key)?;
         if value.len() > 63 || !value.is_empty() && !is_name_segment(value) {
             return Err(format!(
                 "label value {value:?} must be at most 63 characters of [A-Za-z0-9_.-], starting and ending alphanumeric"
             ));
         }
-        Ok(Label { key: key.into(), value: value.into() })
+        Ok(Label {
+            key: key.into(),
+            value: value.into(),
+        })
     }
 }
 
@@ -104,7 +109,11 @@ impl FromStr for Taint {
         };
         let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
         validate_qualified_name(key)?;
-        Ok(Taint { key: key.into(), value: value.into(), effect })
+        Ok(Taint {
+            key: key.into(),
+            value: value.into(),
+            effect,
+        })
     }
 }
 
@@ -138,7 +147,9 @@ pub struct ServerUrl(pub String);
 impl FromStr for ServerUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let rest = s.strip_prefix("https://").ok_or("expected https://HOST:PORT, e.g. https://10.0.0.1:6443")?;
+        let rest = s
+            .strip_prefix("https://")
+            .ok_or("expected https://HOST:PORT, e.g. https://10.0.0.1:6443")?;
         if rest.is_empty() || rest.contains(char::is_whitespace) {
             return Err("expected https://HOST:PORT, e.g. https://10.0.0.1:6443".into());
         }
@@ -191,12 +202,15 @@ fn validate_qualified_name(key: &str) -> Result<(), String> {
             && prefix.len() <= 253
             && prefix.split('.').all(|l| {
                 !l.is_empty()
-                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             });
         if !ok {
-            return Err(format!("key {key:?}: prefix must be a DNS subdomain, e.g. example.com/"));
+            return Err(format!(
+                "key {key:?}: prefix must be a DNS subdomain, e.g. example.com/"
+            ));
         }
     }
     Ok(())
@@ -206,7 +220,8 @@ fn is_name_segment(s: &str) -> bool {
     let b = s.as_bytes();
     b.first().is_some_and(u8::is_ascii_alphanumeric)
         && b.last().is_some_and(u8::is_ascii_alphanumeric)
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
@@ -217,13 +232,21 @@ mod tests {
     fn cidr_rejects_garbage_and_host_bits() {
         assert!("10.42.0.0/16".parse::<Cidr>().is_ok());
         assert!("10.42.0.0".parse::<Cidr>().unwrap_err().contains("CIDR"));
-        assert!("10.42.1.0/16".parse::<Cidr>().unwrap_err().contains("10.42.0.0/16"));
+        assert!(
+            "10.42.1.0/16"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("10.42.0.0/16")
+        );
     }
 
     #[test]
     fn taints_and_labels_parse() {
         let t: Taint = "dedicated=gpu:NoSchedule".parse().unwrap();
-        assert_eq!((t.key.as_str(), t.value.as_str(), t.effect), ("dedicated", "gpu", TaintEffect::NoSchedule));
+        assert_eq!(
+            (t.key.as_str(), t.value.as_str(), t.effect),
+            ("dedicated", "gpu", TaintEffect::NoSchedule)
+        );
         let t: Taint = "node-role.kubernetes.io/master:NoExecute".parse().unwrap();
         assert_eq!(t.value, "");
         assert!("x=y:Sometimes".parse::<Taint>().is_err());
@@ -237,7 +260,13 @@ mod tests {
     fn modes_and_ranges() {
         assert_eq!("0644".parse::<FileMode>().unwrap(), FileMode(0o644));
         assert!("0999".parse::<FileMode>().is_err());
-        assert_eq!("30000-32767".parse::<PortRange>().unwrap(), PortRange { low: 30000, high: 32767 });
+        assert_eq!(
+            "30000-32767".parse::<PortRange>().unwrap(),
+            PortRange {
+                low: 30000,
+                high: 32767
+            }
+        );
         assert!("5-1".parse::<PortRange>().is_err());
     }
 }

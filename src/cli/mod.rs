@@ -6,10 +6,10 @@
 //! never a panic or a debug dump.
 
 mod agent;
-mod node_args;
 mod check_config;
 pub mod config_file;
 pub mod flag_values;
+mod node_args;
 mod server;
 mod snapshot;
 mod token;
@@ -89,9 +89,16 @@ pub fn parse(argv: &[OsString]) -> Result<Cli, ExitCode> {
     };
     let matches = match root.try_get_matches_from(&argv) {
         Ok(m) => m,
-        Err(e) if file.is_some() && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(e)
+            if file.is_some()
+                && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) =>
+        {
             let file = file.unwrap_or_default();
-            eprintln!("error: config file {}: {}", file.display(), clap_one_line(&e));
+            eprintln!(
+                "error: config file {}: {}",
+                file.display(),
+                clap_one_line(&e)
+            );
             return Err(ExitCode::from(1));
         }
         Err(e) => return Err(report(e)),
@@ -101,7 +108,9 @@ pub fn parse(argv: &[OsString]) -> Result<Cli, ExitCode> {
 
 fn report(e: clap::Error) -> ExitCode {
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             ExitCode::from(if e.use_stderr() { 1 } else { 0 })
         }
@@ -117,13 +126,19 @@ fn clap_one_line(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
     let first = rendered.lines().next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    let tip = rendered.lines().find_map(|l| l.trim().strip_prefix("tip: ")).map(|t| format!(" ({t})"));
+    let tip = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tip: "))
+        .map(|t| format!(" ({t})"));
     format!("{first}{}", tip.unwrap_or_default())
 }
 
 /// An anyhow chain as one line: "outer: cause: root cause".
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Installs the log subscriber (`RUST_LOG` overrides; `--debug` = debug).
@@ -131,5 +146,8 @@ fn init_logging(debug: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -15,7 +15,13 @@ pub struct CommonArgs {
     #[arg(short = 'c', long, env = "KELP_CONFIG", value_name = "FILE", default_value = super::config_file::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
     /// Directory for all state.
-    #[arg(short = 'd', long, env = "KELP_DATA_DIR", value_name = "DIR", default_value = "/var/lib/kelp")]
+    #[arg(
+        short = 'd',
+        long,
+        env = "KELP_DATA_DIR",
+        value_name = "DIR",
+        default_value = "/var/lib/kelp"
+    )]
     pub data_dir: PathBuf,
     /// Log at debug level.
     #[arg(long, env = "KELP_DEBUG", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
@@ -32,10 +38,20 @@ pub struct NodeArgs {
     #[arg(long, env = "KELP_NODE_IP", value_name = "IP")]
     pub node_ip: Option<IpAddr>,
     /// Label to register the node with, key=value (repeatable).
-    #[arg(long, env = "KELP_NODE_LABEL", value_name = "KEY=VALUE", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "KELP_NODE_LABEL",
+        value_name = "KEY=VALUE",
+        value_delimiter = ','
+    )]
     pub node_label: Vec<Label>,
     /// Taint to register the node with, key[=value]:Effect (repeatable).
-    #[arg(long, env = "KELP_NODE_TAINT", value_name = "TAINT", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "KELP_NODE_TAINT",
+        value_name = "TAINT",
+        value_delimiter = ','
+    )]
     pub node_taint: Vec<Taint>,
     /// Use this containerd socket instead of starting containerd.
     #[arg(long, env = "KELP_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]

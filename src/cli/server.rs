@@ -22,7 +22,12 @@ pub struct ServerArgs {
     #[arg(long, env = "KELP_HTTPS_LISTEN_PORT", value_name = "PORT", default_value_t = 6443, value_parser = clap::value_parser!(u16).range(1..))]
     https_listen_port: u16,
     /// Address the API listens on.
-    #[arg(long, env = "KELP_BIND_ADDRESS", value_name = "IP", default_value = "0.0.0.0")]
+    #[arg(
+        long,
+        env = "KELP_BIND_ADDRESS",
+        value_name = "IP",
+        default_value = "0.0.0.0"
+    )]
     bind_address: IpAddr,
     /// Extra hostname or IP for the serving certificate (repeatable).
     #[arg(long, env = "KELP_TLS_SAN", value_name = "NAME", value_delimiter = ',')]
@@ -31,22 +36,52 @@ pub struct ServerArgs {
     #[arg(short = 't', long, env = "KELP_TOKEN", value_name = "TOKEN")]
     token: Option<String>,
     /// Pod network (a /24 per node is carved from it).
-    #[arg(long, env = "KELP_CLUSTER_CIDR", value_name = "CIDR", default_value = "10.42.0.0/16")]
+    #[arg(
+        long,
+        env = "KELP_CLUSTER_CIDR",
+        value_name = "CIDR",
+        default_value = "10.42.0.0/16"
+    )]
     cluster_cidr: Cidr,
     /// Service ClusterIP range.
-    #[arg(long, env = "KELP_SERVICE_CIDR", value_name = "CIDR", default_value = "10.43.0.0/16")]
+    #[arg(
+        long,
+        env = "KELP_SERVICE_CIDR",
+        value_name = "CIDR",
+        default_value = "10.43.0.0/16"
+    )]
     service_cidr: Cidr,
     /// ClusterIP of the cluster DNS service.
-    #[arg(long, env = "KELP_CLUSTER_DNS", value_name = "IP", default_value = "10.43.0.10")]
+    #[arg(
+        long,
+        env = "KELP_CLUSTER_DNS",
+        value_name = "IP",
+        default_value = "10.43.0.10"
+    )]
     cluster_dns: IpAddr,
     /// Cluster domain.
-    #[arg(long, env = "KELP_CLUSTER_DOMAIN", value_name = "DOMAIN", default_value = "cluster.local")]
+    #[arg(
+        long,
+        env = "KELP_CLUSTER_DOMAIN",
+        value_name = "DOMAIN",
+        default_value = "cluster.local"
+    )]
     cluster_domain: String,
     /// NodePort range.
-    #[arg(long, env = "KELP_SERVICE_NODE_PORT_RANGE", value_name = "LOW-HIGH", default_value = "30000-32767")]
+    #[arg(
+        long,
+        env = "KELP_SERVICE_NODE_PORT_RANGE",
+        value_name = "LOW-HIGH",
+        default_value = "30000-32767"
+    )]
     service_node_port_range: PortRange,
     /// Pod network backend.
-    #[arg(long, env = "KELP_FLANNEL_BACKEND", value_enum, default_value = "vxlan")]
+    #[arg(
+        long,
+        env = "KELP_FLANNEL_BACKEND",
+        value_enum,
+        default_value = "vxlan"
+    )]
     flannel_backend: FlannelBackend,
     /// Do not run a packaged component (repeatable).
     #[arg(long, env = "KELP_DISABLE", value_enum, value_delimiter = ',')]
@@ -55,10 +90,21 @@ pub struct ServerArgs {
     #[arg(long, env = "KELP_DISABLE_AGENT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     disable_agent: bool,
     /// Where to write the admin kubeconfig.
-    #[arg(short = 'o', long, env = "KELP_WRITE_KUBECONFIG", value_name = "FILE", default_value = "/etc/kelp/kelp.yaml")]
+    #[arg(
+        short = 'o',
+        long,
+        env = "KELP_WRITE_KUBECONFIG",
+        value_name = "FILE",
+        default_value = "/etc/kelp/kelp.yaml"
+    )]
     write_kubeconfig: PathBuf,
     /// File mode of the admin kubeconfig (octal).
-    #[arg(long, env = "KELP_WRITE_KUBECONFIG_MODE", value_name = "MODE", default_value = "0600")]
+    #[arg(
+        long,
+        env = "KELP_WRITE_KUBECONFIG_MODE",
+        value_name = "MODE",
+        default_value = "0600"
+    )]
     write_kubeconfig_mode: FileMode,
 }
 
@@ -72,11 +118,20 @@ impl ServerArgs {
                 self.service_cidr
             );
         }
-        if self.service_cidr.0.contains(&self.cluster_cidr.0.network()) || self.cluster_cidr.0.contains(&self.service_cidr.0.network()) {
-            anyhow::bail!("--cluster-cidr {} overlaps --service-cidr {}; they must be disjoint", self.cluster_cidr, self.service_cidr);
+        if self.service_cidr.0.contains(&self.cluster_cidr.0.network())
+            || self.cluster_cidr.0.contains(&self.service_cidr.0.network())
+        {
+            anyhow::bail!(
+                "--cluster-cidr {} overlaps --service-cidr {}; they must be disjoint",
+                self.cluster_cidr,
+                self.service_cidr
+            );
         }
         if self.cluster_cidr.0.prefix_len() > 24 && self.cluster_cidr.0.addr().is_ipv4() {
-            anyhow::bail!("--cluster-cidr {} is smaller than one /24 node subnet; use /16, e.g. 10.42.0.0/16", self.cluster_cidr);
+            anyhow::bail!(
+                "--cluster-cidr {} is smaller than one /24 node subnet; use /16, e.g. 10.42.0.0/16",
+                self.cluster_cidr
+            );
         }
         Ok(())
     }
@@ -85,14 +140,19 @@ impl ServerArgs {
 pub(super) fn run(args: ServerArgs) -> anyhow::Result<()> {
     args.validate()?;
     super::init_logging(args.common.debug);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(serve(args))
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let db_dir = args.common.data_dir.join("server/db");
-    std::fs::create_dir_all(&db_dir).with_context(|| format!("cannot create data dir {}", db_dir.display()))?;
-    let store = SledStore::open(SledConfig::new(&db_dir)).with_context(|| format!("cannot open store {}", db_dir.display()))?;
+    std::fs::create_dir_all(&db_dir)
+        .with_context(|| format!("cannot create data dir {}", db_dir.display()))?;
+    let store = SledStore::open(SledConfig::new(&db_dir))
+        .with_context(|| format!("cannot open store {}", db_dir.display()))?;
     tracing::info!(path = %db_dir.display(), revision = store.current_revision(), "store ready");
     tracing::warn!(
         port = args.https_listen_port,

@@ -42,7 +42,13 @@ struct SnapshotDirs {
     #[arg(short = 'c', long, env = "KELP_CONFIG", value_name = "FILE", default_value = super::config_file::DEFAULT_CONFIG_PATH)]
     config: PathBuf,
     /// Directory for all state.
-    #[arg(short = 'd', long, env = "KELP_DATA_DIR", value_name = "DIR", default_value = "/var/lib/kelp")]
+    #[arg(
+        short = 'd',
+        long,
+        env = "KELP_DATA_DIR",
+        value_name = "DIR",
+        default_value = "/var/lib/kelp"
+    )]
     data_dir: PathBuf,
 }
 
@@ -64,41 +70,70 @@ fn save(file: &Path, data_dir: &Path) -> anyhow::Result<()> {
     }
     // Opening takes sled's lock: a running server holds it and is reported
     // as such by the store error.
-    let store = SledStore::open(SledConfig::new(&db)).with_context(|| format!("cannot open store {}", db.display()))?;
+    let store = SledStore::open(SledConfig::new(&db))
+        .with_context(|| format!("cannot open store {}", db.display()))?;
     let tmp = file.with_extension("partial");
-    let out = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let info = snapshot::save(&store, &out).with_context(|| format!("cannot write snapshot {}", file.display()))?;
-    out.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
-    std::fs::rename(&tmp, file).with_context(|| format!("cannot rename {} to {}", tmp.display(), file.display()))?;
-    println!("saved {} keys at revision {} to {}", info.keys, info.revision, file.display());
+    let out =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let info = snapshot::save(&store, &out)
+        .with_context(|| format!("cannot write snapshot {}", file.display()))?;
+    out.sync_all()
+        .with_context(|| format!("cannot sync {}", tmp.display()))?;
+    std::fs::rename(&tmp, file)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), file.display()))?;
+    println!(
+        "saved {} keys at revision {} to {}",
+        info.keys,
+        info.revision,
+        file.display()
+    );
     Ok(())
 }
 
 fn restore(file: &Path, data_dir: &Path, force: bool) -> anyhow::Result<()> {
     let db = db_dir(data_dir);
-    let non_empty = std::fs::read_dir(&db).map(|mut d| d.next().is_some()).unwrap_or(false);
+    let non_empty = std::fs::read_dir(&db)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
     if non_empty && !force {
-        anyhow::bail!("{} already holds a store; pass --force to replace it", db.display());
+        anyhow::bail!(
+            "{} already holds a store; pass --force to replace it",
+            db.display()
+        );
     }
-    let input = std::fs::File::open(file).with_context(|| format!("cannot open snapshot {}", file.display()))?;
+    let input = std::fs::File::open(file)
+        .with_context(|| format!("cannot open snapshot {}", file.display()))?;
     // Restore next to the target, then swap, so a bad snapshot or a crash
     // never leaves the data dir without a store.
     let staging = data_dir.join("server/db.restoring");
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(data_dir.join("server")).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let info = snapshot::restore(input, &staging).with_context(|| format!("cannot restore {}", file.display()))?;
+    std::fs::create_dir_all(data_dir.join("server"))
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let info = snapshot::restore(input, &staging)
+        .with_context(|| format!("cannot restore {}", file.display()))?;
     if non_empty {
         // Fail early if a running server holds the store.
-        drop(SledStore::open(SledConfig::new(&db)).with_context(|| format!("cannot replace store {}", db.display()))?);
+        drop(
+            SledStore::open(SledConfig::new(&db))
+                .with_context(|| format!("cannot replace store {}", db.display()))?,
+        );
         let old = data_dir.join("server/db.old");
         let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(&db, &old).with_context(|| format!("cannot move {} aside", db.display()))?;
-        std::fs::rename(&staging, &db).with_context(|| format!("cannot move restored store into {}", db.display()))?;
+        std::fs::rename(&db, &old)
+            .with_context(|| format!("cannot move {} aside", db.display()))?;
+        std::fs::rename(&staging, &db)
+            .with_context(|| format!("cannot move restored store into {}", db.display()))?;
         let _ = std::fs::remove_dir_all(&old);
     } else {
         let _ = std::fs::remove_dir_all(&db);
-        std::fs::rename(&staging, &db).with_context(|| format!("cannot move restored store into {}", db.display()))?;
+        std::fs::rename(&staging, &db)
+            .with_context(|| format!("cannot move restored store into {}", db.display()))?;
     }
-    println!("restored {} keys at revision {} into {}", info.keys, info.revision, db.display());
+    println!(
+        "restored {} keys at revision {} into {}",
+        info.keys,
+        info.revision,
+        db.display()
+    );
     Ok(())
 }

@@ -22,7 +22,13 @@ enum TokenCommand {
         #[arg(short = 'c', long, env = "KELP_CONFIG", value_name = "FILE", default_value = super::config_file::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
         /// Directory for all state.
-        #[arg(short = 'd', long, env = "KELP_DATA_DIR", value_name = "DIR", default_value = "/var/lib/kelp")]
+        #[arg(
+            short = 'd',
+            long,
+            env = "KELP_DATA_DIR",
+            value_name = "DIR",
+            default_value = "/var/lib/kelp"
+        )]
         data_dir: PathBuf,
     },
 }
@@ -36,7 +42,11 @@ pub(super) fn run(args: TokenArgs) -> anyhow::Result<()> {
         TokenCommand::Show { data_dir, .. } => {
             let path = data_dir.join("server/token");
             let token = std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read {} (has `kelp server --data-dir {}` run yet?)", path.display(), data_dir.display())
+                format!(
+                    "cannot read {} (has `kelp server --data-dir {}` run yet?)",
+                    path.display(),
+                    data_dir.display()
+                )
             })?;
             println!("{}", token.trim());
             Ok(())
@@ -55,7 +65,8 @@ pub fn generate_secret() -> anyhow::Result<String> {
     while chars.len() < 22 {
         if pool.is_empty() {
             let mut more = [0u8; 32];
-            getrandom::fill(&mut more).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+            getrandom::fill(&mut more)
+                .map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
             pool.extend_from_slice(&more);
         }
         let b = pool.pop().unwrap_or(0);

@@ -36,11 +36,21 @@ pub(crate) fn encode_kv(kv: &KeyValue) -> Vec<u8> {
 /// Decodes a current-state record; `key` is its tree key (with the space byte).
 pub(crate) fn decode_kv(key: &[u8], raw: &[u8]) -> Result<KeyValue> {
     let key = decode_key("kv", key.strip_prefix(&[KV_SPACE]).unwrap_or(key))?;
-    let mut r = Reader { buf: raw, tree: "kv", at: &key };
+    let mut r = Reader {
+        buf: raw,
+        tree: "kv",
+        at: &key,
+    };
     let create_revision = r.u64()?;
     let mod_revision = r.u64()?;
     let version = r.u64()?;
-    Ok(KeyValue { value: Bytes::copy_from_slice(r.buf), key, create_revision, mod_revision, version })
+    Ok(KeyValue {
+        value: Bytes::copy_from_slice(r.buf),
+        key,
+        create_revision,
+        mod_revision,
+        version,
+    })
 }
 
 /// First key byte of current-state records.
@@ -87,7 +97,11 @@ pub(crate) fn decode_revision(raw: &[u8]) -> Result<Revision> {
 pub(crate) fn decode_log_key(raw: &[u8]) -> Result<Revision> {
     match raw.split_first() {
         Some((&LOG_SPACE, rest)) if rest.len() == 8 => decode_revision(rest),
-        _ => Err(StoreError::Corrupt { tree: "log", key: format!("{raw:?}"), reason: "not a log key".into() }),
+        _ => Err(StoreError::Corrupt {
+            tree: "log",
+            key: format!("{raw:?}"),
+            reason: "not a log key".into(),
+        }),
     }
 }
 
@@ -122,7 +136,11 @@ fn entry_len(kv: &Option<KeyValue>) -> usize {
 /// Decodes a log record; returns the event and its write time (unix ms).
 pub(crate) fn decode_event(revision: Revision, raw: &[u8]) -> Result<(Event, u64)> {
     let at = revision.to_string();
-    let mut r = Reader { buf: raw, tree: "log", at: &at };
+    let mut r = Reader {
+        buf: raw,
+        tree: "log",
+        at: &at,
+    };
     let kind = match r.u8()? {
         0 => EventKind::Put,
         1 => EventKind::Delete,
@@ -141,11 +159,26 @@ pub(crate) fn decode_event(revision: Revision, raw: &[u8]) -> Result<(Event, u64
         let version = r.u64()?;
         let len = r.u32()? as usize;
         let value = Bytes::copy_from_slice(r.take(len)?);
-        Ok(Some(KeyValue { key: key.clone(), value, create_revision, mod_revision, version }))
+        Ok(Some(KeyValue {
+            key: key.clone(),
+            value,
+            create_revision,
+            mod_revision,
+            version,
+        }))
     };
     let value = entry(flags & HAS_VALUE != 0)?;
     let prev = entry(flags & HAS_PREV != 0)?;
-    Ok((Event { kind, revision, key, value, prev }, unix_millis))
+    Ok((
+        Event {
+            kind,
+            revision,
+            key,
+            value,
+            prev,
+        },
+        unix_millis,
+    ))
 }
 
 fn decode_key(tree: &'static str, raw: &[u8]) -> Result<String> {
@@ -164,12 +197,19 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn corrupt(&self, reason: String) -> StoreError {
-        StoreError::Corrupt { tree: self.tree, key: self.at.to_string(), reason }
+        StoreError::Corrupt {
+            tree: self.tree,
+            key: self.at.to_string(),
+            reason,
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() < n {
-            return Err(self.corrupt(format!("record truncated: need {n} bytes, have {}", self.buf.len())));
+            return Err(self.corrupt(format!(
+                "record truncated: need {n} bytes, have {}",
+                self.buf.len()
+            )));
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -197,7 +237,13 @@ mod tests {
     use super::*;
 
     fn kv(key: &str, value: &str, rev: u64) -> KeyValue {
-        KeyValue { key: key.into(), value: Bytes::from(value.to_string()), create_revision: 1, mod_revision: rev, version: rev }
+        KeyValue {
+            key: key.into(),
+            value: Bytes::from(value.to_string()),
+            create_revision: 1,
+            mod_revision: rev,
+            version: rev,
+        }
     }
 
     #[test]
@@ -210,8 +256,22 @@ mod tests {
 
     #[test]
     fn event_round_trips_with_and_without_entries() {
-        for (value, prev) in [(Some(kv("/k", "new", 3)), Some(kv("/k", "old", 2))), (None, Some(kv("/k", "old", 2))), (Some(kv("/k", "", 1)), None)] {
-            let ev = Event { kind: if value.is_some() { EventKind::Put } else { EventKind::Delete }, revision: 3, key: "/k".into(), value, prev };
+        for (value, prev) in [
+            (Some(kv("/k", "new", 3)), Some(kv("/k", "old", 2))),
+            (None, Some(kv("/k", "old", 2))),
+            (Some(kv("/k", "", 1)), None),
+        ] {
+            let ev = Event {
+                kind: if value.is_some() {
+                    EventKind::Put
+                } else {
+                    EventKind::Delete
+                },
+                revision: 3,
+                key: "/k".into(),
+                value,
+                prev,
+            };
             let raw = encode_event(&ev, 42);
             assert_eq!(decode_event(3, &raw).unwrap(), (ev, 42));
         }
@@ -219,7 +279,13 @@ mod tests {
 
     #[test]
     fn truncated_records_are_errors_not_panics() {
-        let ev = Event { kind: EventKind::Put, revision: 1, key: "/k".into(), value: Some(kv("/k", "v", 1)), prev: None };
+        let ev = Event {
+            kind: EventKind::Put,
+            revision: 1,
+            key: "/k".into(),
+            value: Some(kv("/k", "v", 1)),
+            prev: None,
+        };
         let raw = encode_event(&ev, 1);
         for cut in 0..raw.len() {
             assert!(decode_event(1, &raw[..cut]).is_err(), "cut at {cut}");

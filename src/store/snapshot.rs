@@ -77,7 +77,10 @@ impl<R: Read> Read for Crc<R> {
 pub fn save(store: &SledStore, out: impl Write) -> Result<SnapshotInfo, SnapshotError> {
     let shared = store.shared();
     let revision = shared.durable();
-    let mut w = Crc { inner: io::BufWriter::new(out), hasher: crc32fast::Hasher::new() };
+    let mut w = Crc {
+        inner: io::BufWriter::new(out),
+        hasher: crc32fast::Hasher::new(),
+    };
     w.write_all(MAGIC)?;
     w.write_all(&FORMAT.to_be_bytes())?;
     w.write_all(&revision.to_be_bytes())?;
@@ -134,7 +137,10 @@ pub fn restore(input: impl Read, db_path: &Path) -> Result<SnapshotInfo, Snapsho
 
 /// Reads and verifies a snapshot fully (so a damaged one restores nothing).
 fn read_all(input: impl Read) -> Result<(SnapshotInfo, Vec<KeyValue>), SnapshotError> {
-    let mut r = Crc { inner: io::BufReader::new(input), hasher: crc32fast::Hasher::new() };
+    let mut r = Crc {
+        inner: io::BufReader::new(input),
+        hasher: crc32fast::Hasher::new(),
+    };
     let truncated = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => SnapshotError::Format("file is truncated".into()),
         _ => SnapshotError::Io(e),
@@ -146,7 +152,9 @@ fn read_all(input: impl Read) -> Result<(SnapshotInfo, Vec<KeyValue>), SnapshotE
     }
     let format = read_u32(&mut r).map_err(truncated)?;
     if format != FORMAT {
-        return Err(SnapshotError::Format(format!("unsupported format version {format}")));
+        return Err(SnapshotError::Format(format!(
+            "unsupported format version {format}"
+        )));
     }
     let revision = read_u64(&mut r).map_err(truncated)?;
     let mut kvs = Vec::new();
@@ -162,7 +170,13 @@ fn read_all(input: impl Read) -> Result<(SnapshotInfo, Vec<KeyValue>), SnapshotE
         let version = read_u64(&mut r).map_err(truncated)?;
         let len = read_u32(&mut r).map_err(truncated)?;
         let value = read_bytes(&mut r, len).map_err(truncated)?.into();
-        kvs.push(KeyValue { key, value, create_revision, mod_revision, version });
+        kvs.push(KeyValue {
+            key,
+            value,
+            create_revision,
+            mod_revision,
+            version,
+        });
     }
     let keys = read_u64(&mut r).map_err(truncated)?;
     let expected = r.hasher.clone().finalize();

@@ -15,6 +15,10 @@ pub fn temp_store() -> (tempfile::TempDir, SledStore) {
 /// Config with policy compaction effectively off.
 pub fn manual_compaction(path: std::path::PathBuf) -> SledConfig {
     let mut config = SledConfig::new(path);
-    config.compaction = CompactionPolicy { max_age: Duration::from_secs(3600), max_events: u64::MAX, interval: Duration::from_secs(3600) };
+    config.compaction = CompactionPolicy {
+        max_age: Duration::from_secs(3600),
+        max_events: u64::MAX,
+        interval: Duration::from_secs(3600),
+    };
     config
 }

@@ -19,11 +19,17 @@ impl Shared {
     fn check_readable(&self, revision: Revision) -> Result<()> {
         let durable = self.durable();
         if revision > durable {
-            return Err(StoreError::FutureRevision { requested: revision, current: durable });
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current: durable,
+            });
         }
         let compacted = self.compacted();
         if revision < compacted {
-            return Err(StoreError::Compacted { requested: revision, compacted });
+            return Err(StoreError::Compacted {
+                requested: revision,
+                compacted,
+            });
         }
         Ok(())
     }
@@ -37,7 +43,10 @@ impl Shared {
         start: &str,
     ) -> Result<BTreeMap<String, Option<KeyValue>>> {
         let mut states = BTreeMap::new();
-        for item in self.data.range(log_key(revision + 1)..=log_key(Revision::MAX)) {
+        for item in self
+            .data
+            .range(log_key(revision + 1)..=log_key(Revision::MAX))
+        {
             let (rev, raw) = item?;
             let (event, _) = decode_event(decode_log_key(&rev)?, &raw)?;
             if event.key.starts_with(prefix) && event.key.as_str() >= start {
@@ -58,9 +67,17 @@ impl Shared {
             Some(key) => format!("{key}\0"),
             None => prefix.to_string(),
         };
-        let start = if start.as_str() < prefix { prefix.to_string() } else { start };
+        let start = if start.as_str() < prefix {
+            prefix.to_string()
+        } else {
+            start
+        };
         let overrides = self.states_before(revision, prefix, &start)?;
-        let limit = if request.limit == 0 { usize::MAX } else { request.limit };
+        let limit = if request.limit == 0 {
+            usize::MAX
+        } else {
+            request.limit
+        };
 
         let mut kvs = Vec::new();
         let kv_prefix = kv_key(prefix);
@@ -94,7 +111,11 @@ impl Shared {
         }
         let more = kvs.len() > limit;
         kvs.truncate(limit);
-        Ok(RangeResult { kvs, more, revision })
+        Ok(RangeResult {
+            kvs,
+            more,
+            revision,
+        })
     }
 
     /// Reads one key at the newest durable revision.
@@ -102,7 +123,10 @@ impl Shared {
         let _guard = self.apply_lock.read();
         let revision = self.durable();
         // Events past the durable revision belong to a batch being flushed.
-        for item in self.data.range(log_key(revision + 1)..=log_key(Revision::MAX)) {
+        for item in self
+            .data
+            .range(log_key(revision + 1)..=log_key(Revision::MAX))
+        {
             let (rev, raw) = item?;
             let (event, _) = decode_event(decode_log_key(&rev)?, &raw)?;
             if event.key == key {
@@ -129,14 +153,20 @@ impl Shared {
         let _guard = self.apply_lock.read();
         let compacted = self.compacted();
         if after < compacted {
-            return Err(StoreError::Compacted { requested: after, compacted });
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted,
+            });
         }
         let mut events = Vec::new();
         let mut last = after;
         if after >= upto {
             return Ok((events, last));
         }
-        let range = (Bound::Excluded(log_key(after)), Bound::Included(log_key(upto)));
+        let range = (
+            Bound::Excluded(log_key(after)),
+            Bound::Included(log_key(upto)),
+        );
         for item in self.data.range(range).take(max_scan) {
             let (rev, raw) = item?;
             let revision = decode_log_key(&rev)?;

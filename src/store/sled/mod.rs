@@ -34,7 +34,9 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::encoding::{decode_log_key, decode_revision, encode_kv, encode_revision, kv_key, meta_key, LOG_SPACE};
+use super::encoding::{
+    LOG_SPACE, decode_log_key, decode_revision, encode_kv, encode_revision, kv_key, meta_key,
+};
 use super::{
     Deleted, Event, KeyValue, RangeRequest, RangeResult, Result, Revision, Store, StoreError,
     WatchStream,
@@ -76,7 +78,11 @@ pub struct SledConfig {
 impl SledConfig {
     /// Defaults for a database at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SledConfig { path: path.into(), cache_bytes: 32 << 20, compaction: CompactionPolicy::default() }
+        SledConfig {
+            path: path.into(),
+            cache_bytes: 32 << 20,
+            compaction: CompactionPolicy::default(),
+        }
     }
 }
 
@@ -119,7 +125,10 @@ impl SledStore {
         let shared = Arc::new(Shared::open(&config.path, config.cache_bytes)?);
         let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer = writer::spawn(shared.clone(), requests, queue, config.compaction)?;
-        Ok(SledStore { writer: Arc::new(writer), shared })
+        Ok(SledStore {
+            writer: Arc::new(writer),
+            shared,
+        })
     }
 
     /// The sled database underneath (for snapshots).
@@ -134,7 +143,9 @@ impl SledStore {
             .send(WriteRequest { op, reply })
             .await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
     }
 }
 
@@ -147,9 +158,9 @@ impl Shared {
             .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
-                    StoreError::Locked { path: path.display().to_string() }
-                }
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => StoreError::Locked {
+                    path: path.display().to_string(),
+                },
                 e => StoreError::Io(e),
             })?;
         let data = db.open_tree("kelp")?;
@@ -192,7 +203,9 @@ impl Shared {
     pub(crate) fn load(&self, kvs: &[KeyValue], revision: Revision) -> Result<()> {
         let _guard = self.apply_lock.write();
         if self.durable() != 0 || !self.data.is_empty() {
-            return Err(StoreError::Unavailable("refusing to load a snapshot into a non-empty store".into()));
+            return Err(StoreError::Unavailable(
+                "refusing to load a snapshot into a non-empty store".into(),
+            ));
         }
         let mut batch = sled::Batch::default();
         for kv in kvs {
@@ -224,21 +237,45 @@ async fn blocking<T: Send + 'static>(
 
 impl Store for SledStore {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
-        match self.submit(Op::Create { key: key.to_string(), value }).await? {
+        match self
+            .submit(Op::Create {
+                key: key.to_string(),
+                value,
+            })
+            .await?
+        {
             Outcome::Put(kv) => Ok(kv),
             other => unreachable_outcome(other),
         }
     }
 
-    async fn update(&self, key: &str, value: Bytes, expected: Option<Revision>) -> Result<KeyValue> {
-        match self.submit(Op::Update { key: key.to_string(), value, expected }).await? {
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Option<Revision>,
+    ) -> Result<KeyValue> {
+        match self
+            .submit(Op::Update {
+                key: key.to_string(),
+                value,
+                expected,
+            })
+            .await?
+        {
             Outcome::Put(kv) => Ok(kv),
             other => unreachable_outcome(other),
         }
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted> {
-        match self.submit(Op::Delete { key: key.to_string(), expected }).await? {
+        match self
+            .submit(Op::Delete {
+                key: key.to_string(),
+                expected,
+            })
+            .await?
+        {
             Outcome::Deleted(d) => Ok(d),
             other => unreachable_outcome(other),
         }
@@ -275,5 +312,7 @@ impl Store for SledStore {
 // The writer answers each op with its own outcome kind; anything else is a
 // programming error, reported rather than panicking the caller.
 fn unreachable_outcome<T>(outcome: Outcome) -> Result<T> {
-    Err(StoreError::Unavailable(format!("store writer answered with unexpected {outcome:?}")))
+    Err(StoreError::Unavailable(format!(
+        "store writer answered with unexpected {outcome:?}"
+    )))
 }

@@ -23,7 +23,10 @@ const REPLAY_CHUNK: usize = 1024;
 pub(super) fn start(shared: Arc<Shared>, prefix: String, after: Revision) -> Result<WatchStream> {
     let compacted = shared.compacted();
     if after < compacted {
-        return Err(StoreError::Compacted { requested: after, compacted });
+        return Err(StoreError::Compacted {
+            requested: after,
+            compacted,
+        });
     }
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| StoreError::Unavailable("a watch needs a tokio runtime".into()))?;
@@ -57,9 +60,11 @@ async fn feed(
             let (events, last) = {
                 let shared = shared.clone();
                 let prefix = prefix.to_string();
-                tokio::task::spawn_blocking(move || shared.read_events(&prefix, sent, durable, REPLAY_CHUNK))
-                    .await
-                    .map_err(|e| StoreError::Unavailable(format!("watch replay task failed: {e}")))??
+                tokio::task::spawn_blocking(move || {
+                    shared.read_events(&prefix, sent, durable, REPLAY_CHUNK)
+                })
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("watch replay task failed: {e}")))??
             };
             for event in events {
                 if tx.send(Ok(event)).await.is_err() {
@@ -83,7 +88,9 @@ async fn feed(
                         if event.revision <= sent {
                             continue;
                         }
-                        if event.key.starts_with(prefix) && tx.send(Ok(event.clone())).await.is_err() {
+                        if event.key.starts_with(prefix)
+                            && tx.send(Ok(event.clone())).await.is_err()
+                        {
                             return Ok(());
                         }
                         sent = event.revision;

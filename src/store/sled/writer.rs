@@ -30,10 +30,22 @@ const COMPACTION_CHUNK: usize = 10_000;
 /// A write to perform.
 #[derive(Debug)]
 pub(super) enum Op {
-    Create { key: String, value: Bytes },
-    Update { key: String, value: Bytes, expected: Option<Revision> },
-    Delete { key: String, expected: Option<Revision> },
-    Compact { revision: Revision },
+    Create {
+        key: String,
+        value: Bytes,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        expected: Option<Revision>,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+    Compact {
+        revision: Revision,
+    },
 }
 
 /// The result of one op.
@@ -58,7 +70,9 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn requests(&self) -> Result<&mpsc::Sender<WriteRequest>> {
-        self.requests.as_ref().ok_or_else(|| StoreError::Unavailable("store is closed".into()))
+        self.requests
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))
     }
 }
 
@@ -102,7 +116,10 @@ pub(super) fn spawn(
             tracing::debug!("store writer stopped: all handles dropped");
         })
         .map_err(|e| StoreError::Unavailable(format!("cannot start store writer thread: {e}")))?;
-    Ok(Writer { requests: Some(requests), thread: Some(thread) })
+    Ok(Writer {
+        requests: Some(requests),
+        thread: Some(thread),
+    })
 }
 
 fn run_batch(shared: &Shared, batch: Vec<WriteRequest>) {
@@ -112,14 +129,19 @@ fn run_batch(shared: &Shared, batch: Vec<WriteRequest>) {
         }
         return;
     }
-    let (writes, compactions): (Vec<_>, Vec<_>) =
-        batch.into_iter().partition(|r| !matches!(r.op, Op::Compact { .. }));
+    let (writes, compactions): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|r| !matches!(r.op, Op::Compact { .. }));
     if !writes.is_empty() {
         commit_writes(shared, writes);
     }
     for req in compactions {
-        let Op::Compact { revision } = req.op else { continue };
-        let _ = req.reply.send(compact_to(shared, revision).map(|_| Outcome::Compacted));
+        let Op::Compact { revision } = req.op else {
+            continue;
+        };
+        let _ = req
+            .reply
+            .send(compact_to(shared, revision).map(|_| Outcome::Compacted));
     }
 }
 
@@ -143,7 +165,11 @@ fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
         }
     };
     // A batch whose every op failed its precondition wrote nothing.
-    let flushed = if events.is_empty() { Ok(0) } else { shared.db.flush() };
+    let flushed = if events.is_empty() {
+        Ok(0)
+    } else {
+        shared.db.flush()
+    };
     if let Err(e) = flushed {
         let reason = format!("fsync failed, store is read-only until restart: {e}");
         tracing::error!(%reason);
@@ -165,7 +191,12 @@ fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
 
 /// Applies `ops` in order as one atomic batch. A failed precondition or an
 /// undecodable record fails only its own op; a storage error fails the batch.
-fn apply_ops(tree: &sled::Tree, ops: &[&Op], base: Revision, now: u64) -> Result<(Vec<Result<Outcome>>, Vec<Event>)> {
+fn apply_ops(
+    tree: &sled::Tree,
+    ops: &[&Op],
+    base: Revision,
+    now: u64,
+) -> Result<(Vec<Result<Outcome>>, Vec<Event>)> {
     let mut revision = base;
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut events = Vec::with_capacity(ops.len());
@@ -175,7 +206,11 @@ fn apply_ops(tree: &sled::Tree, ops: &[&Op], base: Revision, now: u64) -> Result
     for op in ops {
         let (key, value, expected, is_create) = match op {
             Op::Create { key, value } => (key, Some(value), None, true),
-            Op::Update { key, value, expected } => (key, Some(value), *expected, false),
+            Op::Update {
+                key,
+                value,
+                expected,
+            } => (key, Some(value), *expected, false),
             Op::Delete { key, expected } => (key, None, *expected, false),
             Op::Compact { .. } => continue,
         };
@@ -210,7 +245,13 @@ fn apply_ops(tree: &sled::Tree, ops: &[&Op], base: Revision, now: u64) -> Result
                 batch.insert(tree_key, encode_kv(&new));
                 pending.insert(key, Some(new.clone()));
                 outcomes.push(Ok(Outcome::Put(new.clone())));
-                Event { kind: EventKind::Put, revision, key: key.clone(), value: Some(new), prev: current }
+                Event {
+                    kind: EventKind::Put,
+                    revision,
+                    key: key.clone(),
+                    value: Some(new),
+                    prev: current,
+                }
             }
             None => {
                 batch.remove(tree_key);
@@ -220,7 +261,13 @@ fn apply_ops(tree: &sled::Tree, ops: &[&Op], base: Revision, now: u64) -> Result
                     continue;
                 };
                 outcomes.push(Ok(Outcome::Deleted(Deleted { revision, prev })));
-                Event { kind: EventKind::Delete, revision, key: key.clone(), value: None, prev: current }
+                Event {
+                    kind: EventKind::Delete,
+                    revision,
+                    key: key.clone(),
+                    value: None,
+                    prev: current,
+                }
             }
         };
         batch.insert(&log_key(revision), encode_event(&event, now));
@@ -240,13 +287,19 @@ fn check_precondition(
     is_create: bool,
 ) -> Result<()> {
     match (current, is_create) {
-        (Some(_), true) => Err(StoreError::AlreadyExists { key: key.to_string() }),
+        (Some(_), true) => Err(StoreError::AlreadyExists {
+            key: key.to_string(),
+        }),
         (None, true) => Ok(()),
-        (None, false) => Err(StoreError::NotFound { key: key.to_string() }),
+        (None, false) => Err(StoreError::NotFound {
+            key: key.to_string(),
+        }),
         (Some(c), false) => match expected {
-            Some(expected) if expected != c.mod_revision => {
-                Err(StoreError::Conflict { key: key.to_string(), expected, actual: c.mod_revision })
-            }
+            Some(expected) if expected != c.mod_revision => Err(StoreError::Conflict {
+                key: key.to_string(),
+                expected,
+                actual: c.mod_revision,
+            }),
             _ => Ok(()),
         },
     }
@@ -256,7 +309,10 @@ fn check_precondition(
 fn compact_to(shared: &Shared, target: Revision) -> Result<()> {
     let durable = shared.durable();
     if target > durable {
-        return Err(StoreError::FutureRevision { requested: target, current: durable });
+        return Err(StoreError::FutureRevision {
+            requested: target,
+            current: durable,
+        });
     }
     let from = shared.compacted();
     if target <= from {
@@ -282,7 +338,11 @@ fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
     let durable = shared.durable();
     let mut target = durable.saturating_sub(policy.max_events);
     let cutoff = unix_millis().saturating_sub(policy.max_age.as_millis() as u64);
-    for item in shared.data.range(log_key(target + 1)..=log_key(Revision::MAX)).take(COMPACTION_CHUNK) {
+    for item in shared
+        .data
+        .range(log_key(target + 1)..=log_key(Revision::MAX))
+        .take(COMPACTION_CHUNK)
+    {
         let (key, raw) = item?;
         let revision = decode_log_key(&key)?;
         let (_, written) = decode_event(revision, &raw)?;
@@ -297,6 +357,7 @@ fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
 }
 
 fn unix_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
-
