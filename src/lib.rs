@@ -1,8 +1,11 @@
 //! kelp: a whole Kubernetes distribution in one binary.
 //!
 //! The modules follow the processes of a cluster (see DESIGN.md in the
-//! project docs): the [`store`] under the apiserver, and the command line in
-//! [`cli`]. Components meet only at the Kubernetes API.
+//! project docs): the [`store`] under the [`api`] server, the cluster
+//! [`pki`], and the command line in [`cli`]. Components meet only at the
+//! Kubernetes API.
 
+pub mod api;
 pub mod cli;
+pub mod pki;
 pub mod store;

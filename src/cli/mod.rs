@@ -9,6 +9,7 @@ mod agent;
 mod check_config;
 pub mod config_file;
 pub mod flag_values;
+mod host;
 mod node_args;
 mod server;
 mod snapshot;

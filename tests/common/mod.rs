@@ -22,3 +22,5 @@ pub fn manual_compaction(path: std::path::PathBuf) -> SledConfig {
     };
     config
 }
+
+pub mod cluster;

@@ -1,0 +1,117 @@
+//! Objects every cluster has from its first second: the default
+//! namespaces and the `kubernetes` Service with its Endpoints and
+//! EndpointSlice pointing at this apiserver; and the TokenRequest signer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::handlers::{Api, TokenIssuer};
+use super::object;
+use super::registry::resources::{self, ResourceInfo};
+use super::strategy;
+use super::watch_cache;
+use crate::pki::{ClusterPki, ServiceAccountClaims};
+use crate::store::{Store, StoreError};
+
+/// Namespaces that always exist.
+pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn info(group: &str, resource: &str) -> Result<&'static ResourceInfo, String> {
+    resources::RESOURCES.iter().find(|r| r.group == group && r.resource == resource).ok_or_else(|| format!("no resource {resource}"))
+}
+
+/// Creates `obj` unless it exists; if `replace` and it differs in `spec`
+/// (or subsets/endpoints), overwrites those fields.
+async fn ensure<S: Store>(api: &Api<S>, info: &ResourceInfo, mut obj: Value, replace: &[&str]) -> Result<(), String> {
+    let name = object::name(&obj).unwrap_or_default().to_string();
+    let key = info.key(object::namespace(&obj), &name);
+    let (existing, _) = api.store.get(&key).await.map_err(|e| e.to_string())?;
+    match existing {
+        None => {
+            strategy::prepare_create(info, &mut obj);
+            strategy::default_and_validate(info, info.kind, None, &mut obj).map_err(|e| e.message)?;
+            match api.store.create(&key, strategy::to_stored(&obj)).await {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Some(kv) => {
+            let Some(current) = watch_cache::decode(&kv, kv.mod_revision) else { return Ok(()) };
+            let mut updated = (*current).clone();
+            for field in replace {
+                updated[*field] = obj[*field].clone();
+            }
+            if updated == *current {
+                return Ok(());
+            }
+            match api.store.update(&key, strategy::to_stored(&updated), Some(kv.mod_revision)).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Creates the built-in namespaces and the `kubernetes` Service.
+pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> Result<(), String> {
+    let namespaces = info("", "namespaces")?;
+    for ns in DEFAULT_NAMESPACES {
+        ensure(api, namespaces, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), &[]).await?;
+    }
+    let first_ip = api.allocator.nth_ip(1).ok_or("service CIDR has no first address")?;
+    let services = info("", "services")?;
+    let service_key = services.key(Some("default"), "kubernetes");
+    if api.store.get(&service_key).await.map_err(|e| e.to_string())?.0.is_none() {
+        // Reserve it (a restart already loaded it from the store).
+        let _ = api.allocator.allocate_ip(Some(first_ip));
+    }
+    let labels = json!({"component": "apiserver", "provider": "kubernetes"});
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+        "spec": {
+            "type": "ClusterIP", "clusterIP": first_ip.to_string(), "clusterIPs": [first_ip.to_string()],
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": advertise.port()}],
+            "sessionAffinity": "None",
+        },
+    });
+    ensure(api, services, service, &[]).await?;
+    let ip = advertise.ip().to_string();
+    let endpoints = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": advertise.port(), "protocol": "TCP"}]}],
+    });
+    ensure(api, info("", "endpoints")?, endpoints, &["subsets"]).await?;
+    let family = if advertise.is_ipv4() { "IPv4" } else { "IPv6" };
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": advertise.port(), "protocol": "TCP"}],
+    });
+    ensure(api, info("discovery.k8s.io", "endpointslices")?, slice, &["endpoints", "ports"]).await?;
+    Ok(())
+}
+
+/// Signs TokenRequests with the cluster's service-account key.
+pub struct PkiTokens(pub Arc<ClusterPki>);
+
+impl TokenIssuer for PkiTokens {
+    fn issue(&self, namespace: &str, name: &str, uid: &str, audiences: &[String], seconds: u64, bound_pod: Option<(&str, &str)>) -> Result<(String, String), String> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let default_aud = [crate::pki::SERVICE_ACCOUNT_ISSUER.to_string()];
+        let auds: Vec<&str> = if audiences.is_empty() { default_aud.iter() } else { audiences.iter() }.map(String::as_str).collect();
+        let mut claims = ServiceAccountClaims::new(namespace, name, uid, &auds, now, seconds);
+        if let Some((pod, pod_uid)) = bound_pod {
+            claims = claims.with_pod(pod, pod_uid);
+        }
+        let token = self.0.sign_service_account_token(&claims).map_err(|e| e.to_string())?;
+        let expires = object::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(now + seconds));
+        Ok((token, expires))
+    }
+}

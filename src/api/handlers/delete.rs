@@ -1,0 +1,199 @@
+//! DELETE and DELETECOLLECTION.
+//!
+//! Upstream's graceful deletion: an object with finalizers (or a
+//! propagation policy that adds one) is only marked — deletionTimestamp is
+//! set and it stays until the last finalizer is removed; a pod bound to a
+//! node gets a grace period for its kubelet to stop it; anything else is
+//! removed at once. Preconditions (uid, resourceVersion) guard against
+//! deleting a newer incarnation.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use super::read::{Filter, collection_prefix};
+use super::{Api, Call, Reply};
+use crate::api::object::{self, metadata_mut};
+use crate::api::registry::resources::ResourceInfo;
+use crate::api::render;
+use crate::api::status::{ApiError, ApiResult};
+use crate::api::strategy;
+use crate::api::watch_cache;
+use crate::store::{Store, StoreError};
+
+/// Parsed DeleteOptions (body and query).
+#[derive(Default)]
+struct DeleteOptions {
+    grace: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    dry_run: bool,
+}
+
+fn options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
+    let body: Value = if call.body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(call.body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
+    let q = call.query;
+    let propagation = body["propagationPolicy"].as_str().map(str::to_string).or_else(|| q.get("propagationPolicy").map(str::to_string));
+    let propagation = match (propagation, body["orphanDependents"].as_bool().or(q.flag("orphanDependents").ok().filter(|b| *b))) {
+        (Some(p), _) => Some(p),
+        (None, Some(true)) => Some("Orphan".to_string()),
+        (None, _) => None,
+    };
+    if let Some(p) = &propagation {
+        if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
+            return Err(ApiError::bad_request(format!("propagationPolicy {p:?} is not supported: use Orphan, Background or Foreground")));
+        }
+    }
+    let dry_run = q.dry_run()? || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok(DeleteOptions {
+        grace: body["gracePeriodSeconds"].as_i64().or(q.number("gracePeriodSeconds")?),
+        propagation,
+        uid: body["preconditions"]["uid"].as_str().map(str::to_string),
+        resource_version: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        dry_run,
+    })
+}
+
+/// What a delete does to an object.
+enum Plan {
+    /// Remove it from the store now.
+    Remove,
+    /// Mark it (deletionTimestamp, finalizers) and keep it.
+    Mark(Value),
+    /// Already marked and nothing changes.
+    Nothing,
+}
+
+fn plan(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Plan {
+    let mut finalizers = object::finalizers(obj);
+    match opts.propagation.as_deref() {
+        Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+        Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
+        _ => {}
+    }
+    let is_pod = info.group.is_empty() && info.resource == "pods";
+    let bound = obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    let finished = matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let grace = opts.grace.unwrap_or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)).max(0);
+    let graceful = is_pod && bound && !finished && grace > 0;
+    let namespace_pending = info.resource == "namespaces" && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+    if finalizers.is_empty() && !graceful && !namespace_pending {
+        return Plan::Remove;
+    }
+    let mut marked = obj.clone();
+    let already = object::is_deleting(obj);
+    let meta = metadata_mut(&mut marked);
+    if !finalizers.is_empty() {
+        meta.insert("finalizers".into(), json!(finalizers));
+    }
+    if graceful {
+        // A second delete may shorten the grace period, never extend it.
+        let current = meta.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+        if current.is_none_or(|c| grace < c) {
+            let at = SystemTime::now() + Duration::from_secs(grace as u64);
+            meta.insert("deletionTimestamp".into(), json!(object::rfc3339(at)));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+    } else if !already {
+        meta.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    if info.resource == "namespaces" {
+        marked["status"]["phase"] = json!("Terminating");
+    }
+    if already && strategy::same_content(obj, &marked) { Plan::Nothing } else { Plan::Mark(marked) }
+}
+
+impl<S: Store> Api<S> {
+    pub(super) async fn delete(&self, call: &Call<'_>) -> ApiResult<Reply> {
+        let opts = options(call)?;
+        let t = call.target;
+        let info = t.info;
+        let name = t.name.clone().unwrap_or_default();
+        if info.namespaced && t.namespace.is_none() {
+            return Err(ApiError::method_not_allowed("DELETE", &format!("{} without a namespace", info.resource)));
+        }
+        let key = info.key(t.namespace.as_deref(), &name);
+        let obj = self.delete_one(info, &key, &name, &opts).await?;
+        Ok(render::object(info, &obj, call.rendering, "Metadata", 200))
+    }
+
+    async fn delete_one(&self, info: &'static ResourceInfo, key: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Value> {
+        for _ in 0..8 {
+            let (kv, _) = self.store.get(key).await.map_err(|e| ApiError::internal(e.to_string()))?;
+            let kv = kv.ok_or_else(|| ApiError::not_found(info.group, info.resource, name))?;
+            let obj = watch_cache::decode(&kv, kv.mod_revision).ok_or_else(|| ApiError::internal(format!("stored object {key} is not valid JSON")))?;
+            let obj = (*obj).clone();
+            if let Some(uid) = &opts.uid {
+                let actual = object::meta_str(&obj, "uid").unwrap_or("");
+                if uid != actual {
+                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                    )));
+                }
+            }
+            if let Some(rv) = &opts.resource_version {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    )));
+                }
+            }
+            match plan(info, &obj, opts) {
+                Plan::Nothing => return Ok(obj),
+                Plan::Mark(marked) if opts.dry_run => return Ok(marked),
+                Plan::Remove if opts.dry_run => return Ok(obj),
+                Plan::Mark(mut marked) => match self.store.update(key, strategy::to_stored(&marked), Some(kv.mod_revision)).await {
+                    Ok(new) => {
+                        object::set_meta(&mut marked, "resourceVersion", new.mod_revision.to_string());
+                        return Ok(marked);
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(ApiError::from_store(e, info.group, info.resource, name)),
+                },
+                Plan::Remove => match self.store.delete(key, Some(kv.mod_revision)).await {
+                    Ok(d) => {
+                        self.after_delete(info, &obj);
+                        let mut gone = obj;
+                        object::set_meta(&mut gone, "resourceVersion", d.revision.to_string());
+                        return Ok(gone);
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(ApiError::from_store(e, info.group, info.resource, name)),
+                },
+            }
+        }
+        Err(ApiError::stale(info.group, info.resource, name))
+    }
+
+    pub(super) async fn delete_collection(&self, call: &Call<'_>) -> ApiResult<Reply> {
+        let opts = options(call)?;
+        let filter = Filter::from_call(call)?;
+        let info = call.target.info;
+        self.cache.wait_for(self.store.current_revision()).await?;
+        let (items, revision) = self.cache.list(&collection_prefix(call), |o| filter.matches(o));
+        let mut deleted = Vec::with_capacity(items.len());
+        for obj in items {
+            let name = object::name(&obj).unwrap_or_default().to_string();
+            let key = info.key(object::namespace(&obj), &name);
+            match self.delete_one(info, &key, &name, &opts).await {
+                Ok(gone) => deleted.push(gone),
+                // Gone in the meantime: that is what was asked.
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Reply::ok(json!({
+            "kind": format!("{}List", info.kind),
+            "apiVersion": info.api_version(),
+            "metadata": {"resourceVersion": revision.to_string()},
+            "items": deleted,
+        })))
+    }
+}

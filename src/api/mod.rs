@@ -1,0 +1,142 @@
+//! The Kubernetes apiserver: HTTPS, authentication, discovery, OpenAPI and
+//! the generic REST verbs over the [`store`](crate::store).
+//!
+//! Requests flow one way: [`server`] (TLS, authn, routing) → [`handlers`]
+//! (verbs) → [`strategy`] and [`registry`] (per-type rules) → the store.
+//! Reads and watches come from the [`watch_cache`], which follows the
+//! store. Objects stay `serde_json::Value` throughout: every built-in type
+//! shares one code path, and typed k8s-openapi structs are used only to
+//! check bodies ([`registry::typed`]).
+
+pub mod allocator;
+pub mod authn;
+mod bootstrap;
+pub mod discovery;
+pub mod handlers;
+pub mod object;
+pub mod openapi;
+pub mod patch;
+pub mod registry;
+pub mod render;
+pub mod request;
+pub mod selectors;
+pub mod server;
+pub mod status;
+pub mod strategy;
+pub mod table;
+pub mod watch_cache;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::pki::ClusterPki;
+use crate::store::Store;
+use handlers::{Api, ApiSettings};
+
+/// The Kubernetes version kelp serves (the k8s-openapi types it compiles
+/// against).
+pub const KUBERNETES_MINOR: u32 = 37;
+
+/// `/version`.
+pub fn version_info() -> Value {
+    json!({
+        "major": "1",
+        "minor": KUBERNETES_MINOR.to_string(),
+        "emulationMajor": "1",
+        "emulationMinor": KUBERNETES_MINOR.to_string(),
+        "gitVersion": format!("v1.{KUBERNETES_MINOR}.0+kelp-{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "rustc",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64")),
+    })
+}
+
+/// How to run the apiserver.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// `host:port` advertised in discovery and in the `kubernetes` Endpoints.
+    pub advertise: SocketAddr,
+    /// Cluster settings the handlers use.
+    pub settings: ApiSettings,
+}
+
+/// Errors that stop the apiserver from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiServerError {
+    /// The listen address is unusable.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS material is unusable.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::pki::PkiError),
+    /// Creating the built-in objects failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// A running apiserver.
+pub struct RunningApi {
+    /// The address it listens on (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// Resolves when the server stops.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the apiserver; returns once it is listening and its watch cache
+/// has synced (i.e. ready to serve).
+pub async fn start<S: Store + Clone>(
+    config: ApiConfig,
+    store: S,
+    pki: Arc<ClusterPki>,
+    cancel: CancellationToken,
+) -> Result<RunningApi, ApiServerError> {
+    let cache = Arc::new(watch_cache::WatchCache::new());
+    tokio::spawn(cache.clone().run(store.clone(), cancel.child_token()));
+    cache.wait_ready().await;
+    let allocator = allocator::ServiceAllocator::new(config.settings.service_cidr, config.settings.node_ports);
+    let services = registry::resources::find("", "v1", "services").map(|i| i.key_prefix()).unwrap_or_default();
+    let (existing, _) = cache.list(&services, |_| true);
+    allocator.load(existing.iter().map(|s| s.as_ref()));
+    let tokens: Arc<dyn handlers::TokenIssuer> = Arc::new(bootstrap::PkiTokens(pki.clone()));
+    let api = Api { store, cache, allocator, settings: config.settings.clone(), tokens: Some(tokens) };
+    bootstrap::ensure_builtins(&api, config.advertise).await.map_err(ApiServerError::Bootstrap)?;
+    let listener = TcpListener::bind(config.bind).await.map_err(|source| ApiServerError::Bind { addr: config.bind, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ApiServerError::Bind { addr: config.bind, source })?;
+    let tls = TlsAcceptor::from(pki.server_tls_config()?);
+    let openapi = openapi::OpenApi::new(openapi_resources());
+    let server = Arc::new(server::Server { api, pki, openapi, advertise: config.advertise.to_string() });
+    tracing::info!(%local_addr, "apiserver listening");
+    let task = tokio::spawn(server::accept_loop(server, listener, tls, cancel));
+    Ok(RunningApi { local_addr, task })
+}
+
+fn openapi_resources() -> Vec<openapi::OpenApiResource> {
+    registry::resources::RESOURCES
+        .iter()
+        .map(|r| openapi::OpenApiResource {
+            group: r.group.to_string(),
+            version: r.version.to_string(),
+            kind: r.kind.to_string(),
+            plural: r.resource.to_string(),
+            namespaced: r.namespaced,
+            verbs: r.verbs.iter().map(|v| v.to_string()).collect(),
+            subresources: r.subresources.iter().map(|s| s.name.to_string()).collect(),
+        })
+        .collect()
+}

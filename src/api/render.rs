@@ -1,0 +1,129 @@
+//! Rendering objects for the client: plain JSON lists, Tables and
+//! PartialObjectMetadata, per the Accept header.
+//!
+//! Lists are written straight into a byte buffer from the shared cached
+//! objects, so serving 10 000 objects never deep-copies them.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::handlers::{Reply, Rendering};
+use super::registry::resources::ResourceInfo;
+use super::table;
+
+/// List metadata: resourceVersion and continue token.
+pub struct ListMeta {
+    /// The list's resourceVersion.
+    pub resource_version: String,
+    /// Continue token for the next page, if any.
+    pub continue_token: Option<String>,
+}
+
+/// A PartialObjectMetadata for `obj`.
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn list_metadata(meta: &ListMeta) -> Value {
+    let mut m = json!({"resourceVersion": meta.resource_version});
+    if let Some(c) = &meta.continue_token {
+        m["continue"] = json!(c);
+    }
+    m
+}
+
+/// Table column definitions as JSON.
+pub fn column_definitions(info: &ResourceInfo) -> Value {
+    Value::Array(
+        table::columns(info.group, info.resource)
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "name": c.name, "type": c.type_, "format": c.format,
+                    "description": c.description, "priority": c.priority,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// One Table row for `obj`; `include_object` is Object, Metadata or None.
+pub fn table_row(info: &ResourceInfo, obj: &Value, include_object: &str, now: SystemTime) -> Value {
+    let cells = table::cells(info.group, info.resource, obj, now);
+    let mut row = json!({"cells": cells});
+    match include_object {
+        "None" => {}
+        "Object" => row["object"] = obj.clone(),
+        _ => row["object"] = partial_metadata(obj),
+    }
+    row
+}
+
+/// A Table of `objects`.
+pub fn table(info: &ResourceInfo, objects: &[Arc<Value>], meta: &ListMeta, include_object: &str, with_columns: bool) -> Value {
+    let now = SystemTime::now();
+    let rows: Vec<Value> = objects.iter().map(|o| table_row(info, o, include_object, now)).collect();
+    let mut t = json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_metadata(meta),
+        "rows": rows,
+    });
+    if with_columns {
+        t["columnDefinitions"] = column_definitions(info);
+    }
+    t
+}
+
+/// Renders a list as the client asked.
+pub fn list(info: &ResourceInfo, objects: &[Arc<Value>], meta: &ListMeta, rendering: Rendering, include_object: &str) -> Reply {
+    match rendering {
+        Rendering::Table => Reply::ok(table(info, objects, meta, include_object, true)),
+        Rendering::Metadata => {
+            let items: Vec<Value> = objects.iter().map(|o| partial_metadata(o)).collect();
+            Reply::ok(json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": list_metadata(meta),
+                "items": items,
+            }))
+        }
+        Rendering::Object => {
+            let mut out = Vec::with_capacity(256 + objects.len() * 512);
+            let head = json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": list_metadata(meta)});
+            let head = serde_json::to_vec(&head).unwrap_or_default();
+            // `{"kind":…,"metadata":{…}` + `,"items":[…]}`
+            out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+            out.extend_from_slice(b",\"items\":[");
+            for (i, obj) in objects.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut out, obj.as_ref());
+            }
+            out.extend_from_slice(b"]}");
+            Reply::Raw { code: 200, content_type: "application/json", body: Bytes::from(out) }
+        }
+    }
+}
+
+/// Renders one object as the client asked.
+pub fn object(info: &ResourceInfo, obj: &Value, rendering: Rendering, include_object: &str, code: u16) -> Reply {
+    match rendering {
+        Rendering::Table => {
+            let meta = ListMeta { resource_version: crate::api::object::resource_version(obj).unwrap_or("").to_string(), continue_token: None };
+            let mut t = table(info, &[], &meta, include_object, true);
+            t["rows"] = json!([table_row(info, obj, include_object, SystemTime::now())]);
+            Reply::with_code(code, t)
+        }
+        Rendering::Metadata => Reply::with_code(code, partial_metadata(obj)),
+        Rendering::Object => Reply::with_code(code, obj.clone()),
+    }
+}

@@ -1,0 +1,262 @@
+//! Per-resource rules applied on every write (upstream's "strategies").
+//!
+//! - decode the body (JSON, or YAML by Content-Type) and check
+//!   apiVersion/kind against the endpoint;
+//! - typed check for wrongly-typed values (400) and unknown fields
+//!   (`fieldValidation`);
+//! - on create: uid, creationTimestamp, generation, status reset;
+//! - on update: immutable metadata kept, spec/status split for resources
+//!   with a status subresource, generation bumped when the spec changes;
+//! - defaulting and validation per type (`registry::defaults`,
+//!   `registry::validation`), turned into 422 Invalid.
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::object::{self, metadata_mut};
+use super::registry::resources::ResourceInfo;
+use super::registry::{defaults, typed, validation};
+use super::request::FieldValidation;
+use super::status::{ApiError, ApiResult, Cause};
+
+/// Decodes a request body: JSON, or YAML when the Content-Type says so.
+pub fn decode_body(body: &Bytes, content_type: Option<&str>) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the body of the request was empty"));
+    }
+    let yaml = content_type.is_some_and(|c| c.contains("yaml"));
+    let value: Value = if yaml {
+        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    Ok(value)
+}
+
+/// Checks (and fills in, when absent) apiVersion and kind.
+pub fn check_kind(info: &ResourceInfo, expected_kind: &str, obj: &mut Value) -> ApiResult<()> {
+    let api_version = info.api_version();
+    let map = obj.as_object_mut().ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(api_version));
+        }
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )));
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(expected_kind));
+        }
+        Some(k) if k == expected_kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({expected_kind})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes into the typed struct: type errors are 400; unknown fields are
+/// 400 (Strict), warnings (Warn) or ignored. Returns the warnings.
+pub fn check_fields(info: &ResourceInfo, kind: &str, obj: &Value, mode: FieldValidation) -> ApiResult<Vec<String>> {
+    let Some(result) = typed::round_trip(info.group, kind, obj) else { return Ok(Vec::new()) };
+    let typed = result.map_err(|e| {
+        ApiError::bad_request(format!("{kind} in version \"{}\" cannot be handled as a {kind}: {e}", info.version))
+    })?;
+    if mode == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let unknown: Vec<String> = typed::unknown_fields(obj, &typed).into_iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    match mode {
+        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {}",
+            info.version,
+            unknown.join(", ")
+        ))),
+        _ => Ok(unknown),
+    }
+}
+
+/// Whether the resource tracks metadata.generation.
+fn tracks_generation(info: &ResourceInfo, obj: &Value) -> bool {
+    info.has_status() || (obj.get("spec").is_some() && info.resource != "namespaces")
+}
+
+/// Create-time metadata and status.
+pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
+    let now = object::now_rfc3339();
+    let track = tracks_generation(info, obj);
+    let meta = metadata_mut(obj);
+    meta.insert("uid".into(), json!(object::new_uid()));
+    meta.insert("creationTimestamp".into(), json!(now));
+    meta.remove("resourceVersion");
+    meta.remove("deletionTimestamp");
+    meta.remove("deletionGracePeriodSeconds");
+    meta.remove("selfLink");
+    if track {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    let map = obj.as_object_mut().expect("metadata_mut made it an object");
+    match (info.group, info.resource) {
+        // Status is the controllers' to write; these start from upstream's
+        // initial values.
+        ("", "pods") => {
+            let qos = qos_class(map.get("spec"));
+            map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+        }
+        ("", "namespaces") => {
+            map.insert("status".into(), json!({"phase": "Active"}));
+        }
+        ("", "nodes") | ("", "persistentvolumes") | ("", "persistentvolumeclaims") => {}
+        ("", "services") => {
+            map.insert("status".into(), json!({"loadBalancer": {}}));
+        }
+        _ if info.has_status() => {
+            map.insert("status".into(), json!({}));
+        }
+        _ => {}
+    }
+}
+
+/// Pod QoS class from requests and limits (Guaranteed, Burstable, BestEffort).
+pub fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| spec.and_then(|s| s.get(*f)).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in &containers {
+        let requests = c["resources"]["requests"].as_object();
+        let limits = c["resources"]["limits"].as_object();
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(res));
+            let request = requests.and_then(|r| r.get(res)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// Update-time rules. `subresource` is `Some("status")` for status writes.
+pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value, subresource: Option<&str>) {
+    // Immutable or server-owned metadata comes from the stored object.
+    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    {
+        let meta = metadata_mut(new);
+        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            match old_meta.get(field) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+        meta.remove("resourceVersion");
+    }
+    if info.has_status() {
+        match subresource {
+            Some("status") => {
+                // Only status changes through /status.
+                let status = new.get("status").cloned();
+                let managed = new.get("metadata").and_then(|m| m.get("managedFields")).cloned();
+                *new = old.clone();
+                set_or_remove(new, "status", status);
+                let meta = metadata_mut(new);
+                meta.remove("resourceVersion");
+                match managed {
+                    Some(m) => meta.insert("managedFields".into(), m),
+                    None => meta.remove("managedFields"),
+                };
+            }
+            _ => set_or_remove(new, "status", old.get("status").cloned()),
+        }
+    }
+    if tracks_generation(info, new) && subresource.is_none() && old.get("spec") != new.get("spec") {
+        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        metadata_mut(new).insert("generation".into(), json!(generation));
+    }
+}
+
+fn set_or_remove(obj: &mut Value, field: &str, value: Option<Value>) {
+    if let Some(map) = obj.as_object_mut() {
+        match value {
+            Some(v) => map.insert(field.into(), v),
+            None => map.remove(field),
+        };
+    }
+}
+
+/// Defaults, then validation; validation failures become 422 Invalid.
+pub fn default_and_validate(info: &ResourceInfo, kind: &str, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
+    defaults::apply_defaults(info.group, kind, obj);
+    let errors = match old {
+        None => validation::validate_create(info.group, kind, obj),
+        Some(old) => validation::validate_update(info.group, kind, old, obj),
+    };
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let name = object::name(obj).unwrap_or("").to_string();
+    let causes = errors
+        .into_iter()
+        .map(|e| Cause { reason: e.kind.as_str().to_string(), field: e.field, message: e.message })
+        .collect();
+    Err(ApiError::invalid(info.group, kind, &name, causes))
+}
+
+/// The object as stored: without resourceVersion (the store revision is it).
+pub fn to_stored(obj: &Value) -> Bytes {
+    let mut copy = obj.clone();
+    if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&copy).unwrap_or_default())
+}
+
+/// Two versions equal apart from resourceVersion and managed-field times
+/// (an update that changes nothing is not written, like upstream).
+pub fn same_content(a: &Value, b: &Value) -> bool {
+    fn strip(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            if let Some(Value::Array(mf)) = meta.get_mut("managedFields") {
+                for entry in mf.iter_mut() {
+                    if let Some(e) = entry.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    }
+    strip(a) == strip(b)
+}
+
+/// An empty JSON object.
+pub fn empty_object() -> Value {
+    Value::Object(Map::new())
+}

@@ -1,0 +1,282 @@
+//! The watch cache: every object in memory, plus a window of recent events.
+//!
+//! Lists at `resourceVersion=0` and all watches are served from here, so a
+//! thousand informers cost one store watch. The cache follows the store
+//! with a single watch on `/registry/`; objects are decoded once, get their
+//! `resourceVersion` stamped, and are shared (`Arc`) by the object map, the
+//! event window and every watcher.
+//!
+//! Consistency: the feeder applies an event and broadcasts it under the
+//! state's write lock, and a watcher snapshots (replay or initial objects)
+//! and subscribes under the read lock, so a watch has no gap and no
+//! duplicate. A watcher that falls behind the broadcast is closed; its
+//! client re-watches from the last resourceVersion it saw, like upstream.
+//! If the store watch itself fails, the cache relists and closes every
+//! watcher (they would otherwise have missed events).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::status::{ApiError, ApiResult};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
+
+/// Events kept for watchers resuming from a recent resourceVersion.
+const WINDOW: usize = 8192;
+/// Live events a watcher may fall behind by before it is closed.
+const LIVE_BUFFER: usize = 4096;
+/// Prefix of every API object key.
+pub const REGISTRY_PREFIX: &str = "/registry/";
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeType {
+    /// Created.
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted (the object is its last state).
+    Deleted,
+}
+
+/// One change, as watchers see it.
+#[derive(Debug)]
+pub struct Change {
+    /// Store revision of the change.
+    pub revision: Revision,
+    /// Added, modified or deleted.
+    pub kind: ChangeType,
+    /// Store key.
+    pub key: String,
+    /// The object after the change (its last state for deletes), with
+    /// `metadata.resourceVersion` set to `revision`.
+    pub object: Arc<Value>,
+    /// The object before the change, if it existed.
+    pub prev: Option<Arc<Value>>,
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<Value>>,
+    window: VecDeque<Arc<Change>>,
+    revision: Revision,
+    /// Watches from a revision at or after this one can be replayed.
+    oldest: Revision,
+    live: broadcast::Sender<Arc<Change>>,
+}
+
+/// The apiserver's in-memory view of the store. See the module docs.
+pub struct WatchCache {
+    state: RwLock<State>,
+    revision: watch::Sender<Revision>,
+    ready: watch::Sender<bool>,
+}
+
+/// A snapshot to start a watch from, plus the live feed after it.
+pub struct Subscription {
+    /// Changes to send first (replayed or synthetic ADDED), in order.
+    pub initial: Vec<Arc<Change>>,
+    /// Live changes after `initial`.
+    pub live: broadcast::Receiver<Arc<Change>>,
+    /// The cache revision the snapshot was taken at.
+    pub revision: Revision,
+}
+
+impl Default for WatchCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchCache {
+    /// An empty, not yet ready cache.
+    pub fn new() -> Self {
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        WatchCache {
+            state: RwLock::new(State { objects: BTreeMap::new(), window: VecDeque::new(), revision: 0, oldest: 0, live }),
+            revision: watch::channel(0).0,
+            ready: watch::channel(false).0,
+        }
+    }
+
+    /// Whether the first list has been loaded.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once the first list has been loaded.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// The newest revision the cache has applied.
+    pub fn revision(&self) -> Revision {
+        self.state.read().revision
+    }
+
+    /// Waits (up to 3 s, like upstream) until the cache has applied `rev`.
+    pub async fn wait_for(&self, rev: Revision) -> ApiResult<()> {
+        let mut rx = self.revision.subscribe();
+        match tokio::time::timeout(Duration::from_secs(3), rx.wait_for(|r| *r >= rev)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => {
+                let mut e = ApiError::new(504, "Timeout", format!("Too large resource version: {rev}, current: {}", self.revision()));
+                e.retry_after = Some(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Current objects with keys under `prefix`, and the cache revision.
+    pub fn list(&self, prefix: &str, filter: impl Fn(&Value) -> bool) -> (Vec<Arc<Value>>, Revision) {
+        let state = self.state.read();
+        let items = state
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, v)| filter(v))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, state.revision)
+    }
+
+    /// One object by key.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.state.read().objects.get(key).cloned()
+    }
+
+    /// Starts a watch on keys under `prefix` after `from` (None = send the
+    /// current objects as ADDED first).
+    pub fn subscribe(&self, prefix: &str, from: Option<Revision>) -> ApiResult<Subscription> {
+        let state = self.state.read();
+        let initial = match from {
+            None => state
+                .objects
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| {
+                    Arc::new(Change {
+                        revision: state.revision,
+                        kind: ChangeType::Added,
+                        key: k.clone(),
+                        object: v.clone(),
+                        prev: None,
+                    })
+                })
+                .collect(),
+            Some(rev) if rev < state.oldest => {
+                return Err(ApiError::expired(format!("too old resource version: {rev} ({})", state.oldest)));
+            }
+            Some(rev) => state.window.iter().filter(|c| c.revision > rev && c.key.starts_with(prefix)).cloned().collect(),
+        };
+        Ok(Subscription { initial, live: state.live.subscribe(), revision: state.revision })
+    }
+
+    /// Follows `store` until cancelled, relisting whenever the store watch
+    /// breaks.
+    pub async fn run<S: Store>(self: Arc<Self>, store: S, cancel: CancellationToken) {
+        loop {
+            let result = tokio::select! {
+                r = self.sync_once(&store) => r,
+                _ = cancel.cancelled() => return,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "watch cache lost the store watch; relisting");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    async fn sync_once<S: Store>(&self, store: &S) -> Result<(), crate::store::StoreError> {
+        let rev = store.current_revision();
+        let mut objects = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .range(RangeRequest { prefix: REGISTRY_PREFIX.into(), continue_after: after.take(), limit: 1000, revision: Some(rev) })
+                .await?;
+            for kv in &page.kvs {
+                if let Some(obj) = decode(kv, kv.mod_revision) {
+                    objects.insert(kv.key.clone(), obj);
+                }
+            }
+            if !page.more {
+                break;
+            }
+            after = page.kvs.last().map(|kv| kv.key.clone());
+        }
+        let mut events = store.watch(REGISTRY_PREFIX, rev)?;
+        {
+            let mut state = self.state.write();
+            state.objects = objects;
+            state.window.clear();
+            state.revision = rev;
+            state.oldest = rev;
+            // Dropping the old sender ends every existing watch: they may
+            // have missed events between the failure and this relist.
+            state.live = broadcast::channel(LIVE_BUFFER).0;
+        }
+        self.revision.send_replace(rev);
+        self.ready.send_replace(true);
+        tracing::info!(revision = rev, "watch cache synced");
+        while let Some(event) = events.next().await {
+            self.apply(event?);
+        }
+        Err(crate::store::StoreError::Unavailable("store watch ended".into()))
+    }
+
+    fn apply(&self, event: crate::store::Event) {
+        let revision = event.revision;
+        let mut state = self.state.write();
+        let prev = state.objects.get(&event.key).cloned();
+        let change = match event.kind {
+            EventKind::Put => {
+                let Some(obj) = event.value.as_ref().and_then(|kv| decode(kv, revision)) else {
+                    tracing::warn!(key = %event.key, revision, "undecodable object in store; not cached");
+                    state.revision = revision;
+                    drop(state);
+                    self.revision.send_replace(revision);
+                    return;
+                };
+                state.objects.insert(event.key.clone(), obj.clone());
+                let kind = if prev.is_some() { ChangeType::Modified } else { ChangeType::Added };
+                Change { revision, kind, key: event.key, object: obj, prev }
+            }
+            EventKind::Delete => {
+                state.objects.remove(&event.key);
+                let last = event.prev.as_ref().and_then(|kv| decode(kv, revision));
+                let Some(object) = last.or_else(|| prev.clone()) else {
+                    state.revision = revision;
+                    drop(state);
+                    self.revision.send_replace(revision);
+                    return;
+                };
+                Change { revision, kind: ChangeType::Deleted, key: event.key, object, prev }
+            }
+        };
+        let change = Arc::new(change);
+        state.window.push_back(change.clone());
+        while state.window.len() > WINDOW {
+            if let Some(old) = state.window.pop_front() {
+                state.oldest = old.revision;
+            }
+        }
+        state.revision = revision;
+        let _ = state.live.send(change);
+        drop(state);
+        self.revision.send_replace(revision);
+    }
+}
+
+/// Decodes a stored object and stamps its resourceVersion.
+pub fn decode(kv: &KeyValue, revision: Revision) -> Option<Arc<Value>> {
+    let mut obj: Value = serde_json::from_slice(&kv.value).ok()?;
+    super::object::set_meta(&mut obj, "resourceVersion", revision.to_string());
+    Some(Arc::new(obj))
+}

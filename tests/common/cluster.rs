@@ -1,0 +1,164 @@
+//! A real `kelp server --disable-agent` on a temp data dir and a free
+//! loopback port, driven with real kubectl; killed (and its dir removed)
+//! when dropped, also when a test fails.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The kubectl to use: `KELP_TEST_KUBECTL`, else the venv tests/run.sh makes.
+pub fn kubectl_path() -> PathBuf {
+    if let Ok(p) = std::env::var("KELP_TEST_KUBECTL") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/kubectl");
+    assert!(p.exists(), "kubectl not found at {} (run ./tests/run.sh, which installs it)", p.display());
+    p
+}
+
+impl Server {
+    /// Starts a server and waits until /readyz answers.
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra flags.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Server {
+            kubeconfig: dir.path().join("kubeconfig.yaml"),
+            dir,
+            port: free_port(),
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let config = self.dir.path().join("config.yaml");
+        std::fs::write(&config, "# test\n").unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
+            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--node-ip", "127.0.0.1"])
+            .arg("--config").arg(&config)
+            .arg("--data-dir").arg(self.dir.path().join("data"))
+            .arg("--https-listen-port").arg(self.port.to_string())
+            .arg("--write-kubeconfig").arg(&self.kubeconfig)
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kelp server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.kubeconfig.exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("kelp server exited with {status}: {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "kelp server not ready in 30 s: {}", self.log());
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops (SIGKILL) and starts the server again on the same data dir and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs kubectl against this server.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(kubectl_path())
+            .arg("--kubeconfig").arg(&self.kubeconfig)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// Runs kubectl with `stdin` as input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(kubectl_path())
+            .arg("--kubeconfig").arg(&self.kubeconfig)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}\n--- server log ---\n{}", String::from_utf8_lossy(&out.stderr), tail(&self.log()));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl with stdin that must succeed; returns stdout.
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_stdin(args, stdin);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}\n--- server log ---\n{}", String::from_utf8_lossy(&out.stderr), tail(&self.log()));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl that must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
