@@ -59,25 +59,76 @@ stringData:
 fn apply_multi_document_yaml_then_unchanged_then_configured() {
     let s = Server::start();
     let out = s.ok_stdin(&["apply", "-f", "-"], APP);
-    for line in ["deployment.apps/web created", "service/web created", "configmap/web-config created", "secret/web-secret created"] {
+    for line in [
+        "deployment.apps/web created",
+        "service/web created",
+        "configmap/web-config created",
+        "secret/web-secret created",
+    ] {
         assert!(out.contains(line), "{out}");
     }
     let again = s.ok_stdin(&["apply", "-f", "-"], APP);
-    assert_eq!(again.matches("unchanged").count(), 4, "{again}");
-    let changed = APP.replace("replicas: 2", "replicas: 4").replace("greeting: hello", "greeting: bonjour");
+    // (A Secret applied with stringData is "configured" every time, upstream too.)
+    for line in [
+        "deployment.apps/web unchanged",
+        "service/web unchanged",
+        "configmap/web-config unchanged",
+    ] {
+        assert!(again.contains(line), "{again}");
+    }
+    let changed = APP
+        .replace("replicas: 2", "replicas: 4")
+        .replace("greeting: hello", "greeting: bonjour");
     let out = s.ok_stdin(&["apply", "-f", "-"], &changed);
-    assert!(out.contains("deployment.apps/web configured") && out.contains("configmap/web-config configured"), "{out}");
+    assert!(
+        out.contains("deployment.apps/web configured")
+            && out.contains("configmap/web-config configured"),
+        "{out}"
+    );
     assert!(out.contains("service/web unchanged"), "{out}");
-    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "4");
-    assert_eq!(s.ok(&["get", "cm", "web-config", "-o", "jsonpath={.data.greeting}"]), "bonjour");
+    assert_eq!(
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "4"
+    );
+    assert_eq!(
+        s.ok(&["get", "cm", "web-config", "-o", "jsonpath={.data.greeting}"]),
+        "bonjour"
+    );
     // Generation follows spec changes only.
-    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]), "2");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.generation}"
+        ]),
+        "2"
+    );
     // Secret stringData became data.
-    assert_eq!(s.ok(&["get", "secret", "web-secret", "-o", "jsonpath={.data.password}"]), "czNjcmV0");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "secret",
+            "web-secret",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        "czNjcmV0"
+    );
     // The Service got a ClusterIP in the service CIDR and a NodePort in range.
     let ip = s.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
     assert!(ip.starts_with("10.43."), "{ip}");
-    let port: u16 = s.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"]).parse().unwrap();
+    let port: u16 = s
+        .ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .parse()
+        .unwrap();
     assert!((30000..=32767).contains(&port));
 }
 
@@ -86,25 +137,56 @@ fn get_output_formats_and_tables() {
     let s = Server::start();
     s.ok_stdin(&["apply", "-f", "-"], APP);
     let table = s.ok(&["get", "deploy"]);
-    assert!(table.starts_with("NAME") && table.contains("READY") && table.contains("UP-TO-DATE") && table.contains("web"), "{table}");
+    assert!(
+        table.starts_with("NAME")
+            && table.contains("READY")
+            && table.contains("UP-TO-DATE")
+            && table.contains("web"),
+        "{table}"
+    );
     let wide = s.ok(&["get", "deploy", "-o", "wide"]);
-    assert!(wide.contains("CONTAINERS") && wide.contains("busybox:1.36"), "{wide}");
+    assert!(
+        wide.contains("CONTAINERS") && wide.contains("busybox:1.36"),
+        "{wide}"
+    );
     let svc = s.ok(&["get", "svc"]);
-    assert!(svc.contains("CLUSTER-IP") && svc.contains("kubernetes") && svc.contains("443/TCP"), "{svc}");
+    assert!(
+        svc.contains("CLUSTER-IP") && svc.contains("kubernetes") && svc.contains("443/TCP"),
+        "{svc}"
+    );
     let yaml = s.ok(&["get", "cm", "web-config", "-o", "yaml"]);
-    assert!(yaml.contains("greeting: hello") && yaml.contains("resourceVersion:") && yaml.contains("uid:"), "{yaml}");
+    assert!(
+        yaml.contains("greeting: hello")
+            && yaml.contains("resourceVersion:")
+            && yaml.contains("uid:"),
+        "{yaml}"
+    );
     let ns = s.ok(&["get", "ns"]);
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(ns.contains(n), "{ns}");
     }
     let names = s.ok(&["get", "cm,secret", "-o", "name"]);
-    assert!(names.contains("configmap/web-config") && names.contains("secret/web-secret"), "{names}");
+    assert!(
+        names.contains("configmap/web-config") && names.contains("secret/web-secret"),
+        "{names}"
+    );
     let describe = s.ok(&["describe", "deploy", "web"]);
-    assert!(describe.contains("Replicas:") && describe.contains("busybox:1.36"), "{describe}");
+    assert!(
+        describe.contains("Replicas:") && describe.contains("busybox:1.36"),
+        "{describe}"
+    );
     let versions = s.ok(&["api-versions"]);
-    assert!(versions.contains("apps/v1") && versions.lines().any(|l| l == "v1"), "{versions}");
+    assert!(
+        versions.contains("apps/v1") && versions.lines().any(|l| l == "v1"),
+        "{versions}"
+    );
     let resources = s.ok(&["api-resources"]);
-    assert!(resources.contains("deployments") && resources.contains("deploy") && resources.contains("apps/v1"), "{resources}");
+    assert!(
+        resources.contains("deployments")
+            && resources.contains("deploy")
+            && resources.contains("apps/v1"),
+        "{resources}"
+    );
     let cs = s.ok(&["get", "cs"]);
     assert!(cs.contains("etcd-0") || cs.contains("store"), "{cs}");
 }
@@ -115,19 +197,86 @@ fn label_annotate_patch_scale() {
     s.ok_stdin(&["apply", "-f", "-"], APP);
     s.ok(&["label", "cm", "web-config", "tier=frontend"]);
     s.ok(&["annotate", "cm", "web-config", "owner=team-a"]);
-    assert_eq!(s.ok(&["get", "cm", "-l", "tier=frontend", "-o", "name"]).trim(), "configmap/web-config");
-    assert_eq!(s.ok(&["get", "cm", "-l", "tier!=frontend", "-o", "name"]).trim(), "configmap/kube-root-ca.crt".replace("configmap/kube-root-ca.crt", "").trim());
-    assert_eq!(s.ok(&["get", "cm", "web-config", "-o", "jsonpath={.metadata.annotations.owner}"]), "team-a");
-    s.ok(&["patch", "cm", "web-config", "--type", "merge", "-p", r#"{"data":{"extra":"1"}}"#]);
-    s.ok(&["patch", "cm", "web-config", "--type", "json", "-p", r#"[{"op":"replace","path":"/data/extra","value":"2"}]"#]);
-    assert_eq!(s.ok(&["get", "cm", "web-config", "-o", "jsonpath={.data.extra}"]), "2");
+    assert_eq!(
+        s.ok(&["get", "cm", "-l", "tier=frontend", "-o", "name"])
+            .trim(),
+        "configmap/web-config"
+    );
+    assert_eq!(
+        s.ok(&["get", "cm", "-l", "tier!=frontend", "-o", "name"])
+            .trim(),
+        "configmap/kube-root-ca.crt"
+            .replace("configmap/kube-root-ca.crt", "")
+            .trim()
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "cm",
+            "web-config",
+            "-o",
+            "jsonpath={.metadata.annotations.owner}"
+        ]),
+        "team-a"
+    );
+    s.ok(&[
+        "patch",
+        "cm",
+        "web-config",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"extra":"1"}}"#,
+    ]);
+    s.ok(&[
+        "patch",
+        "cm",
+        "web-config",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/extra","value":"2"}]"#,
+    ]);
+    assert_eq!(
+        s.ok(&["get", "cm", "web-config", "-o", "jsonpath={.data.extra}"]),
+        "2"
+    );
     s.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"httpd","image":"busybox:1.37"}]}}}}"#]);
-    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "busybox:1.37");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "busybox:1.37"
+    );
     // Strategic merge kept the other container fields.
-    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}"]), "8080");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}"
+        ]),
+        "8080"
+    );
     s.ok(&["scale", "deploy", "web", "--replicas", "5"]);
-    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "5");
-    let err = s.fails(&["patch", "cm", "web-config", "--type", "json", "-p", r#"[{"op":"test","path":"/data/extra","value":"9"}]"#]);
+    assert_eq!(
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+    let err = s.fails(&[
+        "patch",
+        "cm",
+        "web-config",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"test","path":"/data/extra","value":"9"}]"#,
+    ]);
     assert!(err.contains("Error from server"), "{err}");
 }
 
@@ -135,23 +284,75 @@ fn label_annotate_patch_scale() {
 fn server_side_apply_and_dry_run_and_diff() {
     let s = Server::start();
     let out = s.ok_stdin(&["apply", "--server-side", "-f", "-"], APP);
-    assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
-    let managers = s.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.managedFields[*].manager}", "--show-managed-fields"]);
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let managers = s.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+        "--show-managed-fields",
+    ]);
     assert!(managers.contains("kubectl"), "{managers}");
     // A different manager changing replicas conflicts without --force-conflicts.
     let other = APP.replace("replicas: 2", "replicas: 3");
-    let err = String::from_utf8_lossy(&s.kubectl_stdin(&["apply", "--server-side", "--field-manager", "other", "-f", "-"], &other).stderr).into_owned();
+    let err = String::from_utf8_lossy(
+        &s.kubectl_stdin(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "other",
+                "-f",
+                "-",
+            ],
+            &other,
+        )
+        .stderr,
+    )
+    .into_owned();
     assert!(err.contains("conflict"), "{err}");
-    s.ok_stdin(&["apply", "--server-side", "--field-manager", "other", "--force-conflicts", "-f", "-"], &other);
-    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
+    s.ok_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        &other,
+    );
+    assert_eq!(
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
     // --dry-run=server persists nothing.
-    let out = s.ok(&["create", "cm", "dry", "--from-literal=a=b", "--dry-run=server"]);
-    assert!(out.contains("configmap/dry created (server dry run)"), "{out}");
+    let out = s.ok(&[
+        "create",
+        "cm",
+        "dry",
+        "--from-literal=a=b",
+        "--dry-run=server",
+    ]);
+    assert!(
+        out.contains("configmap/dry created (server dry run)"),
+        "{out}"
+    );
     assert!(s.fails(&["get", "cm", "dry"]).contains("NotFound"));
     // diff: exit 1 with a change, 0 without.
     let changed = APP.replace("greeting: hello", "greeting: hi");
     let diff = s.kubectl_stdin(&["diff", "-f", "-"], &changed);
-    assert_eq!(diff.status.code(), Some(1), "{}", String::from_utf8_lossy(&diff.stderr));
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
     assert!(String::from_utf8_lossy(&diff.stdout).contains("greeting: hi"));
 }
 
@@ -159,20 +360,44 @@ fn server_side_apply_and_dry_run_and_diff() {
 fn validation_errors_are_statuses() {
     let s = Server::start();
     let bad_field = APP.replace("  replicas: 2", "  replicas: 2\n  bogusField: 1");
-    let err = String::from_utf8_lossy(&s.kubectl_stdin(&["apply", "--validate=strict", "-f", "-"], &bad_field).stderr).into_owned();
+    let err = String::from_utf8_lossy(
+        &s.kubectl_stdin(&["apply", "--validate=strict", "-f", "-"], &bad_field)
+            .stderr,
+    )
+    .into_owned();
     assert!(err.contains("bogusField"), "{err}");
-    let mismatch = APP.replace("      labels: {app: web}\n    spec:", "      labels: {app: other}\n    spec:");
-    let err = String::from_utf8_lossy(&s.kubectl_stdin(&["apply", "-f", "-"], &mismatch).stderr).into_owned();
+    let mismatch = APP.replace(
+        "      labels: {app: web}\n    spec:",
+        "      labels: {app: other}\n    spec:",
+    );
+    let err = String::from_utf8_lossy(&s.kubectl_stdin(&["apply", "-f", "-"], &mismatch).stderr)
+        .into_owned();
     assert!(err.contains("Invalid") && err.contains("selector"), "{err}");
     let err = s.fails(&["get", "pod", "nope"]);
-    assert!(err.contains("Error from server (NotFound): pods \"nope\" not found"), "{err}");
+    assert!(
+        err.contains("Error from server (NotFound): pods \"nope\" not found"),
+        "{err}"
+    );
     let err = s.fails(&["create", "cm", "UPPER", "--from-literal=a=b"]);
-    assert!(err.contains("Invalid") && err.contains("metadata.name"), "{err}");
+    assert!(
+        err.contains("Invalid") && err.contains("metadata.name"),
+        "{err}"
+    );
     s.ok(&["create", "cm", "x", "--from-literal=a=b"]);
     let err = s.fails(&["create", "cm", "x", "--from-literal=a=b"]);
     assert!(err.contains("AlreadyExists"), "{err}");
-    let err = s.fails(&["create", "cm", "y", "-n", "missing-ns", "--from-literal=a=b"]);
-    assert!(err.contains("NotFound") && err.contains("missing-ns"), "{err}");
+    let err = s.fails(&[
+        "create",
+        "cm",
+        "y",
+        "-n",
+        "missing-ns",
+        "--from-literal=a=b",
+    ]);
+    assert!(
+        err.contains("NotFound") && err.contains("missing-ns"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -180,19 +405,41 @@ fn stale_update_conflicts() {
     let s = Server::start();
     s.ok(&["create", "cm", "c", "--from-literal=a=1"]);
     let stale = s.ok(&["get", "cm", "c", "-o", "json"]);
-    s.ok(&["patch", "cm", "c", "--type", "merge", "-p", r#"{"data":{"a":"2"}}"#]);
+    s.ok(&[
+        "patch",
+        "cm",
+        "c",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"a":"2"}}"#,
+    ]);
     let edited = stale.replace("\"a\": \"1\"", "\"a\": \"3\"");
     let out = s.kubectl_stdin(&["replace", "-f", "-"], &edited);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("Conflict") && err.contains("the object has been modified"), "{err}");
+    assert!(
+        !out.status.success()
+            && err.contains("Conflict")
+            && err.contains("the object has been modified"),
+        "{err}"
+    );
 }
 
 #[test]
 fn watch_sees_added_modified_deleted() {
     let s = Server::start();
     let mut watcher = Command::new(kubectl_path())
-        .arg("--kubeconfig").arg(&s.kubeconfig)
-        .args(["get", "cm", "-w", "--output-watch-events", "-o", "custom-columns=NAME:.metadata.name,V:.data.v", "--no-headers"])
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args([
+            "get",
+            "cm",
+            "-w",
+            "--output-watch-events",
+            "-o",
+            "custom-columns=NAME:.metadata.name,V:.data.v",
+            "--no-headers",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -208,22 +455,41 @@ fn watch_sees_added_modified_deleted() {
     });
     std::thread::park_timeout(Duration::from_millis(700));
     s.ok(&["create", "cm", "w1", "--from-literal=v=1"]);
-    s.ok(&["patch", "cm", "w1", "--type", "merge", "-p", r#"{"data":{"v":"2"}}"#]);
+    s.ok(&[
+        "patch",
+        "cm",
+        "w1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"v":"2"}}"#,
+    ]);
     s.ok(&["delete", "cm", "w1"]);
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) if line.contains("w1") => seen.push(line.split_whitespace().map(str::to_string).collect::<Vec<_>>()),
+            Ok(line) if line.contains("w1") => seen.push(
+                line.split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            ),
             Ok(_) => {}
             Err(_) => break,
         }
     }
     let _ = watcher.kill();
     let _ = watcher.wait();
-    let events: Vec<(String, String)> = seen.iter().map(|f| (f[0].clone(), f.get(2).cloned().unwrap_or_default())).collect();
+    let events: Vec<(String, String)> = seen
+        .iter()
+        .map(|f| (f[0].clone(), f.get(2).cloned().unwrap_or_default()))
+        .collect();
     assert_eq!(
         events,
-        vec![("ADDED".into(), "1".into()), ("MODIFIED".into(), "2".into()), ("DELETED".into(), "2".into())],
+        vec![
+            ("ADDED".into(), "1".into()),
+            ("MODIFIED".into(), "2".into()),
+            ("DELETED".into(), "2".into())
+        ],
         "{seen:?}"
     );
 }
@@ -237,12 +503,47 @@ fn delete_with_cascade_variants() {
     s.ok(&["create", "cm", "keep", "--from-literal=a=b"]);
     // Orphan and foreground leave a finalizer for the garbage collector.
     s.ok(&["delete", "cm", "keep", "--cascade=orphan", "--wait=false"]);
-    assert_eq!(s.ok(&["get", "cm", "keep", "-o", "jsonpath={.metadata.finalizers}"]), r#"["orphan"]"#);
-    assert!(!s.ok(&["get", "cm", "keep", "-o", "jsonpath={.metadata.deletionTimestamp}"]).is_empty());
-    s.ok(&["delete", "deploy", "web", "--cascade=foreground", "--wait=false"]);
-    assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.finalizers}"]), r#"["foregroundDeletion"]"#);
+    assert_eq!(
+        s.ok(&["get", "cm", "keep", "-o", "jsonpath={.metadata.finalizers}"]),
+        r#"["orphan"]"#
+    );
+    assert!(
+        !s.ok(&[
+            "get",
+            "cm",
+            "keep",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .is_empty()
+    );
+    s.ok(&[
+        "delete",
+        "deploy",
+        "web",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.finalizers}"
+        ]),
+        r#"["foregroundDeletion"]"#
+    );
     // Removing the last finalizer completes the delete.
-    s.ok(&["patch", "cm", "keep", "--type", "json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
+    s.ok(&[
+        "patch",
+        "cm",
+        "keep",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
     assert!(s.fails(&["get", "cm", "keep"]).contains("NotFound"));
     s.ok(&["create", "cm", "a1", "--from-literal=a=b"]);
     s.ok(&["label", "cm", "a1", "batch=x"]);
@@ -256,25 +557,86 @@ fn delete_with_cascade_variants() {
 fn explain_uses_served_openapi() {
     let s = Server::start();
     let out = s.ok(&["explain", "pod.spec.containers"]);
-    assert!(out.contains("KIND:") && out.contains("Pod") && out.contains("image"), "{out}");
+    assert!(
+        out.contains("KIND:") && out.contains("Pod") && out.contains("image"),
+        "{out}"
+    );
     let out = s.ok(&["explain", "deployment.spec.replicas"]);
-    assert!(out.contains("integer") || out.contains("<integer>"), "{out}");
+    assert!(
+        out.contains("integer") || out.contains("<integer>"),
+        "{out}"
+    );
 }
 
 #[test]
 fn anonymous_requests_reach_only_public_endpoints() {
     let s = Server::start();
-    let server = format!("https://127.0.0.1:{}", s.port);
     let anon = |path: &str| {
-        Command::new(kubectl_path())
-            .args(["--server", &server, "--insecure-skip-tls-verify", "get", "--raw", path])
-            .env("HOME", s.dir.path())
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "-o",
+                "/dev/stderr",
+                "-w",
+                "%{http_code}",
+                &format!("https://127.0.0.1:{}{path}", s.port),
+            ])
             .output()
-            .unwrap()
+            .expect("curl (tests/run.sh installs it)");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    assert!(anon("/readyz").status.success());
-    assert!(anon("/version").status.success());
-    let denied = anon("/api/v1/namespaces");
-    assert!(!denied.status.success());
-    assert!(String::from_utf8_lossy(&denied.stderr).contains("Unauthorized"), "{}", String::from_utf8_lossy(&denied.stderr));
+    assert_eq!(anon("/readyz"), ("200".into(), "ok".into()));
+    assert_eq!(anon("/version").0, "200");
+    assert!(anon("/cacerts").1.contains("BEGIN CERTIFICATE"));
+    let (code, body) = anon("/api/v1/namespaces");
+    assert_eq!(code, "401");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            status["kind"].as_str(),
+            status["reason"].as_str(),
+            status["code"].as_i64()
+        ),
+        (Some("Status"), Some("Unauthorized"), Some(401))
+    );
+}
+
+#[test]
+fn oversized_and_malformed_bodies_get_statuses() {
+    let s = Server::start();
+    let huge = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"x\":\"{}\"}}}}",
+        "a".repeat(4 << 20)
+    );
+    let path = s.dir.path().join("big.json");
+    std::fs::write(&path, huge).unwrap();
+    let err = String::from_utf8_lossy(
+        &s.kubectl(&["create", "--validate=false", "-f", path.to_str().unwrap()])
+            .stderr,
+    )
+    .into_owned();
+    assert!(
+        err.contains("too large")
+            || err.contains("RequestEntityTooLarge")
+            || err.contains("larger than"),
+        "{err}"
+    );
+    let raw = s.kubectl_stdin(
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps",
+            "-f",
+            "-",
+        ],
+        "{not json",
+    );
+    let err = String::from_utf8_lossy(&raw.stderr).into_owned();
+    assert!(
+        !raw.status.success() && (err.contains("BadRequest") || err.contains("error decoding")),
+        "{err}"
+    );
 }

@@ -13,7 +13,7 @@ ROOT=$PWD
 log() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages ------------------------------------------------------
-APT_PACKAGES=(containerd runc iptables busybox-static protobuf-compiler etcd-server iproute2)
+APT_PACKAGES=(containerd runc iptables busybox-static protobuf-compiler etcd-server iproute2 curl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

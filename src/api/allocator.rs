@@ -49,7 +49,16 @@ pub struct ServiceAllocator {
 impl ServiceAllocator {
     /// An empty allocator.
     pub fn new(cidr: IpNet, ports: (u16, u16)) -> Self {
-        ServiceAllocator { cidr, ports, state: Mutex::new(State { ips: HashSet::new(), ports: HashSet::new(), next_ip: 2, next_port: ports.0 }) }
+        ServiceAllocator {
+            cidr,
+            ports,
+            state: Mutex::new(State {
+                ips: HashSet::new(),
+                ports: HashSet::new(),
+                next_ip: 2,
+                next_port: ports.0,
+            }),
+        }
     }
 
     /// The `n`th address of the service CIDR (1 = the `kubernetes` Service).
@@ -57,7 +66,8 @@ impl ServiceAllocator {
         match self.cidr {
             IpNet::V4(net) => {
                 let base = u32::from(net.network()) as u128;
-                (n < 1u128 << (32 - net.prefix_len())).then(|| IpAddr::V4(((base + n) as u32).into()))
+                (n < 1u128 << (32 - net.prefix_len()))
+                    .then(|| IpAddr::V4(((base + n) as u32).into()))
             }
             IpNet::V6(net) => {
                 let base = u128::from(net.network());
@@ -85,7 +95,10 @@ impl ServiceAllocator {
         let mut s = self.state.lock();
         if let Some(ip) = requested {
             if !self.cidr.contains(&ip) || Some(ip) == self.nth_ip(0) {
-                return Err(AllocError::OutOfRange { what: "IP", range: self.cidr.to_string() });
+                return Err(AllocError::OutOfRange {
+                    what: "IP",
+                    range: self.cidr.to_string(),
+                });
             }
             if !s.ips.insert(ip) {
                 return Err(AllocError::Taken("IP"));
@@ -118,7 +131,10 @@ impl ServiceAllocator {
         let (low, high) = self.ports;
         if let Some(p) = requested {
             if p < low || p > high {
-                return Err(AllocError::OutOfRange { what: "port", range: format!("{low}-{high}") });
+                return Err(AllocError::OutOfRange {
+                    what: "port",
+                    range: format!("{low}-{high}"),
+                });
             }
             if !s.ports.insert(p) {
                 return Err(AllocError::Taken("port"));
@@ -176,7 +192,13 @@ pub fn cluster_ips(svc: &Value) -> Vec<IpAddr> {
 pub fn node_ports(svc: &Value) -> Vec<u16> {
     svc["spec"]["ports"]
         .as_array()
-        .map(|a| a.iter().filter_map(|p| p["nodePort"].as_u64()).filter_map(|p| u16::try_from(p).ok()).filter(|p| *p > 0).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["nodePort"].as_u64())
+                .filter_map(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -187,14 +209,23 @@ mod tests {
     #[test]
     fn never_hands_out_a_duplicate() {
         let a = ServiceAllocator::new("10.43.0.0/29".parse().unwrap(), (30000, 30002));
-        assert_eq!(a.allocate_ip(Some("10.43.0.1".parse().unwrap())), Ok("10.43.0.1".parse().unwrap()));
-        assert_eq!(a.allocate_ip(Some("10.43.0.1".parse().unwrap())), Err(AllocError::Taken("IP")));
+        assert_eq!(
+            a.allocate_ip(Some("10.43.0.1".parse().unwrap())),
+            Ok("10.43.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            a.allocate_ip(Some("10.43.0.1".parse().unwrap())),
+            Err(AllocError::Taken("IP"))
+        );
         let mut got = HashSet::new();
         while let Ok(ip) = a.allocate_ip(None) {
             assert!(got.insert(ip));
         }
         assert_eq!(got.len(), 5); // .2-.6 (.0 network, .7 broadcast, .1 taken)
-        assert!(matches!(a.allocate_ip(Some("10.44.0.1".parse().unwrap())), Err(AllocError::OutOfRange { .. })));
+        assert!(matches!(
+            a.allocate_ip(Some("10.44.0.1".parse().unwrap())),
+            Err(AllocError::OutOfRange { .. })
+        ));
         let ports: HashSet<u16> = (0..3).map(|_| a.allocate_port(None).unwrap()).collect();
         assert_eq!(ports.len(), 3);
         assert_eq!(a.allocate_port(None), Err(AllocError::Full));

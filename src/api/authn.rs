@@ -22,7 +22,10 @@ pub struct User {
 impl User {
     /// The anonymous user.
     pub fn anonymous() -> Self {
-        User { name: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] }
+        User {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        }
     }
 
     /// Whether this is the anonymous user.
@@ -42,8 +45,12 @@ pub fn from_certificate(der: &[u8]) -> Option<User> {
 /// that is present but invalid (401, not anonymous).
 pub fn from_bearer(pki: &ClusterPki, header: &str) -> Result<User, ()> {
     let token = header.strip_prefix("Bearer ").ok_or(())?.trim();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let claims = pki.verify_service_account_token(token, now).map_err(|_| ())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = pki
+        .verify_service_account_token(token, now)
+        .map_err(|_| ())?;
     let ns = claims.kubernetes.namespace.clone();
     Ok(User {
         name: claims.sub.clone(),
@@ -57,8 +64,10 @@ pub fn from_bearer(pki: &ClusterPki, header: &str) -> Result<User, ()> {
 
 /// Paths anonymous callers may reach.
 pub fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/cacerts")
-        || path.starts_with("/healthz/")
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/cacerts"
+    ) || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/")
 }

@@ -17,29 +17,41 @@ use crate::pki::{ClusterPki, ServiceAccountClaims};
 use crate::store::{Store, StoreError};
 
 /// Namespaces that always exist.
-pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const DEFAULT_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn info(group: &str, resource: &str) -> Result<&'static ResourceInfo, String> {
-    resources::RESOURCES.iter().find(|r| r.group == group && r.resource == resource).ok_or_else(|| format!("no resource {resource}"))
+    resources::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.resource == resource)
+        .ok_or_else(|| format!("no resource {resource}"))
 }
 
 /// Creates `obj` unless it exists; if `replace` and it differs in `spec`
 /// (or subsets/endpoints), overwrites those fields.
-async fn ensure<S: Store>(api: &Api<S>, info: &ResourceInfo, mut obj: Value, replace: &[&str]) -> Result<(), String> {
+async fn ensure<S: Store>(
+    api: &Api<S>,
+    info: &ResourceInfo,
+    mut obj: Value,
+    replace: &[&str],
+) -> Result<(), String> {
     let name = object::name(&obj).unwrap_or_default().to_string();
     let key = info.key(object::namespace(&obj), &name);
     let (existing, _) = api.store.get(&key).await.map_err(|e| e.to_string())?;
     match existing {
         None => {
             strategy::prepare_create(info, &mut obj);
-            strategy::default_and_validate(info, info.kind, None, &mut obj).map_err(|e| e.message)?;
+            strategy::default_and_validate(info, info.kind, None, &mut obj)
+                .map_err(|e| e.message)?;
             match api.store.create(&key, strategy::to_stored(&obj)).await {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
                 Err(e) => Err(e.to_string()),
             }
         }
         Some(kv) => {
-            let Some(current) = watch_cache::decode(&kv, kv.mod_revision) else { return Ok(()) };
+            let Some(current) = watch_cache::decode(&kv, kv.mod_revision) else {
+                return Ok(());
+            };
             let mut updated = (*current).clone();
             for field in replace {
                 updated[*field] = obj[*field].clone();
@@ -47,7 +59,11 @@ async fn ensure<S: Store>(api: &Api<S>, info: &ResourceInfo, mut obj: Value, rep
             if updated == *current {
                 return Ok(());
             }
-            match api.store.update(&key, strategy::to_stored(&updated), Some(kv.mod_revision)).await {
+            match api
+                .store
+                .update(&key, strategy::to_stored(&updated), Some(kv.mod_revision))
+                .await
+            {
                 Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
                 Err(e) => Err(e.to_string()),
             }
@@ -59,12 +75,28 @@ async fn ensure<S: Store>(api: &Api<S>, info: &ResourceInfo, mut obj: Value, rep
 pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> Result<(), String> {
     let namespaces = info("", "namespaces")?;
     for ns in DEFAULT_NAMESPACES {
-        ensure(api, namespaces, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), &[]).await?;
+        ensure(
+            api,
+            namespaces,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            &[],
+        )
+        .await?;
     }
-    let first_ip = api.allocator.nth_ip(1).ok_or("service CIDR has no first address")?;
+    let first_ip = api
+        .allocator
+        .nth_ip(1)
+        .ok_or("service CIDR has no first address")?;
     let services = info("", "services")?;
     let service_key = services.key(Some("default"), "kubernetes");
-    if api.store.get(&service_key).await.map_err(|e| e.to_string())?.0.is_none() {
+    if api
+        .store
+        .get(&service_key)
+        .await
+        .map_err(|e| e.to_string())?
+        .0
+        .is_none()
+    {
         // Reserve it (a restart already loaded it from the store).
         let _ = api.allocator.allocate_ip(Some(first_ip));
     }
@@ -94,7 +126,13 @@ pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> R
         "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
         "ports": [{"name": "https", "port": advertise.port(), "protocol": "TCP"}],
     });
-    ensure(api, info("discovery.k8s.io", "endpointslices")?, slice, &["endpoints", "ports"]).await?;
+    ensure(
+        api,
+        info("discovery.k8s.io", "endpointslices")?,
+        slice,
+        &["endpoints", "ports"],
+    )
+    .await?;
     Ok(())
 }
 
@@ -102,15 +140,34 @@ pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> R
 pub struct PkiTokens(pub Arc<ClusterPki>);
 
 impl TokenIssuer for PkiTokens {
-    fn issue(&self, namespace: &str, name: &str, uid: &str, audiences: &[String], seconds: u64, bound_pod: Option<(&str, &str)>) -> Result<(String, String), String> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    fn issue(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        audiences: &[String],
+        seconds: u64,
+        bound_pod: Option<(&str, &str)>,
+    ) -> Result<(String, String), String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let default_aud = [crate::pki::SERVICE_ACCOUNT_ISSUER.to_string()];
-        let auds: Vec<&str> = if audiences.is_empty() { default_aud.iter() } else { audiences.iter() }.map(String::as_str).collect();
+        let auds: Vec<&str> = if audiences.is_empty() {
+            default_aud.iter()
+        } else {
+            audiences.iter()
+        }
+        .map(String::as_str)
+        .collect();
         let mut claims = ServiceAccountClaims::new(namespace, name, uid, &auds, now, seconds);
         if let Some((pod, pod_uid)) = bound_pod {
             claims = claims.with_pod(pod, pod_uid);
         }
-        let token = self.0.sign_service_account_token(&claims).map_err(|e| e.to_string())?;
+        let token = self
+            .0
+            .sign_service_account_token(&claims)
+            .map_err(|e| e.to_string())?;
         let expires = object::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(now + seconds));
         Ok((token, expires))
     }

@@ -20,7 +20,8 @@ pub fn wants_aggregated(accept: Option<&str>) -> Option<&'static str> {
     let accept = accept?;
     for part in accept.split(',') {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        if params.contains(&"g=apidiscovery.k8s.io") && params.contains(&"as=APIGroupDiscoveryList") {
+        if params.contains(&"g=apidiscovery.k8s.io") && params.contains(&"as=APIGroupDiscoveryList")
+        {
             if params.contains(&"v=v2") {
                 return Some("v2");
             }
@@ -55,13 +56,19 @@ fn group_entry(group: &str, versions: &[&str]) -> Value {
 
 /// `/apis` (legacy).
 pub fn group_list() -> Value {
-    let groups: Vec<Value> = resources::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, v)| group_entry(g, &v)).collect();
+    let groups: Vec<Value> = resources::groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, v)| group_entry(g, &v))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>`.
 pub fn group(name: &str) -> Option<Value> {
-    let (g, versions) = resources::groups().into_iter().find(|(g, _)| *g == name && !g.is_empty())?;
+    let (g, versions) = resources::groups()
+        .into_iter()
+        .find(|(g, _)| *g == name && !g.is_empty())?;
     let mut entry = group_entry(g, &versions);
     entry["kind"] = json!("APIGroup");
     entry["apiVersion"] = json!("v1");
@@ -69,13 +76,20 @@ pub fn group(name: &str) -> Option<Value> {
 }
 
 fn scope(r: &ResourceInfo) -> &'static str {
-    if r.namespaced { "Namespaced" } else { "Cluster" }
+    if r.namespaced {
+        "Namespaced"
+    } else {
+        "Cluster"
+    }
 }
 
 /// `/api/v1` or `/apis/<g>/<v>`: an APIResourceList.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut list = Vec::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let mut entry = json!({
             "name": r.resource, "singularName": r.singular, "namespaced": r.namespaced,
             "kind": r.kind, "verbs": r.verbs,
@@ -102,8 +116,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if list.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
+    )
 }
 
 fn aggregated_resource(r: &ResourceInfo) -> Value {
@@ -151,8 +171,11 @@ pub fn aggregated(core: bool, version: &str) -> Value {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> =
-                        RESOURCES.iter().filter(|r| r.group == g && r.version == *v).map(aggregated_resource).collect();
+                    let resources: Vec<Value> = RESOURCES
+                        .iter()
+                        .filter(|r| r.group == g && r.version == *v)
+                        .map(aggregated_resource)
+                        .collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -173,14 +196,30 @@ mod tests {
 
     #[test]
     fn discovery_shapes() {
-        assert_eq!(wants_aggregated(Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")), Some("v2"));
+        assert_eq!(
+            wants_aggregated(Some(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+            )),
+            Some("v2")
+        );
         assert_eq!(wants_aggregated(Some("application/json")), None);
         let core = aggregated(true, "v2");
         assert_eq!(core["items"][0]["metadata"]["name"], "");
-        let pods = core["items"][0]["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+        let pods = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
         assert_eq!(pods["shortNames"][0], "po");
         let v1 = resource_list("", "v1").unwrap();
-        assert!(v1["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/status"));
+        assert!(
+            v1["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "pods/status")
+        );
         assert!(group("apps").is_some());
         assert!(group("nope").is_none());
     }

@@ -109,18 +109,44 @@ pub async fn start<S: Store + Clone>(
     let cache = Arc::new(watch_cache::WatchCache::new());
     tokio::spawn(cache.clone().run(store.clone(), cancel.child_token()));
     cache.wait_ready().await;
-    let allocator = allocator::ServiceAllocator::new(config.settings.service_cidr, config.settings.node_ports);
-    let services = registry::resources::find("", "v1", "services").map(|i| i.key_prefix()).unwrap_or_default();
+    let allocator =
+        allocator::ServiceAllocator::new(config.settings.service_cidr, config.settings.node_ports);
+    let services = registry::resources::find("", "v1", "services")
+        .map(|i| i.key_prefix())
+        .unwrap_or_default();
     let (existing, _) = cache.list(&services, |_| true);
     allocator.load(existing.iter().map(|s| s.as_ref()));
     let tokens: Arc<dyn handlers::TokenIssuer> = Arc::new(bootstrap::PkiTokens(pki.clone()));
-    let api = Api { store, cache, allocator, settings: config.settings.clone(), tokens: Some(tokens) };
-    bootstrap::ensure_builtins(&api, config.advertise).await.map_err(ApiServerError::Bootstrap)?;
-    let listener = TcpListener::bind(config.bind).await.map_err(|source| ApiServerError::Bind { addr: config.bind, source })?;
-    let local_addr = listener.local_addr().map_err(|source| ApiServerError::Bind { addr: config.bind, source })?;
+    let api = Api {
+        store,
+        cache,
+        allocator,
+        settings: config.settings.clone(),
+        tokens: Some(tokens),
+    };
+    bootstrap::ensure_builtins(&api, config.advertise)
+        .await
+        .map_err(ApiServerError::Bootstrap)?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| ApiServerError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ApiServerError::Bind {
+            addr: config.bind,
+            source,
+        })?;
     let tls = TlsAcceptor::from(pki.server_tls_config()?);
     let openapi = openapi::OpenApi::new(openapi_resources());
-    let server = Arc::new(server::Server { api, pki, openapi, advertise: config.advertise.to_string() });
+    let server = Arc::new(server::Server {
+        api,
+        pki,
+        openapi,
+        advertise: config.advertise.to_string(),
+    });
     tracing::info!(%local_addr, "apiserver listening");
     let task = tokio::spawn(server::accept_loop(server, listener, tls, cancel));
     Ok(RunningApi { local_addr, task })

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::handlers::{Reply, Rendering};
+use super::handlers::{Rendering, Reply};
 use super::registry::resources::ResourceInfo;
 use super::table;
 
@@ -67,9 +67,18 @@ pub fn table_row(info: &ResourceInfo, obj: &Value, include_object: &str, now: Sy
 }
 
 /// A Table of `objects`.
-pub fn table(info: &ResourceInfo, objects: &[Arc<Value>], meta: &ListMeta, include_object: &str, with_columns: bool) -> Value {
+pub fn table(
+    info: &ResourceInfo,
+    objects: &[Arc<Value>],
+    meta: &ListMeta,
+    include_object: &str,
+    with_columns: bool,
+) -> Value {
     let now = SystemTime::now();
-    let rows: Vec<Value> = objects.iter().map(|o| table_row(info, o, include_object, now)).collect();
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| table_row(info, o, include_object, now))
+        .collect();
     let mut t = json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -83,7 +92,13 @@ pub fn table(info: &ResourceInfo, objects: &[Arc<Value>], meta: &ListMeta, inclu
 }
 
 /// Renders a list as the client asked.
-pub fn list(info: &ResourceInfo, objects: &[Arc<Value>], meta: &ListMeta, rendering: Rendering, include_object: &str) -> Reply {
+pub fn list(
+    info: &ResourceInfo,
+    objects: &[Arc<Value>],
+    meta: &ListMeta,
+    rendering: Rendering,
+    include_object: &str,
+) -> Reply {
     match rendering {
         Rendering::Table => Reply::ok(table(info, objects, meta, include_object, true)),
         Rendering::Metadata => {
@@ -109,16 +124,31 @@ pub fn list(info: &ResourceInfo, objects: &[Arc<Value>], meta: &ListMeta, render
                 let _ = serde_json::to_writer(&mut out, obj.as_ref());
             }
             out.extend_from_slice(b"]}");
-            Reply::Raw { code: 200, content_type: "application/json", body: Bytes::from(out) }
+            Reply::Raw {
+                code: 200,
+                content_type: "application/json",
+                body: Bytes::from(out),
+            }
         }
     }
 }
 
 /// Renders one object as the client asked.
-pub fn object(info: &ResourceInfo, obj: &Value, rendering: Rendering, include_object: &str, code: u16) -> Reply {
+pub fn object(
+    info: &ResourceInfo,
+    obj: &Value,
+    rendering: Rendering,
+    include_object: &str,
+    code: u16,
+) -> Reply {
     match rendering {
         Rendering::Table => {
-            let meta = ListMeta { resource_version: crate::api::object::resource_version(obj).unwrap_or("").to_string(), continue_token: None };
+            let meta = ListMeta {
+                resource_version: crate::api::object::resource_version(obj)
+                    .unwrap_or("")
+                    .to_string(),
+                continue_token: None,
+            };
             let mut t = table(info, &[], &meta, include_object, true);
             t["rows"] = json!([table_row(info, obj, include_object, SystemTime::now())]);
             Reply::with_code(code, t)

@@ -40,7 +40,11 @@ pub enum Route {
 
 /// Parses a path under /api or /apis.
 pub fn route(path: &str) -> ApiResult<Route> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let (group, version, rest) = match parts.as_slice() {
         ["api"] => return Ok(Route::CoreVersions),
         ["apis"] => return Ok(Route::Groups),
@@ -75,7 +79,12 @@ pub fn route(path: &str) -> ApiResult<Route> {
     if namespace.is_some() && !info.namespaced {
         return Err(ApiError::no_route(path));
     }
-    Ok(Route::Resource(Target { info, namespace, name, subresource }))
+    Ok(Route::Resource(Target {
+        info,
+        namespace,
+        name,
+        subresource,
+    }))
 }
 
 /// Query parameters, decoded.
@@ -95,7 +104,10 @@ impl Query {
 
     /// A raw parameter.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.params.get(key).map(String::as_str).filter(|s| !s.is_empty())
+        self.params
+            .get(key)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// A boolean parameter (`true`/`1`).
@@ -104,7 +116,9 @@ impl Query {
             None => Ok(false),
             Some("true" | "1") => Ok(true),
             Some("false" | "0") => Ok(false),
-            Some(other) => Err(ApiError::bad_request(format!("invalid value {other:?} for {key}: expected true or false"))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "invalid value {other:?} for {key}: expected true or false"
+            ))),
         }
     }
 
@@ -117,7 +131,11 @@ impl Query {
                 .ok()
                 .filter(|n| *n >= 0)
                 .map(Some)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid value {v:?} for {key}: expected a non-negative integer"))),
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid value {v:?} for {key}: expected a non-negative integer"
+                    ))
+                }),
         }
     }
 
@@ -170,11 +188,25 @@ mod tests {
     #[test]
     fn parses_upstream_paths() {
         let t = target("/api/v1/namespaces/default/pods/web/log");
-        assert_eq!((t.info.resource, t.namespace.as_deref(), t.name.as_deref(), t.subresource.as_deref()), ("pods", Some("default"), Some("web"), Some("log")));
+        assert_eq!(
+            (
+                t.info.resource,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("pods", Some("default"), Some("web"), Some("log"))
+        );
         let t = target("/api/v1/namespaces/kube-system");
-        assert_eq!((t.info.resource, t.name.as_deref(), t.namespace), ("namespaces", Some("kube-system"), None));
+        assert_eq!(
+            (t.info.resource, t.name.as_deref(), t.namespace),
+            ("namespaces", Some("kube-system"), None)
+        );
         let t = target("/api/v1/namespaces/x/status");
-        assert_eq!((t.info.resource, t.name.as_deref(), t.subresource.as_deref()), ("namespaces", Some("x"), Some("status")));
+        assert_eq!(
+            (t.info.resource, t.name.as_deref(), t.subresource.as_deref()),
+            ("namespaces", Some("x"), Some("status"))
+        );
         let t = target("/apis/apps/v1/deployments");
         assert_eq!((t.info.resource, t.namespace), ("deployments", None));
         let t = target("/apis/apps/v1/namespaces/a/deployments/d/scale");
@@ -189,7 +221,9 @@ mod tests {
 
     #[test]
     fn query_values_are_checked() {
-        let q = Query::parse(Some("watch=1&limit=5&labelSelector=app%3Dx%2Ctier%21%3Ddb&dryRun=All"));
+        let q = Query::parse(Some(
+            "watch=1&limit=5&labelSelector=app%3Dx%2Ctier%21%3Ddb&dryRun=All",
+        ));
         assert!(q.flag("watch").unwrap());
         assert_eq!(q.number("limit").unwrap(), Some(5));
         assert_eq!(q.get("labelSelector"), Some("app=x,tier!=db"));

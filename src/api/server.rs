@@ -50,7 +50,9 @@ pub struct Server<S: Store> {
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -63,7 +65,11 @@ fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Bo
 }
 
 fn json_response(code: u16, body: &Value) -> Response<Body> {
-    respond(code, "application/json", serde_json::to_vec(body).unwrap_or_default())
+    respond(
+        code,
+        "application/json",
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {
@@ -71,7 +77,12 @@ fn error_response(e: &ApiError) -> Response<Body> {
 }
 
 /// Accepts connections until `cancel` fires.
-pub async fn accept_loop<S: Store>(server: Arc<Server<S>>, listener: TcpListener, tls: TlsAcceptor, cancel: CancellationToken) {
+pub async fn accept_loop<S: Store>(
+    server: Arc<Server<S>>,
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    cancel: CancellationToken,
+) {
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -87,7 +98,8 @@ pub async fn accept_loop<S: Store>(server: Arc<Server<S>>, listener: TcpListener
         let (server, tls, cancel) = (server.clone(), tls.clone(), cancel.clone());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "tls handshake failed");
@@ -95,7 +107,12 @@ pub async fn accept_loop<S: Store>(server: Arc<Server<S>>, listener: TcpListener
                 }
                 Err(_) => return,
             };
-            let cert_user = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| authn::from_certificate(c));
+            let cert_user = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| authn::from_certificate(c));
             let service = hyper::service::service_fn(move |req| {
                 let (server, user) = (server.clone(), cert_user.clone());
                 async move { Ok::<_, Infallible>(handle(&server, user, req).await) }
@@ -111,10 +128,19 @@ pub async fn accept_loop<S: Store>(server: Arc<Server<S>>, listener: TcpListener
 }
 
 /// Handles one request.
-pub async fn handle<S: Store>(server: &Server<S>, cert_user: Option<User>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle<S: Store>(
+    server: &Server<S>,
+    cert_user: Option<User>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), user = tracing::field::Empty, code = tracing::field::Empty);
     let response = async {
-        let user = match (cert_user, req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
+        let user = match (
+            cert_user,
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        ) {
             (Some(u), _) => u,
             (None, Some(bearer)) => match authn::from_bearer(&server.pki, bearer) {
                 Ok(u) => u,
@@ -138,20 +164,40 @@ pub async fn handle<S: Store>(server: &Server<S>, cert_user: Option<User>, req: 
     response
 }
 
-async fn route_request<S: Store>(server: &Server<S>, user: &User, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn route_request<S: Store>(
+    server: &Server<S>,
+    user: &User,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     match path.as_str() {
-        "/healthz" | "/livez" | "/healthz/ping" | "/livez/ping" => return Ok(respond(200, "text/plain; charset=utf-8", "ok")),
+        "/healthz" | "/livez" | "/healthz/ping" | "/livez/ping" => {
+            return Ok(respond(200, "text/plain; charset=utf-8", "ok"));
+        }
         "/readyz" => {
             return Ok(if server.api.cache.is_ready() {
                 respond(200, "text/plain; charset=utf-8", "ok")
             } else {
-                respond(500, "text/plain; charset=utf-8", "[-]watch-cache failed: not synced yet\nreadyz check failed")
+                respond(
+                    500,
+                    "text/plain; charset=utf-8",
+                    "[-]watch-cache failed: not synced yet\nreadyz check failed",
+                )
             });
         }
         "/version" => return Ok(json_response(200, &super::version_info())),
-        "/cacerts" => return Ok(respond(200, "text/plain; charset=utf-8", server.pki.ca_pem().to_string())),
+        "/cacerts" => {
+            return Ok(respond(
+                200,
+                "text/plain; charset=utf-8",
+                server.pki.ca_pem().to_string(),
+            ));
+        }
         "/openapi/v3" => return Ok(respond(200, "application/json", server.openapi.root())),
         "/openapi/v2" => return Err(ApiError::no_route(&path)),
         _ => {}
@@ -162,7 +208,11 @@ async fn route_request<S: Store>(server: &Server<S>, user: &User, req: Request<I
             None => Err(ApiError::no_route(&path)),
         };
     }
-    if !(path == "/api" || path.starts_with("/api/") || path == "/apis" || path.starts_with("/apis/")) {
+    if !(path == "/api"
+        || path.starts_with("/api/")
+        || path == "/apis"
+        || path.starts_with("/apis/"))
+    {
         return Err(ApiError::no_route(&path));
     }
     let route = request::route(&path)?;
@@ -172,8 +222,16 @@ async fn route_request<S: Store>(server: &Server<S>, user: &User, req: Request<I
     };
     let method = req.method().as_str().to_string();
     let query = Query::parse(req.uri().query());
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = read_body(req.into_body()).await?;
     let call = Call {
         method: &method,
@@ -186,22 +244,38 @@ async fn route_request<S: Store>(server: &Server<S>, user: &User, req: Request<I
         user_agent: user_agent.as_deref(),
     };
     Ok(match server.api.dispatch(&call).await? {
-        Reply::Json { code, body, warnings } => {
+        Reply::Json {
+            code,
+            body,
+            warnings,
+        } => {
             let mut r = json_response(code, &body);
             for w in warnings {
-                if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", serde_json::to_string(&w).unwrap_or_default())) {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "299 - {}",
+                    serde_json::to_string(&w).unwrap_or_default()
+                )) {
                     r.headers_mut().append(header::WARNING, v);
                 }
             }
             r
         }
-        Reply::Raw { code, content_type, body } => respond(code, content_type, body),
+        Reply::Raw {
+            code,
+            content_type,
+            body,
+        } => respond(code, content_type, body),
         Reply::Watch(stream) => {
             let frames = futures::stream::unfold(stream.lines, |mut rx| async move {
-                rx.recv().await.map(|line| (Ok::<_, Infallible>(Frame::data(line)), rx))
+                rx.recv()
+                    .await
+                    .map(|line| (Ok::<_, Infallible>(Frame::data(line)), rx))
             });
             let mut r = Response::new(StreamBody::new(frames.boxed()).boxed_unsync());
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
     })
@@ -210,31 +284,62 @@ async fn route_request<S: Store>(server: &Server<S>, user: &User, req: Request<I
 async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(format!("the request body is larger than the {MAX_BODY} byte limit")))
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(format!(
+                "the request body is larger than the {MAX_BODY} byte limit"
+            )))
         }
-        Err(e) => Err(ApiError::bad_request(format!("cannot read the request body: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
     }
 }
 
-fn discovery_response<S: Store>(server: &Server<S>, route: Route, accept: Option<&str>, method: &Method) -> Result<Response<Body>, ApiError> {
+fn discovery_response<S: Store>(
+    server: &Server<S>,
+    route: Route,
+    accept: Option<&str>,
+    method: &Method,
+) -> Result<Response<Body>, ApiError> {
     if method != Method::GET {
         return Err(ApiError::method_not_allowed(method.as_str(), "discovery"));
     }
     let aggregated = discovery::wants_aggregated(accept);
     let (body, content_type) = match (route, aggregated) {
-        (Route::CoreVersions, Some(v)) => (discovery::aggregated(true, v), discovery::aggregated_content_type(v)),
-        (Route::Groups, Some(v)) => (discovery::aggregated(false, v), discovery::aggregated_content_type(v)),
-        (Route::CoreVersions, None) => (discovery::core_versions(&server.advertise), "application/json".to_string()),
+        (Route::CoreVersions, Some(v)) => (
+            discovery::aggregated(true, v),
+            discovery::aggregated_content_type(v),
+        ),
+        (Route::Groups, Some(v)) => (
+            discovery::aggregated(false, v),
+            discovery::aggregated_content_type(v),
+        ),
+        (Route::CoreVersions, None) => (
+            discovery::core_versions(&server.advertise),
+            "application/json".to_string(),
+        ),
         (Route::Groups, None) => (discovery::group_list(), "application/json".to_string()),
-        (Route::Group(g), _) => (discovery::group(&g).ok_or_else(|| ApiError::no_route(&format!("/apis/{g}")))?, "application/json".into()),
-        (Route::GroupVersion(g, v), _) => (
-            discovery::resource_list(&g, &v).ok_or_else(|| ApiError::no_route(&format!("{g}/{v}")))?,
+        (Route::Group(g), _) => (
+            discovery::group(&g).ok_or_else(|| ApiError::no_route(&format!("/apis/{g}")))?,
             "application/json".into(),
         ),
-        (Route::Resource(_), _) => return Err(ApiError::internal("resource route reached discovery")),
+        (Route::GroupVersion(g, v), _) => (
+            discovery::resource_list(&g, &v)
+                .ok_or_else(|| ApiError::no_route(&format!("{g}/{v}")))?,
+            "application/json".into(),
+        ),
+        (Route::Resource(_), _) => {
+            return Err(ApiError::internal("resource route reached discovery"));
+        }
     };
-    Ok(respond(200, &content_type, serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(respond(
+        200,
+        &content_type,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }
 
 /// `{"kind":"Status",…}` for a success, used by a few endpoints.

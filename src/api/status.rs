@@ -84,24 +84,40 @@ impl ApiError {
 
     /// 404 for a missing object: `pods "x" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
-            .about(group, resource, name)
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, resource)),
+        )
+        .about(group, resource, name)
     }
 
     /// 404 for an unknown path.
     pub fn no_route(path: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed(method: &str, what: &str) -> Self {
-        ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported on {what}"))
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on {what}"),
+        )
     }
 
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
-            .about(group, resource, name)
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, resource)),
+        )
+        .about(group, resource, name)
     }
 
     /// 409 Conflict on a stale resourceVersion.
@@ -109,7 +125,10 @@ impl ApiError {
         ApiError::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(group, resource)
+            ),
         )
         .about(group, resource, name)
     }
@@ -141,11 +160,26 @@ impl ApiError {
 
     /// 422 Invalid with causes: `Deployment.apps "x" is invalid: [a, b]`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let qualified_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
-        let mut e = ApiError::new(422, "Invalid", format!("{qualified_kind} \"{name}\" is invalid: {joined}"))
-            .about(group, kind, name);
+        let qualified_kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let list: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let joined = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("{qualified_kind} \"{name}\" is invalid: {joined}"),
+        )
+        .about(group, kind, name);
         e.causes = causes;
         e
     }
@@ -153,13 +187,21 @@ impl ApiError {
     /// 400 for a bad query parameter combination, with the parameter as cause.
     pub fn invalid_params(param: &str, message: &str) -> Self {
         let mut e = ApiError::bad_request(message.to_string());
-        e.causes = vec![Cause { reason: "FieldValueInvalid".into(), field: param.into(), message: message.into() }];
+        e.causes = vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            field: param.into(),
+            message: message.into(),
+        }];
         e
     }
 
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     /// 503 ServiceUnavailable.
@@ -213,7 +255,10 @@ impl ApiError {
             StoreError::AlreadyExists { .. } => ApiError::already_exists(group, resource, name),
             StoreError::NotFound { .. } => ApiError::not_found(group, resource, name),
             StoreError::Conflict { .. } => ApiError::stale(group, resource, name),
-            StoreError::Compacted { requested, compacted } => ApiError::expired(format!(
+            StoreError::Compacted {
+                requested,
+                compacted,
+            } => ApiError::expired(format!(
                 "The resourceVersion for the provided list is too old (requested {requested}, oldest available {compacted})."
             )),
             StoreError::FutureRevision { requested, current } => {
@@ -232,7 +277,11 @@ impl ApiError {
 
 /// `pods` or `deployments.apps`.
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 /// A success Status (for deletes of collections and some subresources).
@@ -263,9 +312,19 @@ mod tests {
             "",
             "Pod",
             "p",
-            vec![Cause { reason: "FieldValueRequired".into(), field: "spec.containers".into(), message: "Required value".into() }],
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                field: "spec.containers".into(),
+                message: "Required value".into(),
+            }],
         );
-        assert_eq!(e.message, "Pod \"p\" is invalid: spec.containers: Required value");
-        assert_eq!(e.to_status()["details"]["causes"][0]["field"], "spec.containers");
+        assert_eq!(
+            e.message,
+            "Pod \"p\" is invalid: spec.containers: Required value"
+        );
+        assert_eq!(
+            e.to_status()["details"]["causes"][0]["field"],
+            "spec.containers"
+        );
     }
 }

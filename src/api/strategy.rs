@@ -24,11 +24,19 @@ pub fn decode_body(body: &Bytes, content_type: Option<&str>) -> ApiResult<Value>
     if body.is_empty() {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
+    if content_type.is_some_and(|c| c.contains("protobuf") || c.contains("cbor")) {
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {})",
+            content_type.unwrap_or_default()
+        )));
+    }
     let yaml = content_type.is_some_and(|c| c.contains("yaml"));
     let value: Value = if yaml {
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
     };
     if !value.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -39,7 +47,9 @@ pub fn decode_body(body: &Bytes, content_type: Option<&str>) -> ApiResult<Value>
 /// Checks (and fills in, when absent) apiVersion and kind.
 pub fn check_kind(info: &ResourceInfo, expected_kind: &str, obj: &mut Value) -> ApiResult<()> {
     let api_version = info.api_version();
-    let map = obj.as_object_mut().ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
             map.insert("apiVersion".into(), json!(api_version));
@@ -67,15 +77,28 @@ pub fn check_kind(info: &ResourceInfo, expected_kind: &str, obj: &mut Value) -> 
 
 /// Decodes into the typed struct: type errors are 400; unknown fields are
 /// 400 (Strict), warnings (Warn) or ignored. Returns the warnings.
-pub fn check_fields(info: &ResourceInfo, kind: &str, obj: &Value, mode: FieldValidation) -> ApiResult<Vec<String>> {
-    let Some(result) = typed::round_trip(info.group, kind, obj) else { return Ok(Vec::new()) };
+pub fn check_fields(
+    info: &ResourceInfo,
+    kind: &str,
+    obj: &Value,
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
+    let Some(result) = typed::round_trip(info.group, kind, obj) else {
+        return Ok(Vec::new());
+    };
     let typed = result.map_err(|e| {
-        ApiError::bad_request(format!("{kind} in version \"{}\" cannot be handled as a {kind}: {e}", info.version))
+        ApiError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
+            info.version
+        ))
     })?;
     if mode == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let unknown: Vec<String> = typed::unknown_fields(obj, &typed).into_iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    let unknown: Vec<String> = typed::unknown_fields(obj, &typed)
+        .into_iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
@@ -116,7 +139,10 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
         // initial values.
         ("", "pods") => {
             let qos = qos_class(map.get("spec"));
-            map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+            map.insert(
+                "status".into(),
+                json!({"phase": "Pending", "qosClass": qos}),
+            );
         }
         ("", "namespaces") => {
             map.insert("status".into(), json!({"phase": "Active"}));
@@ -163,12 +189,27 @@ pub fn qos_class(spec: Option<&Value>) -> &'static str {
 }
 
 /// Update-time rules. `subresource` is `Some("status")` for status writes.
-pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value, subresource: Option<&str>) {
+pub fn prepare_update(
+    info: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+    subresource: Option<&str>,
+) {
     // Immutable or server-owned metadata comes from the stored object.
-    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     {
         let meta = metadata_mut(new);
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match old_meta.get(field) {
                 Some(v) => meta.insert(field.into(), v.clone()),
                 None => meta.remove(field),
@@ -181,7 +222,10 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value, subreso
             Some("status") => {
                 // Only status changes through /status.
                 let status = new.get("status").cloned();
-                let managed = new.get("metadata").and_then(|m| m.get("managedFields")).cloned();
+                let managed = new
+                    .get("metadata")
+                    .and_then(|m| m.get("managedFields"))
+                    .cloned();
                 *new = old.clone();
                 set_or_remove(new, "status", status);
                 let meta = metadata_mut(new);
@@ -195,7 +239,11 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value, subreso
         }
     }
     if tracks_generation(info, new) && subresource.is_none() && old.get("spec") != new.get("spec") {
-        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
         metadata_mut(new).insert("generation".into(), json!(generation));
     }
 }
@@ -210,7 +258,13 @@ fn set_or_remove(obj: &mut Value, field: &str, value: Option<Value>) {
 }
 
 /// Defaults, then validation; validation failures become 422 Invalid.
-pub fn default_and_validate(info: &ResourceInfo, kind: &str, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
+pub fn default_and_validate(
+    info: &ResourceInfo,
+    kind: &str,
+    old: Option<&Value>,
+    obj: &mut Value,
+) -> ApiResult<()> {
+    normalize(info, obj);
     defaults::apply_defaults(info.group, kind, obj);
     let errors = match old {
         None => validation::validate_create(info.group, kind, obj),
@@ -222,9 +276,39 @@ pub fn default_and_validate(info: &ResourceInfo, kind: &str, old: Option<&Value>
     let name = object::name(obj).unwrap_or("").to_string();
     let causes = errors
         .into_iter()
-        .map(|e| Cause { reason: e.kind.as_str().to_string(), field: e.field, message: e.message })
+        .map(|e| Cause {
+            reason: e.kind.as_str().to_string(),
+            field: e.field,
+            message: e.message,
+        })
         .collect();
     Err(ApiError::invalid(info.group, kind, &name, causes))
+}
+
+/// Write-only convenience fields become their stored form: a Secret's
+/// `stringData` is merged into `data` (base64), as upstream does.
+fn normalize(info: &ResourceInfo, obj: &mut Value) {
+    if !(info.group.is_empty() && info.resource == "secrets") {
+        return;
+    }
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    use base64::Engine;
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    for (k, v) in strings {
+        let text = match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        data[k.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }
 
 /// The object as stored: without resourceVersion (the store revision is it).

@@ -98,7 +98,13 @@ impl WatchCache {
     pub fn new() -> Self {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         WatchCache {
-            state: RwLock::new(State { objects: BTreeMap::new(), window: VecDeque::new(), revision: 0, oldest: 0, live }),
+            state: RwLock::new(State {
+                objects: BTreeMap::new(),
+                window: VecDeque::new(),
+                revision: 0,
+                oldest: 0,
+                live,
+            }),
             revision: watch::channel(0).0,
             ready: watch::channel(false).0,
         }
@@ -126,7 +132,14 @@ impl WatchCache {
         match tokio::time::timeout(Duration::from_secs(3), rx.wait_for(|r| *r >= rev)).await {
             Ok(Ok(_)) => Ok(()),
             _ => {
-                let mut e = ApiError::new(504, "Timeout", format!("Too large resource version: {rev}, current: {}", self.revision()));
+                let mut e = ApiError::new(
+                    504,
+                    "Timeout",
+                    format!(
+                        "Too large resource version: {rev}, current: {}",
+                        self.revision()
+                    ),
+                );
                 e.retry_after = Some(1);
                 Err(e)
             }
@@ -134,7 +147,11 @@ impl WatchCache {
     }
 
     /// Current objects with keys under `prefix`, and the cache revision.
-    pub fn list(&self, prefix: &str, filter: impl Fn(&Value) -> bool) -> (Vec<Arc<Value>>, Revision) {
+    pub fn list(
+        &self,
+        prefix: &str,
+        filter: impl Fn(&Value) -> bool,
+    ) -> (Vec<Arc<Value>>, Revision) {
         let state = self.state.read();
         let items = state
             .objects
@@ -171,11 +188,23 @@ impl WatchCache {
                 })
                 .collect(),
             Some(rev) if rev < state.oldest => {
-                return Err(ApiError::expired(format!("too old resource version: {rev} ({})", state.oldest)));
+                return Err(ApiError::expired(format!(
+                    "too old resource version: {rev} ({})",
+                    state.oldest
+                )));
             }
-            Some(rev) => state.window.iter().filter(|c| c.revision > rev && c.key.starts_with(prefix)).cloned().collect(),
+            Some(rev) => state
+                .window
+                .iter()
+                .filter(|c| c.revision > rev && c.key.starts_with(prefix))
+                .cloned()
+                .collect(),
         };
-        Ok(Subscription { initial, live: state.live.subscribe(), revision: state.revision })
+        Ok(Subscription {
+            initial,
+            live: state.live.subscribe(),
+            revision: state.revision,
+        })
     }
 
     /// Follows `store` until cancelled, relisting whenever the store watch
@@ -199,7 +228,12 @@ impl WatchCache {
         let mut after = None;
         loop {
             let page = store
-                .range(RangeRequest { prefix: REGISTRY_PREFIX.into(), continue_after: after.take(), limit: 1000, revision: Some(rev) })
+                .range(RangeRequest {
+                    prefix: REGISTRY_PREFIX.into(),
+                    continue_after: after.take(),
+                    limit: 1000,
+                    revision: Some(rev),
+                })
                 .await?;
             for kv in &page.kvs {
                 if let Some(obj) = decode(kv, kv.mod_revision) {
@@ -228,7 +262,9 @@ impl WatchCache {
         while let Some(event) = events.next().await {
             self.apply(event?);
         }
-        Err(crate::store::StoreError::Unavailable("store watch ended".into()))
+        Err(crate::store::StoreError::Unavailable(
+            "store watch ended".into(),
+        ))
     }
 
     fn apply(&self, event: crate::store::Event) {
@@ -245,8 +281,18 @@ impl WatchCache {
                     return;
                 };
                 state.objects.insert(event.key.clone(), obj.clone());
-                let kind = if prev.is_some() { ChangeType::Modified } else { ChangeType::Added };
-                Change { revision, kind, key: event.key, object: obj, prev }
+                let kind = if prev.is_some() {
+                    ChangeType::Modified
+                } else {
+                    ChangeType::Added
+                };
+                Change {
+                    revision,
+                    kind,
+                    key: event.key,
+                    object: obj,
+                    prev,
+                }
             }
             EventKind::Delete => {
                 state.objects.remove(&event.key);
@@ -257,7 +303,13 @@ impl WatchCache {
                     self.revision.send_replace(revision);
                     return;
                 };
-                Change { revision, kind: ChangeType::Deleted, key: event.key, object, prev }
+                Change {
+                    revision,
+                    kind: ChangeType::Deleted,
+                    key: event.key,
+                    object,
+                    prev,
+                }
             }
         };
         let change = Arc::new(change);

@@ -155,23 +155,41 @@ pub(super) fn run(args: ServerArgs) -> anyhow::Result<()> {
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let data = &args.common.data_dir;
     let db_dir = data.join("server/db");
-    std::fs::create_dir_all(&db_dir).with_context(|| format!("cannot create data dir {}", db_dir.display()))?;
-    let store = SledStore::open(SledConfig::new(&db_dir)).with_context(|| format!("cannot open store {}", db_dir.display()))?;
+    std::fs::create_dir_all(&db_dir)
+        .with_context(|| format!("cannot create data dir {}", db_dir.display()))?;
+    let store = SledStore::open(SledConfig::new(&db_dir))
+        .with_context(|| format!("cannot open store {}", db_dir.display()))?;
     tracing::info!(path = %db_dir.display(), revision = store.current_revision(), "store ready");
 
-    let advertise_ip = args.node.node_ip.unwrap_or_else(crate::cli::host::default_ip);
-    let first_service_ip = nth_ip(&args.service_cidr, 1).context("--service-cidr has no first address")?;
+    let advertise_ip = args
+        .node
+        .node_ip
+        .unwrap_or_else(crate::cli::host::default_ip);
+    let first_service_ip =
+        nth_ip(&args.service_cidr, 1).context("--service-cidr has no first address")?;
     let pki = Arc::new(load_pki(&args, data, advertise_ip, first_service_ip)?);
     write_token(&pki, data, args.token.as_deref())?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
     let (cert, key) = pki.admin_cert();
     let kubeconfig = pki::kubeconfig(&url, pki.ca_pem(), cert, key);
-    pki::write_private(&args.write_kubeconfig, kubeconfig.as_bytes(), args.write_kubeconfig_mode.0)
-        .with_context(|| format!("cannot write --write-kubeconfig {}", args.write_kubeconfig.display()))?;
+    pki::write_private(
+        &args.write_kubeconfig,
+        kubeconfig.as_bytes(),
+        args.write_kubeconfig_mode.0,
+    )
+    .with_context(|| {
+        format!(
+            "cannot write --write-kubeconfig {}",
+            args.write_kubeconfig.display()
+        )
+    })?;
 
     let settings = ApiSettings {
         service_cidr: args.service_cidr.0,
-        node_ports: (args.service_node_port_range.low, args.service_node_port_range.high),
+        node_ports: (
+            args.service_node_port_range.low,
+            args.service_node_port_range.high,
+        ),
     };
     let config = ApiConfig {
         bind: SocketAddr::new(args.bind_address, args.https_listen_port),
@@ -179,10 +197,14 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         settings,
     };
     let cancel = CancellationToken::new();
-    let running = api::start(config, store, pki, cancel.clone()).await.context("cannot start the apiserver")?;
+    let running = api::start(config, store, pki, cancel.clone())
+        .await
+        .context("cannot start the apiserver")?;
     tracing::info!(addr = %running.local_addr, kubeconfig = %args.write_kubeconfig.display(), "kelp server is ready");
     if !args.disable_agent {
-        tracing::warn!("this version of kelp has no node agent yet; running the control plane only (as with --disable-agent)");
+        tracing::warn!(
+            "this version of kelp has no node agent yet; running the control plane only (as with --disable-agent)"
+        );
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -194,11 +216,18 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 fn nth_ip(cidr: &Cidr, n: u32) -> Option<IpAddr> {
     match cidr.0 {
         ipnet::IpNet::V4(net) => Some(IpAddr::V4((u32::from(net.network()) + n).into())),
-        ipnet::IpNet::V6(net) => Some(IpAddr::V6((u128::from(net.network()) + u128::from(n)).into())),
+        ipnet::IpNet::V6(net) => Some(IpAddr::V6(
+            (u128::from(net.network()) + u128::from(n)).into(),
+        )),
     }
 }
 
-fn load_pki(args: &ServerArgs, data: &std::path::Path, advertise: IpAddr, service_ip: IpAddr) -> anyhow::Result<ClusterPki> {
+fn load_pki(
+    args: &ServerArgs,
+    data: &std::path::Path,
+    advertise: IpAddr,
+    service_ip: IpAddr,
+) -> anyhow::Result<ClusterPki> {
     let hostname = crate::cli::host::hostname();
     let mut dns_names = vec![
         hostname,
@@ -217,30 +246,49 @@ fn load_pki(args: &ServerArgs, data: &std::path::Path, advertise: IpAddr, servic
     }
     dns_names.dedup();
     ips.dedup();
-    let config = PkiConfig { tls_dir: data.join("server/tls"), dns_names, ips };
-    ClusterPki::load_or_create(&config).with_context(|| format!("cannot set up TLS in {}", config.tls_dir.display()))
+    let config = PkiConfig {
+        tls_dir: data.join("server/tls"),
+        dns_names,
+        ips,
+    };
+    ClusterPki::load_or_create(&config)
+        .with_context(|| format!("cannot set up TLS in {}", config.tls_dir.display()))
 }
 
 /// Writes `<data>/server/token` on first start; afterwards a different
 /// `--token` is an error (agents hold the old one).
-fn write_token(pki: &ClusterPki, data: &std::path::Path, wanted: Option<&str>) -> anyhow::Result<()> {
+fn write_token(
+    pki: &ClusterPki,
+    data: &std::path::Path,
+    wanted: Option<&str>,
+) -> anyhow::Result<()> {
     let path = data.join("server/token");
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        let (_, secret) = pki::parse_join_token(existing.trim()).with_context(|| format!("{} is not a valid token", path.display()))?;
+        let (_, secret) = pki::parse_join_token(existing.trim())
+            .with_context(|| format!("{} is not a valid token", path.display()))?;
         if let Some(w) = wanted {
-            let (_, wanted_secret) = pki::parse_join_token(w).context("--token is not a valid token")?;
+            let (_, wanted_secret) =
+                pki::parse_join_token(w).context("--token is not a valid token")?;
             if wanted_secret != secret {
-                anyhow::bail!("--token does not match the token this server was created with ({}); keep the original token", path.display());
+                anyhow::bail!(
+                    "--token does not match the token this server was created with ({}); keep the original token",
+                    path.display()
+                );
             }
         }
         return Ok(());
     }
     let secret = match wanted {
-        Some(w) => pki::parse_join_token(w).context("--token is not a valid token")?.1,
+        Some(w) => {
+            pki::parse_join_token(w)
+                .context("--token is not a valid token")?
+                .1
+        }
         None => pki::random_secret().context("cannot generate a token")?,
     };
     let token = pki::join_token(pki.ca_pem(), &secret);
-    pki::write_private(&path, format!("{token}\n").as_bytes(), 0o600).with_context(|| format!("cannot write {}", path.display()))?;
+    pki::write_private(&path, format!("{token}\n").as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -300,6 +300,8 @@ fn client_cert_has_one_o_per_group_client_auth_and_a_year() {
         let life = v.not_after.timestamp() - v.not_before.timestamp();
         assert_eq!(life as u64, certs::LEAF_LIFETIME_SECS + 3600);
         assert!(!c.is_ca());
+        // Go rejects certificates whose inner and outer algorithms differ.
+        assert_eq!(c.signature_algorithm, c.tbs_certificate.signature);
     });
     with_cert(pki.ca_pem(), |c| {
         let v = c.validity();

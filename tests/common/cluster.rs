@@ -19,7 +19,10 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// The kubectl to use: `KELP_TEST_KUBECTL`, else the venv tests/run.sh makes.
@@ -28,7 +31,11 @@ pub fn kubectl_path() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/kubectl");
-    assert!(p.exists(), "kubectl not found at {} (run ./tests/run.sh, which installs it)", p.display());
+    assert!(
+        p.exists(),
+        "kubectl not found at {} (run ./tests/run.sh, which installs it)",
+        p.display()
+    );
     p
 }
 
@@ -55,13 +62,28 @@ impl Server {
     fn spawn(&mut self) {
         let config = self.dir.path().join("config.yaml");
         std::fs::write(&config, "# test\n").unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--node-ip", "127.0.0.1"])
-            .arg("--config").arg(&config)
-            .arg("--data-dir").arg(self.dir.path().join("data"))
-            .arg("--https-listen-port").arg(self.port.to_string())
-            .arg("--write-kubeconfig").arg(&self.kubeconfig)
+            .args([
+                "server",
+                "--disable-agent",
+                "--bind-address",
+                "127.0.0.1",
+                "--node-ip",
+                "127.0.0.1",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--https-listen-port")
+            .arg(self.port.to_string())
+            .arg("--write-kubeconfig")
+            .arg(&self.kubeconfig)
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -77,10 +99,18 @@ impl Server {
                     return;
                 }
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("kelp server exited with {status}: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "kelp server not ready in 30 s: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "kelp server not ready in 30 s: {}",
+                self.log()
+            );
             std::thread::park_timeout(Duration::from_millis(50));
         }
     }
@@ -107,7 +137,8 @@ impl Server {
     /// Runs kubectl against this server.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         Command::new(kubectl_path())
-            .arg("--kubeconfig").arg(&self.kubeconfig)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
             .args(args)
             .env("HOME", self.dir.path())
             .stdin(Stdio::null())
@@ -118,7 +149,8 @@ impl Server {
     /// Runs kubectl with `stdin` as input.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = Command::new(kubectl_path())
-            .arg("--kubeconfig").arg(&self.kubeconfig)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
             .args(args)
             .env("HOME", self.dir.path())
             .stdin(Stdio::piped())
@@ -126,28 +158,47 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run kubectl");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
     /// kubectl that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}\n--- server log ---\n{}", String::from_utf8_lossy(&out.stderr), tail(&self.log()));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log())
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// kubectl with stdin that must succeed; returns stdout.
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = self.kubectl_stdin(args, stdin);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}\n--- server log ---\n{}", String::from_utf8_lossy(&out.stderr), tail(&self.log()));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log())
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// kubectl that must fail; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }

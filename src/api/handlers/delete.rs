@@ -35,26 +35,44 @@ fn options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
     let body: Value = if call.body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(call.body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        serde_json::from_slice(call.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
     let q = call.query;
-    let propagation = body["propagationPolicy"].as_str().map(str::to_string).or_else(|| q.get("propagationPolicy").map(str::to_string));
-    let propagation = match (propagation, body["orphanDependents"].as_bool().or(q.flag("orphanDependents").ok().filter(|b| *b))) {
+    let propagation = body["propagationPolicy"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| q.get("propagationPolicy").map(str::to_string));
+    let propagation = match (
+        propagation,
+        body["orphanDependents"]
+            .as_bool()
+            .or(q.flag("orphanDependents").ok().filter(|b| *b)),
+    ) {
         (Some(p), _) => Some(p),
         (None, Some(true)) => Some("Orphan".to_string()),
         (None, _) => None,
     };
     if let Some(p) = &propagation {
         if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-            return Err(ApiError::bad_request(format!("propagationPolicy {p:?} is not supported: use Orphan, Background or Foreground")));
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy {p:?} is not supported: use Orphan, Background or Foreground"
+            )));
         }
     }
-    let dry_run = q.dry_run()? || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+    let dry_run = q.dry_run()?
+        || body["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     Ok(DeleteOptions {
-        grace: body["gracePeriodSeconds"].as_i64().or(q.number("gracePeriodSeconds")?),
+        grace: body["gracePeriodSeconds"]
+            .as_i64()
+            .or(q.number("gracePeriodSeconds")?),
         propagation,
         uid: body["preconditions"]["uid"].as_str().map(str::to_string),
-        resource_version: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        resource_version: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
         dry_run,
     })
 }
@@ -72,16 +90,35 @@ enum Plan {
 fn plan(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Plan {
     let mut finalizers = object::finalizers(obj);
     match opts.propagation.as_deref() {
-        Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
-        Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
+        Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+            finalizers.push("orphan".into())
+        }
+        Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+            finalizers.push("foregroundDeletion".into())
+        }
         _ => {}
     }
     let is_pod = info.group.is_empty() && info.resource == "pods";
-    let bound = obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
-    let finished = matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
-    let grace = opts.grace.unwrap_or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)).max(0);
+    let bound = obj["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        obj["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    let grace = opts
+        .grace
+        .unwrap_or_else(|| {
+            obj["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30)
+        })
+        .max(0);
     let graceful = is_pod && bound && !finished && grace > 0;
-    let namespace_pending = info.resource == "namespaces" && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+    let namespace_pending = info.resource == "namespaces"
+        && obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
     if finalizers.is_empty() && !graceful && !namespace_pending {
         return Plan::Remove;
     }
@@ -93,7 +130,9 @@ fn plan(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Plan {
     }
     if graceful {
         // A second delete may shorten the grace period, never extend it.
-        let current = meta.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+        let current = meta
+            .get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
         if current.is_none_or(|c| grace < c) {
             let at = SystemTime::now() + Duration::from_secs(grace as u64);
             meta.insert("deletionTimestamp".into(), json!(object::rfc3339(at)));
@@ -106,7 +145,11 @@ fn plan(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Plan {
     if info.resource == "namespaces" {
         marked["status"]["phase"] = json!("Terminating");
     }
-    if already && strategy::same_content(obj, &marked) { Plan::Nothing } else { Plan::Mark(marked) }
+    if already && strategy::same_content(obj, &marked) {
+        Plan::Nothing
+    } else {
+        Plan::Mark(marked)
+    }
 }
 
 impl<S: Store> Api<S> {
@@ -116,42 +159,75 @@ impl<S: Store> Api<S> {
         let info = t.info;
         let name = t.name.clone().unwrap_or_default();
         if info.namespaced && t.namespace.is_none() {
-            return Err(ApiError::method_not_allowed("DELETE", &format!("{} without a namespace", info.resource)));
+            return Err(ApiError::method_not_allowed(
+                "DELETE",
+                &format!("{} without a namespace", info.resource),
+            ));
         }
         let key = info.key(t.namespace.as_deref(), &name);
         let obj = self.delete_one(info, &key, &name, &opts).await?;
         Ok(render::object(info, &obj, call.rendering, "Metadata", 200))
     }
 
-    async fn delete_one(&self, info: &'static ResourceInfo, key: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Value> {
+    async fn delete_one(
+        &self,
+        info: &'static ResourceInfo,
+        key: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
         for _ in 0..8 {
-            let (kv, _) = self.store.get(key).await.map_err(|e| ApiError::internal(e.to_string()))?;
+            let (kv, _) = self
+                .store
+                .get(key)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             let kv = kv.ok_or_else(|| ApiError::not_found(info.group, info.resource, name))?;
-            let obj = watch_cache::decode(&kv, kv.mod_revision).ok_or_else(|| ApiError::internal(format!("stored object {key} is not valid JSON")))?;
+            let obj = watch_cache::decode(&kv, kv.mod_revision).ok_or_else(|| {
+                ApiError::internal(format!("stored object {key} is not valid JSON"))
+            })?;
             let obj = (*obj).clone();
             if let Some(uid) = &opts.uid {
                 let actual = object::meta_str(&obj, "uid").unwrap_or("");
                 if uid != actual {
-                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                    )));
+                    return Err(ApiError::conflict(
+                        info.group,
+                        info.resource,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                        ),
+                    ));
                 }
             }
             if let Some(rv) = &opts.resource_version {
                 if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        kv.mod_revision
-                    )));
+                    return Err(ApiError::conflict(
+                        info.group,
+                        info.resource,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            kv.mod_revision
+                        ),
+                    ));
                 }
             }
             match plan(info, &obj, opts) {
                 Plan::Nothing => return Ok(obj),
                 Plan::Mark(marked) if opts.dry_run => return Ok(marked),
                 Plan::Remove if opts.dry_run => return Ok(obj),
-                Plan::Mark(mut marked) => match self.store.update(key, strategy::to_stored(&marked), Some(kv.mod_revision)).await {
+                Plan::Mark(mut marked) => match self
+                    .store
+                    .update(key, strategy::to_stored(&marked), Some(kv.mod_revision))
+                    .await
+                {
                     Ok(new) => {
-                        object::set_meta(&mut marked, "resourceVersion", new.mod_revision.to_string());
+                        object::set_meta(
+                            &mut marked,
+                            "resourceVersion",
+                            new.mod_revision.to_string(),
+                        );
                         return Ok(marked);
                     }
                     Err(StoreError::Conflict { .. }) => continue,
@@ -177,7 +253,9 @@ impl<S: Store> Api<S> {
         let filter = Filter::from_call(call)?;
         let info = call.target.info;
         self.cache.wait_for(self.store.current_revision()).await?;
-        let (items, revision) = self.cache.list(&collection_prefix(call), |o| filter.matches(o));
+        let (items, revision) = self
+            .cache
+            .list(&collection_prefix(call), |o| filter.matches(o));
         let mut deleted = Vec::with_capacity(items.len());
         for obj in items {
             let name = object::name(&obj).unwrap_or_default().to_string();

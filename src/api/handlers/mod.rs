@@ -80,12 +80,20 @@ pub enum Reply {
 impl Reply {
     /// 200 with a JSON body.
     pub fn ok(body: Value) -> Self {
-        Reply::Json { code: 200, body, warnings: Vec::new() }
+        Reply::Json {
+            code: 200,
+            body,
+            warnings: Vec::new(),
+        }
     }
 
     /// A JSON body with a code.
     pub fn with_code(code: u16, body: Value) -> Self {
-        Reply::Json { code, body, warnings: Vec::new() }
+        Reply::Json {
+            code,
+            body,
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -104,17 +112,23 @@ impl Rendering {
     /// Picks the first representation the Accept header asks for that we
     /// serve (Table, PartialObjectMetadata, else plain JSON).
     pub fn from_accept(accept: Option<&str>) -> Self {
-        let Some(accept) = accept else { return Rendering::Object };
+        let Some(accept) = accept else {
+            return Rendering::Object;
+        };
         for part in accept.split(',') {
             let params: Vec<&str> = part.split(';').map(str::trim).collect();
             let has = |p: &str| params.contains(&p);
             if has("as=Table") && has("g=meta.k8s.io") {
                 return Rendering::Table;
             }
-            if (has("as=PartialObjectMetadata") || has("as=PartialObjectMetadataList")) && has("g=meta.k8s.io") {
+            if (has("as=PartialObjectMetadata") || has("as=PartialObjectMetadataList"))
+                && has("g=meta.k8s.io")
+            {
                 return Rendering::Metadata;
             }
-            if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*" || *m == "application/yaml") {
+            if params.first().is_some_and(|m| {
+                *m == "application/json" || *m == "*/*" || *m == "application/yaml"
+            }) {
                 return Rendering::Object;
             }
         }
@@ -158,13 +172,32 @@ impl<S: Store> Api<S> {
             ("PATCH", true) => "patch",
             ("DELETE", true) => "delete",
             ("DELETE", false) => "deletecollection",
-            (m, _) => return Err(ApiError::method_not_allowed(m, &format!("{} {}", t.info.resource, if t.name.is_some() { "object" } else { "collection" }))),
+            (m, _) => {
+                return Err(ApiError::method_not_allowed(
+                    m,
+                    &format!(
+                        "{} {}",
+                        t.info.resource,
+                        if t.name.is_some() {
+                            "object"
+                        } else {
+                            "collection"
+                        }
+                    ),
+                ));
+            }
         };
-        if t.info.group.is_empty() && t.info.resource == "componentstatuses" && matches!(verb, "get" | "list") {
+        if t.info.group.is_empty()
+            && t.info.resource == "componentstatuses"
+            && matches!(verb, "get" | "list")
+        {
             return self.component_statuses(call).await;
         }
         if !t.info.allows(verb) {
-            return Err(ApiError::method_not_allowed(call.method, &format!("resource {}", t.info.resource)));
+            return Err(ApiError::method_not_allowed(
+                call.method,
+                &format!("resource {}", t.info.resource),
+            ));
         }
         match verb {
             "get" => self.get(call).await,

@@ -40,7 +40,8 @@ impl Filter {
     pub fn from_call(call: &Call<'_>) -> ApiResult<Self> {
         let info = call.target.info;
         let labels = match call.query.get("labelSelector") {
-            Some(s) => LabelSelector::parse(s).map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
+            Some(s) => LabelSelector::parse(s)
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
             None => LabelSelector::everything(),
         };
         let fields = match call.query.get("fieldSelector") {
@@ -55,13 +56,20 @@ impl Filter {
                 )));
             }
         }
-        Ok(Filter { info, labels, fields })
+        Ok(Filter {
+            info,
+            labels,
+            fields,
+        })
     }
 
     /// Whether `obj` passes both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
         (self.labels.is_empty() || self.labels.matches_object(obj))
-            && (self.fields.is_empty() || self.fields.matches(|f| fields::field_value(self.info, obj, f)))
+            && (self.fields.is_empty()
+                || self
+                    .fields
+                    .matches(|f| fields::field_value(self.info, obj, f)))
     }
 
     /// The name a `metadata.name=` term pins, for direct lookups.
@@ -88,13 +96,23 @@ struct ContinueToken {
 }
 
 fn encode_continue(rv: Revision, last_key: &str) -> String {
-    let token = ContinueToken { v: "meta.k8s.io/v1".into(), rv, start: last_key.to_string() };
+    let token = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: last_key.to_string(),
+    };
     base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&token).unwrap_or_default())
 }
 
 fn decode_continue(raw: &str, prefix: &str) -> ApiResult<ContinueToken> {
-    let bad = || ApiError::bad_request("continue key is not valid: the token was not produced by this server");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: the token was not produced by this server",
+        )
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .map_err(|_| bad())?;
     let token: ContinueToken = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if !token.start.starts_with(prefix) {
         return Err(bad());
@@ -110,21 +128,40 @@ impl<S: Store> Api<S> {
         let info = t.info;
         let name = t.name.as_deref().unwrap_or_default();
         if info.namespaced && t.namespace.is_none() {
-            return Err(ApiError::no_route(&format!("{} without a namespace", info.resource)));
+            return Err(ApiError::no_route(&format!(
+                "{} without a namespace",
+                info.resource
+            )));
         }
         let key = info.key(t.namespace.as_deref(), name);
-        let obj = self.read_object(&key, call.query.get("resourceVersion")).await?;
+        let obj = self
+            .read_object(&key, call.query.get("resourceVersion"))
+            .await?;
         let obj = obj.ok_or_else(|| ApiError::not_found(info.group, info.resource, name))?;
-        Ok(render::object(info, &obj, call.rendering, call.query.get("includeObject").unwrap_or("Metadata"), 200))
+        Ok(render::object(
+            info,
+            &obj,
+            call.rendering,
+            call.query.get("includeObject").unwrap_or("Metadata"),
+            200,
+        ))
     }
 
     /// Reads one object: from the cache for `resourceVersion=0`, else the
     /// newest state from the store.
-    pub(crate) async fn read_object(&self, key: &str, rv: Option<&str>) -> ApiResult<Option<Arc<Value>>> {
+    pub(crate) async fn read_object(
+        &self,
+        key: &str,
+        rv: Option<&str>,
+    ) -> ApiResult<Option<Arc<Value>>> {
         if rv == Some("0") {
             return Ok(self.cache.get(key));
         }
-        let (kv, _) = self.store.get(key).await.map_err(|e| ApiError::internal(e.to_string()))?;
+        let (kv, _) = self
+            .store
+            .get(key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(kv.and_then(|kv| watch_cache::decode(&kv, kv.mod_revision)))
     }
 
@@ -134,30 +171,43 @@ impl<S: Store> Api<S> {
         let limit = call.query.number("limit")?.unwrap_or(0) as usize;
         let rv = call.query.get("resourceVersion");
         let rv_match = call.query.get("resourceVersionMatch");
-        let requested: Option<Revision> = match rv {
-            None => None,
-            Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {s:?}")))?),
-        };
+        let requested: Option<Revision> =
+            match rv {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version {s:?}"))
+                })?),
+            };
         if rv_match.is_some() && rv.is_none() {
-            return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
         let (items, meta) = if let Some(token) = call.query.get("continue") {
             if rv.is_some_and(|v| v != "0") {
-                return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
             }
             let token = decode_continue(token, &prefix)?;
-            self.list_from_store(&prefix, &filter, limit, token.rv, Some(token.start)).await?
+            self.list_from_store(&prefix, &filter, limit, token.rv, Some(token.start))
+                .await?
         } else if rv_match == Some("Exact") || (limit > 0 && rv != Some("0")) {
             let at = match (requested, rv_match) {
                 (Some(r), Some("Exact")) if r > 0 => r,
-                (Some(0), Some("Exact")) => return Err(ApiError::bad_request("resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"")),
+                (Some(0), Some("Exact")) => {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
                 (Some(r), _) if r > 0 => {
                     self.cache.wait_for(r).await?;
                     self.store.current_revision()
                 }
                 _ => self.store.current_revision(),
             };
-            self.list_from_store(&prefix, &filter, limit, at, None).await?
+            self.list_from_store(&prefix, &filter, limit, at, None)
+                .await?
         } else {
             match requested {
                 None => self.cache.wait_for(self.store.current_revision()).await?,
@@ -168,15 +218,35 @@ impl<S: Store> Api<S> {
             let (items, revision) = match name {
                 // A metadata.name selector is a point lookup (kubectl wait, rollout status).
                 Some(n) if call.target.namespace.is_some() || !call.target.info.namespaced => {
-                    let (items, revision) = self.cache.list(&format!("{prefix}{n}"), |o| filter.matches(o));
-                    (items.into_iter().filter(|o| crate::api::object::name(o) == Some(n.as_str())).collect(), revision)
+                    let (items, revision) = self
+                        .cache
+                        .list(&format!("{prefix}{n}"), |o| filter.matches(o));
+                    (
+                        items
+                            .into_iter()
+                            .filter(|o| crate::api::object::name(o) == Some(n.as_str()))
+                            .collect(),
+                        revision,
+                    )
                 }
                 _ => self.cache.list(&prefix, |o| filter.matches(o)),
             };
-            (items, ListMeta { resource_version: revision.to_string(), continue_token: None })
+            (
+                items,
+                ListMeta {
+                    resource_version: revision.to_string(),
+                    continue_token: None,
+                },
+            )
         };
         let include = call.query.get("includeObject").unwrap_or("Metadata");
-        Ok(render::list(call.target.info, &items, &meta, call.rendering, include))
+        Ok(render::list(
+            call.target.info,
+            &items,
+            &meta,
+            call.rendering,
+            include,
+        ))
     }
 
     /// Pages through the store at `revision`, filtering, until `limit`
@@ -195,7 +265,12 @@ impl<S: Store> Api<S> {
         loop {
             let result = self
                 .store
-                .range(RangeRequest { prefix: prefix.to_string(), continue_after: after.clone(), limit: page, revision: Some(revision) })
+                .range(RangeRequest {
+                    prefix: prefix.to_string(),
+                    continue_after: after.clone(),
+                    limit: page,
+                    revision: Some(revision),
+                })
                 .await
                 .map_err(|e| match e {
                     StoreError::Compacted { .. } => ApiError::expired(EXPIRED_CONTINUE),
@@ -209,13 +284,26 @@ impl<S: Store> Api<S> {
                 }
                 after = Some(kv.key.clone());
                 if limit > 0 && items.len() == limit {
-                    let more = result.more || kv.key != result.kvs.last().map(|k| k.key.clone()).unwrap_or_default();
+                    let more = result.more
+                        || kv.key != result.kvs.last().map(|k| k.key.clone()).unwrap_or_default();
                     let token = more.then(|| encode_continue(revision, &kv.key));
-                    return Ok((items, ListMeta { resource_version: revision.to_string(), continue_token: token }));
+                    return Ok((
+                        items,
+                        ListMeta {
+                            resource_version: revision.to_string(),
+                            continue_token: token,
+                        },
+                    ));
                 }
             }
             if !result.more {
-                return Ok((items, ListMeta { resource_version: revision.to_string(), continue_token: None }));
+                return Ok((
+                    items,
+                    ListMeta {
+                        resource_version: revision.to_string(),
+                        continue_token: None,
+                    },
+                ));
             }
         }
     }
@@ -229,26 +317,56 @@ impl<S: Store> Api<S> {
     pub(super) async fn component_statuses(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let store_ok = self.cache.is_ready() && self.store.get("/registry/health").await.is_ok();
         let entry = |name: &str, healthy: bool, message: &str, error: &str| {
-            let mut cond = json!({"type": "Healthy", "status": if healthy { "True" } else { "False" }});
+            let mut cond =
+                json!({"type": "Healthy", "status": if healthy { "True" } else { "False" }});
             if !message.is_empty() {
                 cond["message"] = json!(message);
             }
             if !error.is_empty() {
                 cond["error"] = json!(error);
             }
-            Arc::new(json!({"kind": "ComponentStatus", "apiVersion": "v1", "metadata": {"name": name}, "conditions": [cond]}))
+            Arc::new(
+                json!({"kind": "ComponentStatus", "apiVersion": "v1", "metadata": {"name": name}, "conditions": [cond]}),
+            )
         };
         let items = vec![
-            entry("controller-manager", false, "", "not running in this version of kelp"),
-            entry("etcd-0", store_ok, if store_ok { "ok" } else { "" }, if store_ok { "" } else { "store unavailable" }),
-            entry("scheduler", false, "", "not running in this version of kelp"),
+            entry(
+                "controller-manager",
+                false,
+                "",
+                "not running in this version of kelp",
+            ),
+            entry(
+                "etcd-0",
+                store_ok,
+                if store_ok { "ok" } else { "" },
+                if store_ok { "" } else { "store unavailable" },
+            ),
+            entry(
+                "scheduler",
+                false,
+                "",
+                "not running in this version of kelp",
+            ),
         ];
         let info = call.target.info;
         if let Some(name) = call.target.name.as_deref() {
-            let obj = items.iter().find(|o| o["metadata"]["name"] == name).ok_or_else(|| ApiError::not_found("", "componentstatuses", name))?;
+            let obj = items
+                .iter()
+                .find(|o| o["metadata"]["name"] == name)
+                .ok_or_else(|| ApiError::not_found("", "componentstatuses", name))?;
             return Ok(render::object(info, obj, call.rendering, "Metadata", 200));
         }
-        let meta = ListMeta { resource_version: String::new(), continue_token: None };
-        Ok(render::list(info, &items, &meta, call.rendering, call.query.get("includeObject").unwrap_or("Metadata")))
+        let meta = ListMeta {
+            resource_version: String::new(),
+            continue_token: None,
+        };
+        Ok(render::list(
+            info,
+            &items,
+            &meta,
+            call.rendering,
+            call.query.get("includeObject").unwrap_or("Metadata"),
+        ))
     }
 }

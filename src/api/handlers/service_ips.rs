@@ -25,11 +25,25 @@ pub(super) struct Held {
 fn invalid(svc: &Value, field: String, value: String, e: &AllocError) -> ApiError {
     let name = crate::api::object::name(svc).unwrap_or("").to_string();
     let message = format!("Invalid value: {value}: {e}");
-    ApiError::invalid("", "Service", &name, vec![Cause { reason: "FieldValueInvalid".into(), field, message }])
+    ApiError::invalid(
+        "",
+        "Service",
+        &name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            field,
+            message,
+        }],
+    )
 }
 
 impl<S: Store> Api<S> {
-    pub(super) fn reserve_service(&self, info: &ResourceInfo, old: Option<&Value>, new: &mut Value) -> ApiResult<Held> {
+    pub(super) fn reserve_service(
+        &self,
+        info: &ResourceInfo,
+        old: Option<&Value>,
+        new: &mut Value,
+    ) -> ApiResult<Held> {
         let mut held = Held::default();
         if info.group != "" || info.resource != "services" {
             return Ok(held);
@@ -42,7 +56,10 @@ impl<S: Store> Api<S> {
     }
 
     fn reserve_into(&self, old: Option<&Value>, new: &mut Value, held: &mut Held) -> ApiResult<()> {
-        let kind = new["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+        let kind = new["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_string();
         let spec = &mut new["spec"];
         if kind == "ExternalName" {
             if let Some(s) = spec.as_object_mut() {
@@ -54,7 +71,10 @@ impl<S: Store> Api<S> {
             let requested = spec["clusterIP"].as_str().unwrap_or("").to_string();
             if requested == "None" {
                 spec["clusterIPs"] = json!(["None"]);
-            } else if let (Some(ip), true) = (old_ips.first(), requested.is_empty() || old_ips.iter().any(|i| i.to_string() == requested)) {
+            } else if let (Some(ip), true) = (
+                old_ips.first(),
+                requested.is_empty() || old_ips.iter().any(|i| i.to_string() == requested),
+            ) {
                 spec["clusterIP"] = json!(ip.to_string());
                 spec["clusterIPs"] = json!([ip.to_string()]);
             } else {
@@ -62,13 +82,25 @@ impl<S: Store> Api<S> {
                     None
                 } else {
                     Some(requested.parse::<IpAddr>().map_err(|_| {
-                        invalid(&Value::Null, "spec.clusterIPs".into(), format!("[]string{{{requested:?}}}"), &AllocError::OutOfRange { what: "IP", range: "the service CIDR".into() })
+                        invalid(
+                            &Value::Null,
+                            "spec.clusterIPs".into(),
+                            format!("[]string{{{requested:?}}}"),
+                            &AllocError::OutOfRange {
+                                what: "IP",
+                                range: "the service CIDR".into(),
+                            },
+                        )
                     })?)
                 };
-                let ip = self
-                    .allocator
-                    .allocate_ip(wanted)
-                    .map_err(|e| invalid(&Value::Null, "spec.clusterIPs".into(), format!("[]string{{{requested:?}}}"), &e))?;
+                let ip = self.allocator.allocate_ip(wanted).map_err(|e| {
+                    invalid(
+                        &Value::Null,
+                        "spec.clusterIPs".into(),
+                        format!("[]string{{{requested:?}}}"),
+                        &e,
+                    )
+                })?;
                 held.ips.push(ip);
                 let spec = &mut new["spec"];
                 spec["clusterIP"] = json!(ip.to_string());
@@ -77,8 +109,12 @@ impl<S: Store> Api<S> {
         }
         let wants_node_ports = kind == "NodePort" || kind == "LoadBalancer";
         let old_ports = old.map(allocator::node_ports).unwrap_or_default();
-        let old_spec_ports = old.and_then(|o| o["spec"]["ports"].as_array().cloned()).unwrap_or_default();
-        let Some(ports) = new["spec"]["ports"].as_array_mut() else { return Ok(()) };
+        let old_spec_ports = old
+            .and_then(|o| o["spec"]["ports"].as_array().cloned())
+            .unwrap_or_default();
+        let Some(ports) = new["spec"]["ports"].as_array_mut() else {
+            return Ok(());
+        };
         for (i, port) in ports.iter_mut().enumerate() {
             if !wants_node_ports {
                 if let Some(p) = port.as_object_mut() {
@@ -86,7 +122,10 @@ impl<S: Store> Api<S> {
                 }
                 continue;
             }
-            let requested = port["nodePort"].as_u64().filter(|p| *p > 0).map(|p| p as u16);
+            let requested = port["nodePort"]
+                .as_u64()
+                .filter(|p| *p > 0)
+                .map(|p| p as u16);
             // An unchanged port keeps the NodePort the old version had.
             let previous = old_spec_ports
                 .iter()
@@ -98,7 +137,12 @@ impl<S: Store> Api<S> {
                 (None, Some(p)) => p,
                 (r, _) => {
                     let p = self.allocator.allocate_port(r).map_err(|e| {
-                        invalid(&Value::Null, format!("spec.ports[{i}].nodePort"), r.map_or("0".into(), |r| r.to_string()), &e)
+                        invalid(
+                            &Value::Null,
+                            format!("spec.ports[{i}].nodePort"),
+                            r.map_or("0".into(), |r| r.to_string()),
+                            &e,
+                        )
                     })?;
                     held.ports.push(p);
                     p
@@ -124,10 +168,16 @@ impl<S: Store> Api<S> {
             return;
         }
         let (new_ips, new_ports) = (allocator::cluster_ips(new), allocator::node_ports(new));
-        for ip in allocator::cluster_ips(old).into_iter().filter(|ip| !new_ips.contains(ip)) {
+        for ip in allocator::cluster_ips(old)
+            .into_iter()
+            .filter(|ip| !new_ips.contains(ip))
+        {
             self.allocator.release_ip(ip);
         }
-        for p in allocator::node_ports(old).into_iter().filter(|p| !new_ports.contains(p)) {
+        for p in allocator::node_ports(old)
+            .into_iter()
+            .filter(|p| !new_ports.contains(p))
+        {
             self.allocator.release_port(p);
         }
     }

@@ -19,7 +19,15 @@ use crate::store::Store;
 pub trait TokenIssuer: Send + Sync {
     /// A signed token for `namespace/name` (uid), bound to audiences, valid
     /// for `seconds`; returns the token and its expiry (RFC 3339).
-    fn issue(&self, namespace: &str, name: &str, uid: &str, audiences: &[String], seconds: u64, bound_pod: Option<(&str, &str)>) -> Result<(String, String), String>;
+    fn issue(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        audiences: &[String],
+        seconds: u64,
+        bound_pod: Option<(&str, &str)>,
+    ) -> Result<(String, String), String>;
 }
 
 impl<S: Store> Api<S> {
@@ -35,11 +43,17 @@ impl<S: Store> Api<S> {
             _ => "",
         };
         if !allowed.contains(&verb) {
-            return Err(ApiError::method_not_allowed(call.method, &format!("{}/{sub}", info.resource)));
+            return Err(ApiError::method_not_allowed(
+                call.method,
+                &format!("{}/{sub}", info.resource),
+            ));
         }
         match (sub, verb) {
             ("status", "get") => self.get(call).await,
-            ("status" | "finalize", "update") => self.update(call, Some("status").filter(|_| sub == "status")).await,
+            ("status" | "finalize", "update") => {
+                self.update(call, Some("status").filter(|_| sub == "status"))
+                    .await
+            }
             ("status", "patch") => self.patch(call, Some("status")).await,
             ("scale", _) => self.scale(call, verb).await,
             ("binding", _) => self.bind(call).await,
@@ -49,13 +63,21 @@ impl<S: Store> Api<S> {
         }
     }
 
-    async fn parent(&self, call: &Call<'_>) -> ApiResult<(std::sync::Arc<Value>, u64, String, String)> {
+    async fn parent(
+        &self,
+        call: &Call<'_>,
+    ) -> ApiResult<(std::sync::Arc<Value>, u64, String, String)> {
         let t = call.target;
         let name = t.name.clone().unwrap_or_default();
         let key = t.info.key(t.namespace.as_deref(), &name);
-        let (kv, _) = self.store.get(&key).await.map_err(|e| ApiError::internal(e.to_string()))?;
+        let (kv, _) = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let kv = kv.ok_or_else(|| ApiError::not_found(t.info.group, t.info.resource, &name))?;
-        let obj = crate::api::watch_cache::decode(&kv, kv.mod_revision).ok_or_else(|| ApiError::internal("stored object is not valid JSON"))?;
+        let obj = crate::api::watch_cache::decode(&kv, kv.mod_revision)
+            .ok_or_else(|| ApiError::internal("stored object is not valid JSON"))?;
         Ok((obj, kv.mod_revision, key, name))
     }
 
@@ -67,28 +89,58 @@ impl<S: Store> Api<S> {
                 "get" => return Ok(Reply::ok(current)),
                 "update" => strategy::decode_body(call.body, call.content_type)?,
                 _ => {
-                    let pt = call.content_type.and_then(PatchType::from_content_type).ok_or_else(|| ApiError::unsupported_media_type("unsupported patch type"))?;
-                    patch::apply_patch(&current, pt, call.body, TypeRef { group: "autoscaling", kind: "Scale" })
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?
+                    let pt = call
+                        .content_type
+                        .and_then(PatchType::from_content_type)
+                        .ok_or_else(|| {
+                            ApiError::unsupported_media_type("unsupported patch type")
+                        })?;
+                    patch::apply_patch(
+                        &current,
+                        pt,
+                        call.body,
+                        TypeRef {
+                            group: "autoscaling",
+                            kind: "Scale",
+                        },
+                    )
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?
                 }
             };
             let replicas = wanted["spec"]["replicas"].as_i64().unwrap_or(0);
             if replicas < 0 {
-                return Err(ApiError::invalid("autoscaling", "Scale", object::name(&parent).unwrap_or(""), vec![crate::api::status::Cause {
-                    reason: "FieldValueInvalid".into(),
-                    field: "spec.replicas".into(),
-                    message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-                }]));
+                return Err(ApiError::invalid(
+                    "autoscaling",
+                    "Scale",
+                    object::name(&parent).unwrap_or(""),
+                    vec![crate::api::status::Cause {
+                        reason: "FieldValueInvalid".into(),
+                        field: "spec.replicas".into(),
+                        message: format!(
+                            "Invalid value: {replicas}: must be greater than or equal to 0"
+                        ),
+                    }],
+                ));
             }
             if let Some(rv) = object::resource_version(&wanted) {
                 if rv != rev.to_string() {
-                    return Err(ApiError::stale("autoscaling", "scale", object::name(&parent).unwrap_or("")));
+                    return Err(ApiError::stale(
+                        "autoscaling",
+                        "scale",
+                        object::name(&parent).unwrap_or(""),
+                    ));
                 }
             }
             let mut new = (*parent).clone();
             new["spec"]["replicas"] = json!(replicas);
-            let plain = Call { rendering: super::Rendering::Object, ..*call };
-            if let Some(reply) = self.write_update(&plain, call.target.info, &key, &parent, rev, new, None).await? {
+            let plain = Call {
+                rendering: super::Rendering::Object,
+                ..*call
+            };
+            if let Some(reply) = self
+                .write_update(&plain, call.target.info, &key, &parent, rev, new, None)
+                .await?
+            {
                 let updated = match reply {
                     Reply::Json { body, .. } => body,
                     _ => return Err(ApiError::internal("unexpected reply")),
@@ -96,19 +148,37 @@ impl<S: Store> Api<S> {
                 return Ok(Reply::ok(scale_of(&updated)));
             }
         }
-        Err(ApiError::stale("autoscaling", "scale", call.target.name.as_deref().unwrap_or("")))
+        Err(ApiError::stale(
+            "autoscaling",
+            "scale",
+            call.target.name.as_deref().unwrap_or(""),
+        ))
     }
 
     async fn bind(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let binding = strategy::decode_body(call.body, call.content_type)?;
-        let node = binding["target"]["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("binding target name is required"))?.to_string();
+        let node = binding["target"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::bad_request("binding target name is required"))?
+            .to_string();
         for _ in 0..8 {
             let (pod, rev, key, name) = self.parent(call).await?;
             if object::is_deleting(&pod) {
-                return Err(ApiError::conflict("", "pods", &name, "pod is being deleted, cannot be assigned to a host"));
+                return Err(ApiError::conflict(
+                    "",
+                    "pods",
+                    &name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
             }
             if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-                return Err(ApiError::conflict("", "pods", &name, &format!("pod {name} is already assigned to node \"{existing}\"")));
+                return Err(ApiError::conflict(
+                    "",
+                    "pods",
+                    &name,
+                    &format!("pod {name} is already assigned to node \"{existing}\""),
+                ));
             }
             let mut new = (*pod).clone();
             new["spec"]["nodeName"] = json!(node);
@@ -120,38 +190,70 @@ impl<S: Store> Api<S> {
                 Err(e) => return Err(ApiError::from_store(e, "", "pods", &name)),
             }
         }
-        Err(ApiError::stale("", "pods", call.target.name.as_deref().unwrap_or("")))
+        Err(ApiError::stale(
+            "",
+            "pods",
+            call.target.name.as_deref().unwrap_or(""),
+        ))
     }
 
     async fn evict(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let _ = strategy::decode_body(call.body, call.content_type)?;
-        let delete = Call { method: "DELETE", body: &bytes::Bytes::new(), rendering: super::Rendering::Object, ..*call };
-        let target = crate::api::request::Target { subresource: None, ..call.target.clone() };
-        let delete = Call { target: &target, ..delete };
+        let delete = Call {
+            method: "DELETE",
+            body: &bytes::Bytes::new(),
+            rendering: super::Rendering::Object,
+            ..*call
+        };
+        let target = crate::api::request::Target {
+            subresource: None,
+            ..call.target.clone()
+        };
+        let delete = Call {
+            target: &target,
+            ..delete
+        };
         self.delete(&delete).await?;
         Ok(Reply::with_code(201, success_status(None)))
     }
 
     async fn token(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let Some(issuer) = &self.tokens else {
-            return Err(ApiError::unavailable("service account tokens are not configured"));
+            return Err(ApiError::unavailable(
+                "service account tokens are not configured",
+            ));
         };
         let request = strategy::decode_body(call.body, call.content_type)?;
         let (sa, _, _, name) = self.parent(call).await?;
         let ns = call.target.namespace.clone().unwrap_or_default();
         let uid = object::meta_str(&sa, "uid").unwrap_or("");
-        let seconds = request["spec"]["expirationSeconds"].as_u64().unwrap_or(3600).clamp(600, 1 << 32);
+        let seconds = request["spec"]["expirationSeconds"]
+            .as_u64()
+            .unwrap_or(3600)
+            .clamp(600, 1 << 32);
         let audiences: Vec<String> = request["spec"]["audiences"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let bound = &request["spec"]["boundObjectRef"];
-        let pod = (bound["kind"] == "Pod").then(|| (bound["name"].as_str().unwrap_or(""), bound["uid"].as_str().unwrap_or("")));
-        let (token, expires) = issuer.issue(&ns, &name, uid, &audiences, seconds, pod).map_err(ApiError::internal)?;
+        let pod = (bound["kind"] == "Pod").then(|| {
+            (
+                bound["name"].as_str().unwrap_or(""),
+                bound["uid"].as_str().unwrap_or(""),
+            )
+        });
+        let (token, expires) = issuer
+            .issue(&ns, &name, uid, &audiences, seconds, pod)
+            .map_err(ApiError::internal)?;
         let mut out = request.clone();
         out["apiVersion"] = json!("authentication.k8s.io/v1");
         out["kind"] = json!("TokenRequest");
-        out["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": object::now_rfc3339()});
+        out["metadata"] =
+            json!({"name": name, "namespace": ns, "creationTimestamp": object::now_rfc3339()});
         out["spec"]["expirationSeconds"] = json!(seconds);
         out["status"] = json!({"token": token, "expirationTimestamp": expires});
         Ok(Reply::with_code(201, out))
@@ -159,8 +261,12 @@ impl<S: Store> Api<S> {
 
     async fn node_subresource(&self, call: &Call<'_>, sub: &str) -> ApiResult<Reply> {
         let (obj, _, _, name) = self.parent(call).await?;
-        if call.target.info.resource == "pods" && obj["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-            return Err(ApiError::bad_request(format!("pod {name} does not have a host assigned")));
+        if call.target.info.resource == "pods"
+            && obj["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+        {
+            return Err(ApiError::bad_request(format!(
+                "pod {name} does not have a host assigned"
+            )));
         }
         Err(ApiError::unavailable(format!(
             "{}/{sub} needs a kubelet connection, which this version of kelp does not provide yet",
@@ -174,9 +280,18 @@ fn scale_of(obj: &Value) -> Value {
     let meta = &obj["metadata"];
     let selector = obj["spec"]["selector"]
         .as_object()
-        .and_then(|_| crate::api::selectors::LabelSelector::from_json(&obj["spec"]["selector"]).ok())
+        .and_then(|_| {
+            crate::api::selectors::LabelSelector::from_json(&obj["spec"]["selector"]).ok()
+        })
         .map(|s| s.to_string())
-        .or_else(|| obj["spec"]["selector"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")));
+        .or_else(|| {
+            obj["spec"]["selector"].as_object().map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        });
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -192,7 +307,8 @@ fn scale_of(obj: &Value) -> Value {
 /// Sets (or adds) a status condition.
 fn set_condition(obj: &mut Value, kind: &str, status: &str) {
     let now = object::now_rfc3339();
-    let cond = json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    let cond =
+        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     let conditions = &mut obj["status"]["conditions"];
     if !conditions.is_array() {
         *conditions = json!([]);

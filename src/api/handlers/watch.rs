@@ -52,11 +52,27 @@ impl Encoder {
                 &rendered
             }
             Rendering::Table => {
-                let rv = crate::api::object::resource_version(object).unwrap_or("").to_string();
-                let meta = render::ListMeta { resource_version: rv, continue_token: None };
-                let mut t = render::table(self.info, &[], &meta, &self.include_object, !self.columns_sent);
+                let rv = crate::api::object::resource_version(object)
+                    .unwrap_or("")
+                    .to_string();
+                let meta = render::ListMeta {
+                    resource_version: rv,
+                    continue_token: None,
+                };
+                let mut t = render::table(
+                    self.info,
+                    &[],
+                    &meta,
+                    &self.include_object,
+                    !self.columns_sent,
+                );
                 self.columns_sent = true;
-                t["rows"] = json!([render::table_row(self.info, object, &self.include_object, std::time::SystemTime::now())]);
+                t["rows"] = json!([render::table_row(
+                    self.info,
+                    object,
+                    &self.include_object,
+                    std::time::SystemTime::now()
+                )]);
                 rendered = t;
                 &rendered
             }
@@ -72,7 +88,8 @@ impl Encoder {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let obj = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta});
-        let mut out = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
+        let mut out =
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
         out.push(b'\n');
         Bytes::from(out)
     }
@@ -80,7 +97,8 @@ impl Encoder {
 
 /// A single ERROR event carrying a Status.
 pub fn error_line(e: &ApiError) -> Bytes {
-    let mut out = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+    let mut out =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
 }
@@ -114,15 +132,24 @@ impl<S: Store> Api<S> {
             Some(_) => Some(q.flag("sendInitialEvents")?),
         };
         if initial_events.is_some() && q.get("resourceVersionMatch") != Some("NotOlderThan") {
-            return Err(ApiError::invalid_params("sendInitialEvents", "resourceVersionMatch must be \"NotOlderThan\" when sendInitialEvents is set"));
+            return Err(ApiError::invalid_params(
+                "sendInitialEvents",
+                "resourceVersionMatch must be \"NotOlderThan\" when sendInitialEvents is set",
+            ));
         }
         if initial_events == Some(true) && !bookmarks {
-            return Err(ApiError::invalid_params("allowWatchBookmarks", "allowWatchBookmarks must be true when sendInitialEvents is true"));
+            return Err(ApiError::invalid_params(
+                "allowWatchBookmarks",
+                "allowWatchBookmarks must be true when sendInitialEvents is true",
+            ));
         }
-        let rv = match q.get("resourceVersion") {
-            None => None,
-            Some(s) => Some(s.parse::<Revision>().map_err(|_| ApiError::bad_request(format!("invalid resource version {s:?}")))?),
-        };
+        let rv =
+            match q.get("resourceVersion") {
+                None => None,
+                Some(s) => Some(s.parse::<Revision>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version {s:?}"))
+                })?),
+            };
         let timeout = match q.number("timeoutSeconds")? {
             Some(secs) => Duration::from_secs(secs as u64),
             // Upstream spreads long watches over 30-60 minutes.
@@ -138,7 +165,9 @@ impl<S: Store> Api<S> {
         // sendInitialEvents=true) or replay after a revision.
         let from = match (initial_events, rv) {
             (Some(true), r) => {
-                self.cache.wait_for(r.unwrap_or_else(|| self.store.current_revision())).await?;
+                self.cache
+                    .wait_for(r.unwrap_or_else(|| self.store.current_revision()))
+                    .await?;
                 None
             }
             (Some(false), Some(r)) | (None, Some(r)) if r > 0 => Some(r),
@@ -166,7 +195,14 @@ impl<S: Store> Api<S> {
         tokio::spawn(async move {
             let _ = tokio::time::timeout(
                 timeout,
-                pump(subscription, filter, &mut encoder, &tx, bookmarks, send_end_bookmark),
+                pump(
+                    subscription,
+                    filter,
+                    &mut encoder,
+                    &tx,
+                    bookmarks,
+                    send_end_bookmark,
+                ),
             )
             .await;
         });
@@ -182,7 +218,11 @@ async fn pump(
     bookmarks: bool,
     initial_end: bool,
 ) -> Option<()> {
-    let Subscription { initial, mut live, revision } = sub;
+    let Subscription {
+        initial,
+        mut live,
+        revision,
+    } = sub;
     let mut seen = revision;
     for change in &initial {
         seen = seen.max(change.revision);
@@ -218,4 +258,3 @@ async fn pump(
         }
     }
 }
-

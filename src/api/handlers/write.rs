@@ -28,7 +28,11 @@ pub fn field_manager(call: &Call<'_>) -> String {
     if let Some(m) = call.query.get("fieldManager") {
         return m.to_string();
     }
-    call.user_agent.and_then(|ua| ua.split('/').next()).filter(|s| !s.is_empty()).unwrap_or("unknown").to_string()
+    call.user_agent
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
 }
 
 fn patch_error(e: PatchError) -> ApiError {
@@ -38,7 +42,14 @@ fn patch_error(e: PatchError) -> ApiError {
         PatchError::UnsupportedMediaType(m) => ApiError::unsupported_media_type(m),
         PatchError::Conflict { message, causes } => {
             let mut err = ApiError::new(409, "Conflict", message);
-            err.causes = causes.into_iter().map(|(field, message)| Cause { reason: "FieldManagerConflict".into(), field, message }).collect();
+            err.causes = causes
+                .into_iter()
+                .map(|(field, message)| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    field,
+                    message,
+                })
+                .collect();
             err
         }
     }
@@ -54,17 +65,29 @@ impl<S: Store> Api<S> {
         let info = call.target.info;
         match (&call.target.namespace, info.namespaced) {
             (Some(ns), true) => Ok(Some(ns.clone())),
-            (None, true) => Err(ApiError::method_not_allowed(call.method, &format!("{} without a namespace", info.resource))),
+            (None, true) => Err(ApiError::method_not_allowed(
+                call.method,
+                &format!("{} without a namespace", info.resource),
+            )),
             _ => Ok(None),
         }
     }
 
     /// 404 if the namespace is missing, 403 if it is terminating.
     pub(super) async fn check_namespace(&self, ns: &str) -> ApiResult<()> {
-        let key = crate::api::registry::resources::find("", "v1", "namespaces").map(|i| i.key(None, ns)).unwrap_or_default();
-        let (kv, _) = self.store.get(&key).await.map_err(|e| ApiError::internal(e.to_string()))?;
-        let Some(kv) = kv else { return Err(ApiError::not_found("", "namespaces", ns)) };
-        let terminating = watch_cache::decode(&kv, kv.mod_revision).is_some_and(|n| object::is_deleting(&n));
+        let key = crate::api::registry::resources::find("", "v1", "namespaces")
+            .map(|i| i.key(None, ns))
+            .unwrap_or_default();
+        let (kv, _) = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let Some(kv) = kv else {
+            return Err(ApiError::not_found("", "namespaces", ns));
+        };
+        let terminating =
+            watch_cache::decode(&kv, kv.mod_revision).is_some_and(|n| object::is_deleting(&n));
         if terminating {
             let mut e = ApiError::forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
@@ -82,19 +105,30 @@ impl<S: Store> Api<S> {
         strategy::check_kind(info, body_kind(info), &mut obj)?;
         match (&namespace, object::namespace(&obj).map(str::to_string)) {
             (Some(ns), Some(body_ns)) if *ns != body_ns => {
-                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
             (Some(ns), _) => object::set_meta(&mut obj, "namespace", ns.clone()),
             (None, _) => {
                 metadata_mut(&mut obj).remove("namespace");
             }
         }
-        let generate = object::name(&obj).is_none().then(|| object::meta_str(&obj, "generateName").unwrap_or("").to_string());
+        let generate = object::name(&obj).is_none().then(|| {
+            object::meta_str(&obj, "generateName")
+                .unwrap_or("")
+                .to_string()
+        });
         if generate.as_deref() == Some("") {
-            let cause = Cause { reason: "FieldValueRequired".into(), field: "metadata.name".into(), message: "Required value: name or generateName is required".into() };
+            let cause = Cause {
+                reason: "FieldValueRequired".into(),
+                field: "metadata.name".into(),
+                message: "Required value: name or generateName is required".into(),
+            };
             return Err(ApiError::invalid(info.group, info.kind, "", vec![cause]));
         }
-        let warnings = strategy::check_fields(info, info.kind, &obj, call.query.field_validation()?)?;
+        let warnings =
+            strategy::check_fields(info, info.kind, &obj, call.query.field_validation()?)?;
         let dry_run = call.query.dry_run()?;
         if let Some(ns) = &namespace {
             self.check_namespace(ns).await?;
@@ -103,27 +137,58 @@ impl<S: Store> Api<S> {
         for attempt in 0..MAX_RETRIES {
             let mut candidate = obj.clone();
             if let Some(prefix) = &generate {
-                object::set_meta(&mut candidate, "name", format!("{prefix}{}", object::random_suffix(5)));
+                object::set_meta(
+                    &mut candidate,
+                    "name",
+                    format!("{prefix}{}", object::random_suffix(5)),
+                );
             }
             let name = object::name(&candidate).unwrap_or_default().to_string();
             strategy::prepare_create(info, &mut candidate);
             strategy::default_and_validate(info, info.kind, None, &mut candidate)?;
             let held = self.reserve_service(info, None, &mut candidate)?;
-            patch::update_managed_fields(None, &mut candidate, &manager, "Update", &info.api_version(), &object::now_rfc3339());
+            patch::update_managed_fields(
+                None,
+                &mut candidate,
+                &manager,
+                "Update",
+                &info.api_version(),
+                &object::now_rfc3339(),
+            );
             if dry_run {
                 self.release_reserved(&held);
-                return Ok(Reply::Json { code: 201, body: candidate, warnings });
+                return Ok(Reply::Json {
+                    code: 201,
+                    body: candidate,
+                    warnings,
+                });
             }
             let key = info.key(namespace.as_deref(), &name);
-            match self.store.create(&key, strategy::to_stored(&candidate)).await {
+            match self
+                .store
+                .create(&key, strategy::to_stored(&candidate))
+                .await
+            {
                 Ok(kv) => {
-                    object::set_meta(&mut candidate, "resourceVersion", kv.mod_revision.to_string());
-                    return Ok(match render::object(info, &candidate, call.rendering, "Metadata", 201) {
-                        Reply::Json { code, body, .. } => Reply::Json { code, body, warnings },
-                        other => other,
-                    });
+                    object::set_meta(
+                        &mut candidate,
+                        "resourceVersion",
+                        kv.mod_revision.to_string(),
+                    );
+                    return Ok(
+                        match render::object(info, &candidate, call.rendering, "Metadata", 201) {
+                            Reply::Json { code, body, .. } => Reply::Json {
+                                code,
+                                body,
+                                warnings,
+                            },
+                            other => other,
+                        },
+                    );
                 }
-                Err(StoreError::AlreadyExists { .. }) if generate.is_some() && attempt + 1 < MAX_RETRIES => {
+                Err(StoreError::AlreadyExists { .. })
+                    if generate.is_some() && attempt + 1 < MAX_RETRIES =>
+                {
                     self.release_reserved(&held);
                 }
                 Err(e) => {
@@ -136,14 +201,28 @@ impl<S: Store> Api<S> {
     }
 
     /// Reads the current object for a write.
-    async fn current(&self, info: &ResourceInfo, key: &str, name: &str) -> ApiResult<(Arc<Value>, Revision)> {
-        let (kv, _) = self.store.get(key).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    async fn current(
+        &self,
+        info: &ResourceInfo,
+        key: &str,
+        name: &str,
+    ) -> ApiResult<(Arc<Value>, Revision)> {
+        let (kv, _) = self
+            .store
+            .get(key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let kv = kv.ok_or_else(|| ApiError::not_found(info.group, info.resource, name))?;
-        let obj = watch_cache::decode(&kv, kv.mod_revision).ok_or_else(|| ApiError::internal(format!("stored object {key} is not valid JSON")))?;
+        let obj = watch_cache::decode(&kv, kv.mod_revision)
+            .ok_or_else(|| ApiError::internal(format!("stored object {key} is not valid JSON")))?;
         Ok((obj, kv.mod_revision))
     }
 
-    pub(super) async fn update(&self, call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Reply> {
+    pub(super) async fn update(
+        &self,
+        call: &Call<'_>,
+        subresource: Option<&str>,
+    ) -> ApiResult<Reply> {
         let info = call.target.info;
         let namespace = self.require_namespace(call)?;
         let name = call.target.name.clone().unwrap_or_default();
@@ -158,14 +237,20 @@ impl<S: Store> Api<S> {
         }
         if let (Some(ns), Some(body_ns)) = (&namespace, object::namespace(&body)) {
             if ns != body_ns {
-                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
         }
-        let warnings = strategy::check_fields(info, info.kind, &body, call.query.field_validation()?)?;
-        let precondition: Option<Revision> = match object::resource_version(&body) {
-            None => None,
-            Some(rv) => Some(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?),
-        };
+        let warnings =
+            strategy::check_fields(info, info.kind, &body, call.query.field_validation()?)?;
+        let precondition: Option<Revision> =
+            match object::resource_version(&body) {
+                None => None,
+                Some(rv) => Some(rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?),
+            };
         let key = info.key(namespace.as_deref(), &name);
         for _ in 0..MAX_RETRIES {
             let (old, rev) = self.current(info, &key, &name).await?;
@@ -177,16 +262,25 @@ impl<S: Store> Api<S> {
                 object::set_meta(&mut new, "namespace", ns.clone());
             }
             object::set_meta(&mut new, "name", name.clone());
-            match self.write_update(call, info, &key, &old, rev, new, subresource).await? {
+            match self
+                .write_update(call, info, &key, &old, rev, new, subresource)
+                .await?
+            {
                 Some(reply) => return Ok(add_warnings(reply, warnings)),
-                None if precondition.is_some() => return Err(ApiError::stale(info.group, info.resource, &name)),
+                None if precondition.is_some() => {
+                    return Err(ApiError::stale(info.group, info.resource, &name));
+                }
                 None => continue,
             }
         }
         Err(ApiError::stale(info.group, info.resource, &name))
     }
 
-    pub(super) async fn patch(&self, call: &Call<'_>, subresource: Option<&str>) -> ApiResult<Reply> {
+    pub(super) async fn patch(
+        &self,
+        call: &Call<'_>,
+        subresource: Option<&str>,
+    ) -> ApiResult<Reply> {
         let info = call.target.info;
         let namespace = self.require_namespace(call)?;
         let name = call.target.name.clone().unwrap_or_default();
@@ -198,26 +292,40 @@ impl<S: Store> Api<S> {
                 call.content_type.unwrap_or("none")
             )))?;
         let key = info.key(namespace.as_deref(), &name);
-        let ty = TypeRef { group: info.group, kind: info.kind };
+        let ty = TypeRef {
+            group: info.group,
+            kind: info.kind,
+        };
         let manager = field_manager(call);
         if patch_type == PatchType::Apply && call.query.get("fieldManager").is_none() {
-            return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+            return Err(ApiError::bad_request(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
         }
         let force = call.query.flag("force")?;
         let now = object::now_rfc3339();
         for _ in 0..MAX_RETRIES {
             let current = match self.current(info, &key, &name).await {
                 Ok(c) => Some(c),
-                Err(e) if e.code == 404 && patch_type == PatchType::Apply && subresource.is_none() => None,
+                Err(e)
+                    if e.code == 404 && patch_type == PatchType::Apply && subresource.is_none() =>
+                {
+                    None
+                }
                 Err(e) => return Err(e),
             };
             let Some((old, rev)) = current else {
                 // Server-side apply of a missing object creates it.
-                let created = patch::server_side_apply(None, call.body, &manager, force, ty, &now).map_err(patch_error)?;
-                return self.create_applied(call, info, namespace.as_deref(), &name, created).await;
+                let created = patch::server_side_apply(None, call.body, &manager, force, ty, &now)
+                    .map_err(patch_error)?;
+                return self
+                    .create_applied(call, info, namespace.as_deref(), &name, created)
+                    .await;
             };
             let mut new = match patch_type {
-                PatchType::Apply => patch::server_side_apply(Some(&old), call.body, &manager, force, ty, &now),
+                PatchType::Apply => {
+                    patch::server_side_apply(Some(&old), call.body, &manager, force, ty, &now)
+                }
                 other => patch::apply_patch(&old, other, call.body, ty),
             }
             .map_err(patch_error)?;
@@ -227,21 +335,33 @@ impl<S: Store> Api<S> {
                 }
             }
             strategy::check_kind(info, body_kind(info), &mut new)?;
-            let warnings = strategy::check_fields(info, info.kind, &new, call.query.field_validation()?)?;
+            let warnings =
+                strategy::check_fields(info, info.kind, &new, call.query.field_validation()?)?;
             object::set_meta(&mut new, "name", name.clone());
             if let Some(ns) = &namespace {
                 object::set_meta(&mut new, "namespace", ns.clone());
             }
-            if let Some(reply) = self.write_update(call, info, &key, &old, rev, new, subresource).await? {
+            if let Some(reply) = self
+                .write_update(call, info, &key, &old, rev, new, subresource)
+                .await?
+            {
                 return Ok(add_warnings(reply, warnings));
             }
         }
         Err(ApiError::stale(info.group, info.resource, &name))
     }
 
-    async fn create_applied(&self, call: &Call<'_>, info: &'static ResourceInfo, namespace: Option<&str>, name: &str, mut obj: Value) -> ApiResult<Reply> {
+    async fn create_applied(
+        &self,
+        call: &Call<'_>,
+        info: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        mut obj: Value,
+    ) -> ApiResult<Reply> {
         strategy::check_kind(info, info.kind, &mut obj)?;
-        let warnings = strategy::check_fields(info, info.kind, &obj, call.query.field_validation()?)?;
+        let warnings =
+            strategy::check_fields(info, info.kind, &obj, call.query.field_validation()?)?;
         object::set_meta(&mut obj, "name", name.to_string());
         if let Some(ns) = namespace {
             object::set_meta(&mut obj, "namespace", ns.to_string());
@@ -252,13 +372,21 @@ impl<S: Store> Api<S> {
         let held = self.reserve_service(info, None, &mut obj)?;
         if call.query.dry_run()? {
             self.release_reserved(&held);
-            return Ok(Reply::Json { code: 201, body: obj, warnings });
+            return Ok(Reply::Json {
+                code: 201,
+                body: obj,
+                warnings,
+            });
         }
         let key = info.key(namespace, name);
         match self.store.create(&key, strategy::to_stored(&obj)).await {
             Ok(kv) => {
                 object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
-                Ok(Reply::Json { code: 201, body: obj, warnings })
+                Ok(Reply::Json {
+                    code: 201,
+                    body: obj,
+                    warnings,
+                })
             }
             Err(e) => {
                 self.release_reserved(&held);
@@ -285,16 +413,32 @@ impl<S: Store> Api<S> {
         strategy::default_and_validate(info, info.kind, Some(old), &mut new)?;
         let held = self.reserve_service(info, Some(old), &mut new)?;
         let manager = field_manager(call);
-        let is_apply = call.content_type.and_then(PatchType::from_content_type) == Some(PatchType::Apply);
+        let is_apply =
+            call.content_type.and_then(PatchType::from_content_type) == Some(PatchType::Apply);
         if !is_apply {
-            patch::update_managed_fields(Some(old), &mut new, &manager, "Update", &info.api_version(), &object::now_rfc3339());
+            patch::update_managed_fields(
+                Some(old),
+                &mut new,
+                &manager,
+                "Update",
+                &info.api_version(),
+                &object::now_rfc3339(),
+            );
         }
         let unchanged = strategy::same_content(old, &new);
-        let finalize = object::is_deleting(&new) && object::finalizers(&new).is_empty() && !pending_namespace_finalizers(info, &new);
+        let finalize = object::is_deleting(&new)
+            && object::finalizers(&new).is_empty()
+            && !pending_namespace_finalizers(info, &new);
         if call.query.dry_run()? || unchanged {
             self.release_reserved(&held);
             let shown = if unchanged { old.clone() } else { new };
-            return Ok(Some(render::object(info, &shown, call.rendering, "Metadata", 200)));
+            return Ok(Some(render::object(
+                info,
+                &shown,
+                call.rendering,
+                "Metadata",
+                200,
+            )));
         }
         if finalize {
             // The last finalizer is gone from an object being deleted.
@@ -303,17 +447,33 @@ impl<S: Store> Api<S> {
                     self.release_reserved(&held);
                     self.after_delete(info, old);
                     object::set_meta(&mut new, "resourceVersion", d.revision.to_string());
-                    Ok(Some(render::object(info, &new, call.rendering, "Metadata", 200)))
+                    Ok(Some(render::object(
+                        info,
+                        &new,
+                        call.rendering,
+                        "Metadata",
+                        200,
+                    )))
                 }
                 Err(StoreError::Conflict { .. }) => Ok(None),
                 Err(e) => Err(ApiError::from_store(e, info.group, info.resource, &name)),
             };
         }
-        match self.store.update(key, strategy::to_stored(&new), Some(rev)).await {
+        match self
+            .store
+            .update(key, strategy::to_stored(&new), Some(rev))
+            .await
+        {
             Ok(kv) => {
                 self.release_replaced(info, old, &new);
                 object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
-                Ok(Some(render::object(info, &new, call.rendering, "Metadata", 200)))
+                Ok(Some(render::object(
+                    info,
+                    &new,
+                    call.rendering,
+                    "Metadata",
+                    200,
+                )))
             }
             Err(StoreError::Conflict { .. }) => {
                 self.release_reserved(&held);
@@ -329,14 +489,25 @@ impl<S: Store> Api<S> {
 
 /// Namespaces keep their own finalizers in spec.finalizers.
 fn pending_namespace_finalizers(info: &ResourceInfo, obj: &Value) -> bool {
-    info.resource == "namespaces" && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty())
+    info.resource == "namespaces"
+        && obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
 }
 
 fn add_warnings(reply: Reply, extra: Vec<String>) -> Reply {
     match reply {
-        Reply::Json { code, body, mut warnings } => {
+        Reply::Json {
+            code,
+            body,
+            mut warnings,
+        } => {
             warnings.extend(extra);
-            Reply::Json { code, body, warnings }
+            Reply::Json {
+                code,
+                body,
+                warnings,
+            }
         }
         other => other,
     }

@@ -49,12 +49,20 @@ pub struct ResourceInfo {
 impl ResourceInfo {
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Store key prefix of all objects of this resource.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
         format!("/registry/{group}/{}/", self.resource)
     }
 
@@ -82,13 +90,32 @@ impl ResourceInfo {
     }
 }
 
-const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const RW: &[&str] = &["get", "patch", "update"];
 const NONE: &[&str] = &[];
 const ALL: &[&str] = &["all"];
 
-const fn sub(name: &'static str, kind: &'static str, verbs: &'static [&'static str]) -> SubresourceInfo {
-    SubresourceInfo { name, kind, group: None, version: None, verbs }
+const fn sub(
+    name: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> SubresourceInfo {
+    SubresourceInfo {
+        name,
+        kind,
+        group: None,
+        version: None,
+        verbs,
+    }
 }
 
 const fn sub_in(
@@ -98,7 +125,13 @@ const fn sub_in(
     kind: &'static str,
     verbs: &'static [&'static str],
 ) -> SubresourceInfo {
-    SubresourceInfo { name, kind, group: Some(group), version: Some(version), verbs }
+    SubresourceInfo {
+        name,
+        kind,
+        group: Some(group),
+        version: Some(version),
+        verbs,
+    }
 }
 
 const STATUS: SubresourceInfo = sub("status", "", RW);
@@ -116,73 +149,493 @@ const fn res(
     categories: &'static [&'static str],
     subresources: &'static [SubresourceInfo],
 ) -> ResourceInfo {
-    ResourceInfo { group, version, resource, singular, kind, namespaced, short_names, categories, verbs: ALL_VERBS, subresources }
+    ResourceInfo {
+        group,
+        version,
+        resource,
+        singular,
+        kind,
+        namespaced,
+        short_names,
+        categories,
+        verbs: ALL_VERBS,
+        subresources,
+    }
 }
 
 /// Every built-in resource, in discovery order (core first, like upstream).
 pub static RESOURCES: &[ResourceInfo] = &[
-    ResourceInfo { verbs: &["create"], ..res("", "v1", "bindings", "binding", "Binding", true, NONE, NONE, &[]) },
+    ResourceInfo {
+        verbs: &["create"],
+        ..res(
+            "",
+            "v1",
+            "bindings",
+            "binding",
+            "Binding",
+            true,
+            NONE,
+            NONE,
+            &[],
+        )
+    },
     ResourceInfo {
         verbs: &["get", "list"],
-        ..res("", "v1", "componentstatuses", "componentstatus", "ComponentStatus", false, &["cs"], NONE, &[])
+        ..res(
+            "",
+            "v1",
+            "componentstatuses",
+            "componentstatus",
+            "ComponentStatus",
+            false,
+            &["cs"],
+            NONE,
+            &[],
+        )
     },
-    res("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], NONE, &[]),
-    res("", "v1", "endpoints", "endpoints", "Endpoints", true, &["ep"], NONE, &[]),
-    res("", "v1", "events", "event", "Event", true, &["ev"], NONE, &[]),
-    res("", "v1", "limitranges", "limitrange", "LimitRange", true, &["limits"], NONE, &[]),
-    res("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], NONE, &[STATUS, sub("finalize", "Namespace", &["update"])]),
-    res("", "v1", "nodes", "node", "Node", false, &["no"], NONE, &[STATUS, sub("proxy", "NodeProxyOptions", &["create", "delete", "get", "patch", "update"])]),
-    res("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], NONE, &[STATUS]),
-    res("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], NONE, &[STATUS]),
-    res("", "v1", "pods", "pod", "Pod", true, &["po"], ALL, &[
-        STATUS,
-        sub("attach", "PodAttachOptions", &["create", "get"]),
-        sub("binding", "Binding", &["create"]),
-        sub_in("eviction", "policy", "v1", "Eviction", &["create"]),
-        sub("exec", "PodExecOptions", &["create", "get"]),
-        sub("log", "Pod", &["get"]),
-        sub("portforward", "PodPortForwardOptions", &["create", "get"]),
-        sub("proxy", "PodProxyOptions", &["create", "delete", "get", "patch", "update"]),
-    ]),
-    res("", "v1", "podtemplates", "podtemplate", "PodTemplate", true, NONE, NONE, &[]),
-    res("", "v1", "replicationcontrollers", "replicationcontroller", "ReplicationController", true, &["rc"], ALL, &[STATUS, SCALE]),
-    res("", "v1", "resourcequotas", "resourcequota", "ResourceQuota", true, &["quota"], NONE, &[STATUS]),
-    res("", "v1", "secrets", "secret", "Secret", true, NONE, NONE, &[]),
-    res("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], NONE, &[
-        sub_in("token", "authentication.k8s.io", "v1", "TokenRequest", &["create"]),
-    ]),
-    res("", "v1", "services", "service", "Service", true, &["svc"], ALL, &[STATUS, sub("proxy", "ServiceProxyOptions", &["create", "delete", "get", "patch", "update"])]),
-    res("apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", true, NONE, NONE, &[]),
-    res("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], ALL, &[STATUS]),
-    res("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], ALL, &[STATUS, SCALE]),
-    res("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], ALL, &[STATUS, SCALE]),
-    res("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], ALL, &[STATUS, SCALE]),
-    res("autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, &["hpa"], ALL, &[STATUS]),
-    res("batch", "v1", "cronjobs", "cronjob", "CronJob", true, &["cj"], ALL, &[STATUS]),
-    res("batch", "v1", "jobs", "job", "Job", true, NONE, ALL, &[STATUS]),
-    res("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, NONE, NONE, &[]),
-    res("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, NONE, NONE, &[]),
-    res("events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], NONE, &[]),
-    res("networking.k8s.io", "v1", "ingressclasses", "ingressclass", "IngressClass", false, NONE, NONE, &[]),
-    res("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", true, &["ing"], NONE, &[STATUS]),
-    res("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], NONE, &[]),
-    res("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], NONE, &[STATUS]),
-    res("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, NONE, NONE, &[]),
-    res("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, NONE, NONE, &[]),
-    res("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, NONE, NONE, &[]),
-    res("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, NONE, NONE, &[]),
-    res("scheduling.k8s.io", "v1", "priorityclasses", "priorityclass", "PriorityClass", false, &["pc"], NONE, &[]),
-    res("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, &["sc"], NONE, &[]),
+    res(
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        &["cm"],
+        NONE,
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        true,
+        &["ep"],
+        NONE,
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        NONE,
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "limitranges",
+        "limitrange",
+        "LimitRange",
+        true,
+        &["limits"],
+        NONE,
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        &["ns"],
+        NONE,
+        &[STATUS, sub("finalize", "Namespace", &["update"])],
+    ),
+    res(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        &["no"],
+        NONE,
+        &[
+            STATUS,
+            sub(
+                "proxy",
+                "NodeProxyOptions",
+                &["create", "delete", "get", "patch", "update"],
+            ),
+        ],
+    ),
+    res(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        NONE,
+        &[STATUS],
+    ),
+    res(
+        "",
+        "v1",
+        "persistentvolumes",
+        "persistentvolume",
+        "PersistentVolume",
+        false,
+        &["pv"],
+        NONE,
+        &[STATUS],
+    ),
+    res(
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        true,
+        &["po"],
+        ALL,
+        &[
+            STATUS,
+            sub("attach", "PodAttachOptions", &["create", "get"]),
+            sub("binding", "Binding", &["create"]),
+            sub_in("eviction", "policy", "v1", "Eviction", &["create"]),
+            sub("exec", "PodExecOptions", &["create", "get"]),
+            sub("log", "Pod", &["get"]),
+            sub("portforward", "PodPortForwardOptions", &["create", "get"]),
+            sub(
+                "proxy",
+                "PodProxyOptions",
+                &["create", "delete", "get", "patch", "update"],
+            ),
+        ],
+    ),
+    res(
+        "",
+        "v1",
+        "podtemplates",
+        "podtemplate",
+        "PodTemplate",
+        true,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "replicationcontroller",
+        "ReplicationController",
+        true,
+        &["rc"],
+        ALL,
+        &[STATUS, SCALE],
+    ),
+    res(
+        "",
+        "v1",
+        "resourcequotas",
+        "resourcequota",
+        "ResourceQuota",
+        true,
+        &["quota"],
+        NONE,
+        &[STATUS],
+    ),
+    res(
+        "",
+        "v1",
+        "secrets",
+        "secret",
+        "Secret",
+        true,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        NONE,
+        &[sub_in(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        )],
+    ),
+    res(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        &["svc"],
+        ALL,
+        &[
+            STATUS,
+            sub(
+                "proxy",
+                "ServiceProxyOptions",
+                &["create", "delete", "get", "patch", "update"],
+            ),
+        ],
+    ),
+    res(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "controllerrevision",
+        "ControllerRevision",
+        true,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        true,
+        &["ds"],
+        ALL,
+        &[STATUS],
+    ),
+    res(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        &["deploy"],
+        ALL,
+        &[STATUS, SCALE],
+    ),
+    res(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        ALL,
+        &[STATUS, SCALE],
+    ),
+    res(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        &["sts"],
+        ALL,
+        &[STATUS, SCALE],
+    ),
+    res(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        ALL,
+        &[STATUS],
+    ),
+    res(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        &["cj"],
+        ALL,
+        &[STATUS],
+    ),
+    res(
+        "batch",
+        "v1",
+        "jobs",
+        "job",
+        "Job",
+        true,
+        NONE,
+        ALL,
+        &[STATUS],
+    ),
+    res(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "endpointslice",
+        "EndpointSlice",
+        true,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        NONE,
+        &[],
+    ),
+    res(
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "ingressclass",
+        "IngressClass",
+        false,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "ingress",
+        "Ingress",
+        true,
+        &["ing"],
+        NONE,
+        &[STATUS],
+    ),
+    res(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+        NONE,
+        &[],
+    ),
+    res(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        NONE,
+        &[STATUS],
+    ),
+    res(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+        NONE,
+        NONE,
+        &[],
+    ),
+    res(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "priorityclass",
+        "PriorityClass",
+        false,
+        &["pc"],
+        NONE,
+        &[],
+    ),
+    res(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        false,
+        &["sc"],
+        NONE,
+        &[],
+    ),
 ];
 
 /// Finds a resource by group, version and plural name.
 pub fn find(group: &str, version: &str, resource: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.resource == resource)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.resource == resource)
 }
 
 /// Finds a resource by group and kind (any served version).
 pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
 }
 
 /// The served API groups in discovery order, each with its versions.
@@ -205,10 +658,16 @@ mod tests {
     #[test]
     fn keys_and_lookup() {
         let pods = find("", "v1", "pods").unwrap();
-        assert_eq!(pods.key(Some("default"), "web"), "/registry/core/pods/default/web");
+        assert_eq!(
+            pods.key(Some("default"), "web"),
+            "/registry/core/pods/default/web"
+        );
         let nodes = find("", "v1", "nodes").unwrap();
         assert_eq!(nodes.key(None, "n1"), "/registry/core/nodes/n1");
-        assert_eq!(find_kind("apps", "Deployment").unwrap().resource, "deployments");
+        assert_eq!(
+            find_kind("apps", "Deployment").unwrap().resource,
+            "deployments"
+        );
         assert!(find("apps", "v1", "deployments").unwrap().has_status());
         assert_eq!(groups()[0], ("", vec!["v1"]));
     }
@@ -217,7 +676,11 @@ mod tests {
     fn names_are_unique_per_group_version() {
         for (i, a) in RESOURCES.iter().enumerate() {
             for b in &RESOURCES[i + 1..] {
-                assert!(!(a.group == b.group && a.version == b.version && a.resource == b.resource), "{}", a.resource);
+                assert!(
+                    !(a.group == b.group && a.version == b.version && a.resource == b.resource),
+                    "{}",
+                    a.resource
+                );
             }
         }
     }

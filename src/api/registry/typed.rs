@@ -25,7 +25,10 @@ pub fn round_trip(group: &str, kind: &str, obj: &Value) -> Option<Result<Value, 
             }
         };
     }
-    use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac, scheduling, storage};
+    use k8s_openapi::api::{
+        apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac,
+        scheduling, storage,
+    };
     types! {
         ("", "Binding") => core::v1::Binding,
         ("", "ConfigMap") => core::v1::ConfigMap,
@@ -115,7 +118,10 @@ mod tests {
             "spec": {"replicas": 1, "bogus": 2, "selector": {"matchLabels": {"a": "b"}},
                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i", "colour": "red"}]}}}});
         let typed = round_trip("apps", "Deployment", &d).unwrap().unwrap();
-        assert_eq!(unknown_fields(&d, &typed), vec!["spec.bogus", "spec.template.spec.containers[0].colour"]);
+        assert_eq!(
+            unknown_fields(&d, &typed),
+            vec!["spec.bogus", "spec.template.spec.containers[0].colour"]
+        );
         let bad = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": "three"}});
         assert!(round_trip("apps", "Deployment", &bad).unwrap().is_err());
         assert!(round_trip("example.com", "Widget", &d).is_none());
