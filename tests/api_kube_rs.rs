@@ -141,3 +141,48 @@ async fn reflector_relists_after_expired_resource_version() {
     eventually("delete after relist", || reader.state().len() == 20).await;
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_authenticate_bearer_requests() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let s = Server::start();
+    let admin = client(&s).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("robot".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    sas.create(&PostParams::default(), &sa).await.unwrap();
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let issued = sas
+        .create_token_request("robot", &PostParams::default(), &request)
+        .await
+        .unwrap();
+    let token = issued.status.expect("status").token.expect("token");
+    assert!(!token.is_empty());
+    let bearer = |token: &str| {
+        let mut config = Config::new(format!("https://127.0.0.1:{}", s.port).parse().unwrap());
+        config.accept_invalid_certs = true;
+        config.auth_info.token = Some(token.to_string().into());
+        Client::try_from(config).unwrap()
+    };
+    let as_robot: Api<ConfigMap> = Api::namespaced(bearer(&token), "default");
+    assert!(as_robot.list(&Default::default()).await.is_ok());
+    let mut forged = token.clone();
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    let as_forger: Api<ConfigMap> = Api::namespaced(bearer(&forged), "default");
+    match as_forger.list(&Default::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 401),
+        other => panic!("a forged token must be refused, got {other:?}"),
+    }
+}

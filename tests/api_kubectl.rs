@@ -277,7 +277,10 @@ fn label_annotate_patch_scale() {
         "-p",
         r#"[{"op":"test","path":"/data/extra","value":"9"}]"#,
     ]);
-    assert!(err.contains("Error from server"), "{err}");
+    assert!(
+        err.contains("The request is invalid") && err.contains("test failed"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -35,11 +35,13 @@ pub fn field_manager(call: &Call<'_>) -> String {
         .to_string()
 }
 
-fn patch_error(e: PatchError) -> ApiError {
+pub(super) fn patch_error(e: PatchError) -> ApiError {
     match e {
         PatchError::BadRequest(m) => ApiError::bad_request(m),
         PatchError::Unprocessable(m) => ApiError::new(422, "Invalid", m),
         PatchError::UnsupportedMediaType(m) => ApiError::unsupported_media_type(m),
+        PatchError::RequestEntityTooLarge(m) => ApiError::too_large(m),
+        PatchError::Internal(m) => ApiError::internal(m),
         PatchError::Conflict { message, causes } => {
             let mut err = ApiError::new(409, "Conflict", message);
             err.causes = causes
@@ -416,14 +418,27 @@ impl<S: Store> Api<S> {
         let is_apply =
             call.content_type.and_then(PatchType::from_content_type) == Some(PatchType::Apply);
         if !is_apply {
-            patch::update_managed_fields(
-                Some(old),
-                &mut new,
-                &manager,
-                "Update",
-                &info.api_version(),
-                &object::now_rfc3339(),
-            );
+            let now = object::now_rfc3339();
+            let version = info.api_version();
+            match subresource {
+                Some(sub) => patch::update_managed_fields_for_subresource(
+                    Some(old),
+                    &mut new,
+                    &manager,
+                    "Update",
+                    &version,
+                    sub,
+                    &now,
+                ),
+                None => patch::update_managed_fields(
+                    Some(old),
+                    &mut new,
+                    &manager,
+                    "Update",
+                    &version,
+                    &now,
+                ),
+            }
         }
         let unchanged = strategy::same_content(old, &new);
         let finalize = object::is_deleting(&new)

@@ -1,0 +1,376 @@
+//! API server benchmark: a real `kelp server --disable-agent` (release
+//! build) on loopback, driven by kube-rs clients.
+//!
+//! Prints: time from process start to /readyz = ok; RSS after start;
+//! p50/p99 latency and throughput of create, get, list (1000 objects) and
+//! watch delivery with 1, 16 and 64 concurrent clients; create latency at a
+//! steady 200 req/s; RSS after 10 000 ConfigMaps.
+//! `KELP_BENCH_SCALE=0.2` for a quicker run.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn client(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+fn cm(name: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some([("payload".to_string(), "x".repeat(200))].into()),
+        ..Default::default()
+    }
+}
+
+struct Figures {
+    ops: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn figures(mut lat: Vec<Duration>, elapsed: Duration) -> Figures {
+    lat.sort();
+    let pick = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        ops: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.5),
+        p99: pick(0.99),
+    }
+}
+
+fn print(name: &str, f: &Figures) {
+    println!(
+        "{name:<40} {:>10.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms",
+        f.ops,
+        f.p50.as_secs_f64() * 1e3,
+        f.p99.as_secs_f64() * 1e3
+    );
+}
+
+/// `clients` connections each run `per_client` operations of `op`.
+async fn run<F, Fut>(kubeconfig: &Path, clients: usize, per_client: usize, op: F) -> Figures
+where
+    F: Fn(Client, usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(client(kubeconfig).await);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(c, conn)| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let t = Instant::now();
+                    op(conn.clone(), c, i).await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("worker"));
+    }
+    figures(all, start.elapsed())
+}
+
+async fn make_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+}
+
+async fn watch_delivery(kubeconfig: &Path, watchers: usize, events: usize, ns: &str) -> Figures {
+    let admin = client(kubeconfig).await;
+    make_namespace(&admin, ns).await;
+    let mut handles = Vec::new();
+    for _ in 0..watchers {
+        let api: Api<ConfigMap> = Api::namespaced(client(kubeconfig).await, ns);
+        let mut stream = api
+            .watch(&WatchParams::default(), "0")
+            .await
+            .expect("watch")
+            .boxed();
+        handles.push(tokio::spawn(async move {
+            let mut seen = vec![None; events];
+            let mut n = 0;
+            while n < events {
+                match stream.next().await {
+                    Some(Ok(WatchEvent::Added(o))) => {
+                        if let Some(i) = o
+                            .metadata
+                            .name
+                            .and_then(|n| n.strip_prefix("w").and_then(|x| x.parse::<usize>().ok()))
+                        {
+                            seen[i] = Some(Instant::now());
+                            n += 1;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let api: Api<ConfigMap> = Api::namespaced(admin, ns);
+    let start = Instant::now();
+    let mut sent = Vec::with_capacity(events);
+    for i in 0..events {
+        sent.push(Instant::now());
+        api.create(&PostParams::default(), &cm(&format!("w{i}")))
+            .await
+            .expect("create");
+    }
+    let mut lat = Vec::new();
+    for h in handles {
+        let seen = tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .expect("watchers stalled")
+            .expect("watcher");
+        lat.extend(
+            seen.iter()
+                .zip(&sent)
+                .filter_map(|(s, t)| s.map(|s| s.saturating_duration_since(*t))),
+        );
+    }
+    figures(lat, start.elapsed())
+}
+
+fn main() {
+    let scale: f64 = std::env::var("KELP_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let n = |base: usize| ((base as f64 * scale) as usize).max(16);
+    let dir = tempfile::tempdir_in("target").expect("temp dir");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "").expect("config");
+    let t0 = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .args([
+            "server",
+            "--disable-agent",
+            "--bind-address",
+            "127.0.0.1",
+            "--node-ip",
+            "127.0.0.1",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--https-listen-port")
+        .arg(port.to_string())
+        .arg("--write-kubeconfig")
+        .arg(&kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kelp server");
+    let server = ServerProcess(child);
+    let pid = server.0.id();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let ready = loop {
+            if kubeconfig.exists() {
+                if let Ok(c) =
+                    tokio::time::timeout(Duration::from_secs(1), client(&kubeconfig)).await
+                {
+                    let req = http::Request::get("/readyz")
+                        .body(Vec::new())
+                        .expect("request");
+                    if c.request_text(req).await.is_ok_and(|t| t == "ok") {
+                        break t0.elapsed();
+                    }
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "server not ready");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        println!("api benchmark (scale {scale}); server pid {pid}");
+        println!(
+            "{:<40} {:>10.1} ms",
+            "process start -> /readyz ok",
+            ready.as_secs_f64() * 1e3
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        println!("{:<40} {:>10.1} MiB", "RSS after start", rss_mib(pid));
+        let admin = client(&kubeconfig).await;
+        for (i, clients) in [1usize, 16, 64].into_iter().enumerate() {
+            let ns = format!("create{i}");
+            make_namespace(&admin, &ns).await;
+            let f = run(&kubeconfig, clients, n(2000) / clients, move |c, w, k| {
+                let ns = ns.clone();
+                async move {
+                    let api: Api<ConfigMap> = Api::namespaced(c, &ns);
+                    api.create(&PostParams::default(), &cm(&format!("c{w}-{k}")))
+                        .await
+                        .expect("create");
+                }
+            })
+            .await;
+            print(&format!("create, {clients} client(s)"), &f);
+        }
+        for clients in [1usize, 16, 64] {
+            let f = run(
+                &kubeconfig,
+                clients,
+                n(4000) / clients,
+                |c, w, k| async move {
+                    let api: Api<ConfigMap> = Api::namespaced(c, "create0");
+                    api.get(&format!("c0-{}", (w * 31 + k * 7) % 100))
+                        .await
+                        .expect("get");
+                },
+            )
+            .await;
+            print(&format!("get, {clients} client(s)"), &f);
+        }
+        make_namespace(&admin, "list").await;
+        let lister: Api<ConfigMap> = Api::namespaced(admin.clone(), "list");
+        for i in 0..1000 {
+            lister
+                .create(&PostParams::default(), &cm(&format!("l{i}")))
+                .await
+                .expect("create");
+        }
+        for clients in [1usize, 16, 64] {
+            let f = run(
+                &kubeconfig,
+                clients,
+                (n(200) / clients).max(2),
+                |c, _, _| async move {
+                    let api: Api<ConfigMap> = Api::namespaced(c, "list");
+                    let l = api.list(&ListParams::default()).await.expect("list");
+                    assert_eq!(l.items.len(), 1000);
+                },
+            )
+            .await;
+            print(&format!("list 1000, {clients} client(s)"), &f);
+        }
+        for (i, watchers) in [1usize, 16, 64].into_iter().enumerate() {
+            let f = watch_delivery(&kubeconfig, watchers, n(500), &format!("watch{i}")).await;
+            print(&format!("watch delivery, {watchers} watcher(s)"), &f);
+        }
+        // Steady 200 creates/s (the latency target), open loop.
+        make_namespace(&admin, "steady").await;
+        let steady: Api<ConfigMap> = Api::namespaced(client(&kubeconfig).await, "steady");
+        let total = n(2000);
+        let mut ticker = tokio::time::interval(Duration::from_millis(5));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..total {
+            ticker.tick().await;
+            let api = steady.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                api.create(&PostParams::default(), &cm(&format!("s{i}")))
+                    .await
+                    .expect("create");
+                t.elapsed()
+            }));
+        }
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.push(t.await.expect("task"));
+        }
+        print("create at 200 req/s", &figures(lat, start.elapsed()));
+        // Fill to 10 000 ConfigMaps in all.
+        let existing = Api::<ConfigMap>::all(admin.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len();
+        make_namespace(&admin, "fill").await;
+        let fill_to = 10_000usize.saturating_sub(existing);
+        let _ = run(
+            &kubeconfig,
+            16,
+            fill_to.div_ceil(16),
+            |c, w, k| async move {
+                let api: Api<ConfigMap> = Api::namespaced(c, "fill");
+                api.create(&PostParams::default(), &cm(&format!("f{w}-{k}")))
+                    .await
+                    .expect("create");
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let count = Api::<ConfigMap>::all(admin.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len();
+        println!(
+            "{:<40} {:>10.1} MiB ({count} ConfigMaps)",
+            "RSS after 10 000 ConfigMaps",
+            rss_mib(pid)
+        );
+    });
+    drop(server);
+}
