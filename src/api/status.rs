@@ -20,16 +20,10 @@ pub struct Cause {
     pub message: String,
 }
 
-/// An error answered to a client as a `metav1.Status`.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("{code} {reason}: {message}")]
-pub struct ApiError {
-    /// HTTP status code.
-    pub code: u16,
-    /// `metav1.StatusReason`, e.g. `NotFound`.
-    pub reason: &'static str,
-    /// The message kubectl prints.
-    pub message: String,
+/// The optional `details` of a Status (boxed: errors stay small on the
+/// happy path's `Result`s).
+#[derive(Clone, Debug, Default)]
+pub struct Details {
     /// details.name
     pub name: Option<String>,
     /// details.group
@@ -42,28 +36,50 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
 }
 
+/// An error answered to a client as a `metav1.Status`.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `metav1.StatusReason`, e.g. `NotFound`.
+    pub reason: &'static str,
+    /// The message kubectl prints.
+    pub message: String,
+    /// Optional details.
+    pub details: Option<Box<Details>>,
+}
+
 /// Result alias for API handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     /// A bare error with code, reason and message.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
-            retry_after: None,
-        }
+        ApiError { code, reason, message: message.into(), details: None }
+    }
+
+    fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
     }
 
     fn about(mut self, group: &str, resource: &str, name: &str) -> Self {
-        self.group = Some(group.to_string());
-        self.kind = Some(resource.to_string());
-        self.name = Some(name.to_string());
+        let d = self.details_mut();
+        d.group = Some(group.to_string());
+        d.kind = Some(resource.to_string());
+        d.name = Some(name.to_string());
+        self
+    }
+
+    /// Adds causes.
+    pub fn with_causes(mut self, causes: Vec<Cause>) -> Self {
+        self.details_mut().causes = causes;
+        self
+    }
+
+    /// Adds retryAfterSeconds.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.details_mut().retry_after = Some(seconds);
         self
     }
 
@@ -174,25 +190,17 @@ impl ApiError {
         } else {
             format!("[{}]", list.join(", "))
         };
-        let mut e = ApiError::new(
-            422,
-            "Invalid",
-            format!("{qualified_kind} \"{name}\" is invalid: {joined}"),
-        )
-        .about(group, kind, name);
-        e.causes = causes;
-        e
+        let message = format!("{qualified_kind} \"{name}\" is invalid: {joined}");
+        ApiError::new(422, "Invalid", message).about(group, kind, name).with_causes(causes)
     }
 
     /// 400 for a bad query parameter combination, with the parameter as cause.
     pub fn invalid_params(param: &str, message: &str) -> Self {
-        let mut e = ApiError::bad_request(message.to_string());
-        e.causes = vec![Cause {
+        ApiError::bad_request(message.to_string()).with_causes(vec![Cause {
             reason: "FieldValueInvalid".into(),
             field: param.into(),
             message: message.into(),
-        }];
-        e
+        }])
     }
 
     /// 500 InternalError.
@@ -221,26 +229,25 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
+        let d = self.details.as_deref().cloned().unwrap_or_default();
+        if let Some(name) = &d.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
-            if !group.is_empty() {
-                details.insert("group".into(), json!(group));
-            }
+        if let Some(group) = d.group.as_ref().filter(|g| !g.is_empty()) {
+            details.insert("group".into(), json!(group));
         }
-        if let Some(kind) = &self.kind {
+        if let Some(kind) = &d.kind {
             details.insert("kind".into(), json!(kind));
         }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
+        if !d.causes.is_empty() {
+            let causes: Vec<Value> = d
                 .causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = d.retry_after {
             details.insert("retryAfterSeconds".into(), json!(secs));
         }
         if !details.is_empty() {
@@ -261,15 +268,12 @@ impl ApiError {
             } => ApiError::expired(format!(
                 "The resourceVersion for the provided list is too old (requested {requested}, oldest available {compacted})."
             )),
-            StoreError::FutureRevision { requested, current } => {
-                let mut e = ApiError::new(
-                    504,
-                    "Timeout",
-                    format!("Too large resource version: {requested}, current: {current}"),
-                );
-                e.retry_after = Some(1);
-                e
-            }
+            StoreError::FutureRevision { requested, current } => ApiError::new(
+                504,
+                "Timeout",
+                format!("Too large resource version: {requested}, current: {current}"),
+            )
+            .with_retry_after(1),
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -132,16 +132,8 @@ impl WatchCache {
         match tokio::time::timeout(Duration::from_secs(3), rx.wait_for(|r| *r >= rev)).await {
             Ok(Ok(_)) => Ok(()),
             _ => {
-                let mut e = ApiError::new(
-                    504,
-                    "Timeout",
-                    format!(
-                        "Too large resource version: {rev}, current: {}",
-                        self.revision()
-                    ),
-                );
-                e.retry_after = Some(1);
-                Err(e)
+                let message = format!("Too large resource version: {rev}, current: {}", self.revision());
+                Err(ApiError::new(504, "Timeout", message).with_retry_after(1))
             }
         }
     }

@@ -43,8 +43,7 @@ pub(super) fn patch_error(e: PatchError) -> ApiError {
         PatchError::RequestEntityTooLarge(m) => ApiError::too_large(m),
         PatchError::Internal(m) => ApiError::internal(m),
         PatchError::Conflict { message, causes } => {
-            let mut err = ApiError::new(409, "Conflict", message);
-            err.causes = causes
+            let causes = causes
                 .into_iter()
                 .map(|(field, message)| Cause {
                     reason: "FieldManagerConflict".into(),
@@ -52,7 +51,7 @@ pub(super) fn patch_error(e: PatchError) -> ApiError {
                     message,
                 })
                 .collect();
-            err
+            ApiError::new(409, "Conflict", message).with_causes(causes)
         }
     }
 }
