@@ -235,16 +235,15 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         let ready = loop {
-            if kubeconfig.exists() {
-                if let Ok(c) =
+            if kubeconfig.exists()
+                && let Ok(c) =
                     tokio::time::timeout(Duration::from_secs(1), client(&kubeconfig)).await
-                {
-                    let req = http::Request::get("/readyz")
-                        .body(Vec::new())
-                        .expect("request");
-                    if c.request_text(req).await.is_ok_and(|t| t == "ok") {
-                        break t0.elapsed();
-                    }
+            {
+                let req = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .expect("request");
+                if c.request_text(req).await.is_ok_and(|t| t == "ok") {
+                    break t0.elapsed();
                 }
             }
             assert!(t0.elapsed() < Duration::from_secs(30), "server not ready");

@@ -180,10 +180,10 @@ pub fn cluster_ips(svc: &Value) -> Vec<IpAddr> {
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
         .unwrap_or_default();
-    if let Some(ip) = spec["clusterIP"].as_str().and_then(|s| s.parse().ok()) {
-        if !ips.contains(&ip) {
-            ips.push(ip);
-        }
+    if let Some(ip) = spec["clusterIP"].as_str().and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
     }
     ips
 }

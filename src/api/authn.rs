@@ -41,16 +41,29 @@ pub fn from_certificate(der: &[u8]) -> Option<User> {
     Some(User { name, groups })
 }
 
+/// Why a presented credential was refused (the client gets a plain 401;
+/// the reason is for the log).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    /// Not `Bearer <token>`.
+    #[error("authorization header is not a bearer token")]
+    NotBearer,
+    /// The token did not verify.
+    #[error("invalid bearer token: {0}")]
+    InvalidToken(#[from] crate::pki::PkiError),
+}
+
 /// Authenticates an `Authorization: Bearer …` header. `Err` for a token
 /// that is present but invalid (401, not anonymous).
-pub fn from_bearer(pki: &ClusterPki, header: &str) -> Result<User, ()> {
-    let token = header.strip_prefix("Bearer ").ok_or(())?.trim();
+pub fn from_bearer(pki: &ClusterPki, header: &str) -> Result<User, AuthnError> {
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or(AuthnError::NotBearer)?
+        .trim();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let claims = pki
-        .verify_service_account_token(token, now)
-        .map_err(|_| ())?;
+    let claims = pki.verify_service_account_token(token, now)?;
     let ns = claims.kubernetes.namespace.clone();
     Ok(User {
         name: claims.sub.clone(),

@@ -71,10 +71,10 @@ pub fn route(path: &str) -> ApiResult<Route> {
         _ => return Err(ApiError::no_route(path)),
     };
     let info = resources::find(group, version, resource).ok_or_else(|| ApiError::no_route(path))?;
-    if let Some(sub) = &subresource {
-        if info.subresource(sub).is_none() {
-            return Err(ApiError::no_route(path));
-        }
+    if let Some(sub) = &subresource
+        && info.subresource(sub).is_none()
+    {
+        return Err(ApiError::no_route(path));
     }
     if namespace.is_some() && !info.namespaced {
         return Err(ApiError::no_route(path));

@@ -144,7 +144,10 @@ pub async fn handle<S: Store>(
             (Some(u), _) => u,
             (None, Some(bearer)) => match authn::from_bearer(&server.pki, bearer) {
                 Ok(u) => u,
-                Err(()) => return error_response(&ApiError::unauthorized()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "bearer token refused");
+                    return error_response(&ApiError::unauthorized());
+                }
             },
             (None, None) => User::anonymous(),
         };

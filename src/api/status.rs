@@ -56,7 +56,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// A bare error with code, reason and message.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn details_mut(&mut self) -> &mut Details {
@@ -191,7 +196,9 @@ impl ApiError {
             format!("[{}]", list.join(", "))
         };
         let message = format!("{qualified_kind} \"{name}\" is invalid: {joined}");
-        ApiError::new(422, "Invalid", message).about(group, kind, name).with_causes(causes)
+        ApiError::new(422, "Invalid", message)
+            .about(group, kind, name)
+            .with_causes(causes)
     }
 
     /// 400 for a bad query parameter combination, with the parameter as cause.

@@ -132,7 +132,10 @@ impl WatchCache {
         match tokio::time::timeout(Duration::from_secs(3), rx.wait_for(|r| *r >= rev)).await {
             Ok(Ok(_)) => Ok(()),
             _ => {
-                let message = format!("Too large resource version: {rev}, current: {}", self.revision());
+                let message = format!(
+                    "Too large resource version: {rev}, current: {}",
+                    self.revision()
+                );
                 Err(ApiError::new(504, "Timeout", message).with_retry_after(1))
             }
         }

@@ -53,12 +53,12 @@ fn options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
         (None, Some(true)) => Some("Orphan".to_string()),
         (None, _) => None,
     };
-    if let Some(p) = &propagation {
-        if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy {p:?} is not supported: use Orphan, Background or Foreground"
-            )));
-        }
+    if let Some(p) = &propagation
+        && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "propagationPolicy {p:?} is not supported: use Orphan, Background or Foreground"
+        )));
     }
     let dry_run = q.dry_run()?
         || body["dryRun"]
@@ -200,18 +200,18 @@ impl<S: Store> Api<S> {
                     ));
                 }
             }
-            if let Some(rv) = &opts.resource_version {
-                if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(
-                        info.group,
-                        info.resource,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            kv.mod_revision
-                        ),
-                    ));
-                }
+            if let Some(rv) = &opts.resource_version
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict(
+                    info.group,
+                    info.resource,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
             }
             match plan(info, &obj, opts) {
                 Plan::Nothing => return Ok(obj),

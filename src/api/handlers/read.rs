@@ -277,10 +277,10 @@ impl<S: Store> Api<S> {
                     other => ApiError::from_store(other, "", "", ""),
                 })?;
             for kv in &result.kvs {
-                if let Some(obj) = watch_cache::decode(kv, kv.mod_revision) {
-                    if filter.matches(&obj) {
-                        items.push(obj);
-                    }
+                if let Some(obj) = watch_cache::decode(kv, kv.mod_revision)
+                    && filter.matches(&obj)
+                {
+                    items.push(obj);
                 }
                 after = Some(kv.key.clone());
                 if limit > 0 && items.len() == limit {

@@ -45,7 +45,7 @@ impl<S: Store> Api<S> {
         new: &mut Value,
     ) -> ApiResult<Held> {
         let mut held = Held::default();
-        if info.group != "" || info.resource != "services" {
+        if !info.group.is_empty() || info.resource != "services" {
             return Ok(held);
         }
         if let Err(e) = self.reserve_into(old, new, &mut held) {
@@ -164,7 +164,7 @@ impl<S: Store> Api<S> {
 
     /// After a successful update: frees what only the old version held.
     pub(super) fn release_replaced(&self, info: &ResourceInfo, old: &Value, new: &Value) {
-        if info.group != "" || info.resource != "services" {
+        if !info.group.is_empty() || info.resource != "services" {
             return;
         }
         let (new_ips, new_ports) = (allocator::cluster_ips(new), allocator::node_ports(new));

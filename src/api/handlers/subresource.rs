@@ -122,14 +122,14 @@ impl<S: Store> Api<S> {
                     }],
                 ));
             }
-            if let Some(rv) = object::resource_version(&wanted) {
-                if rv != rev.to_string() {
-                    return Err(ApiError::stale(
-                        "autoscaling",
-                        "scale",
-                        object::name(&parent).unwrap_or(""),
-                    ));
-                }
+            if let Some(rv) = object::resource_version(&wanted)
+                && rv != rev.to_string()
+            {
+                return Err(ApiError::stale(
+                    "autoscaling",
+                    "scale",
+                    object::name(&parent).unwrap_or(""),
+                ));
             }
             let mut new = (*parent).clone();
             new["spec"]["replicas"] = json!(replicas);

@@ -229,19 +229,19 @@ impl<S: Store> Api<S> {
         let name = call.target.name.clone().unwrap_or_default();
         let mut body = strategy::decode_body(call.body, call.content_type)?;
         strategy::check_kind(info, body_kind(info), &mut body)?;
-        if let Some(body_name) = object::name(&body) {
-            if body_name != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(body_name) = object::name(&body)
+            && body_name != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
         }
-        if let (Some(ns), Some(body_ns)) = (&namespace, object::namespace(&body)) {
-            if ns != body_ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        if let (Some(ns), Some(body_ns)) = (&namespace, object::namespace(&body))
+            && ns != body_ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         let warnings =
             strategy::check_fields(info, info.kind, &body, call.query.field_validation()?)?;
@@ -330,10 +330,10 @@ impl<S: Store> Api<S> {
                 other => patch::apply_patch(&old, other, call.body, ty),
             }
             .map_err(patch_error)?;
-            if let Some(rv) = object::resource_version(&new) {
-                if rv != rev.to_string() {
-                    return Err(ApiError::stale(info.group, info.resource, &name));
-                }
+            if let Some(rv) = object::resource_version(&new)
+                && rv != rev.to_string()
+            {
+                return Err(ApiError::stale(info.group, info.resource, &name));
             }
             strategy::check_kind(info, body_kind(info), &mut new)?;
             let warnings =
