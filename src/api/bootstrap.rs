@@ -41,8 +41,9 @@ async fn ensure<S: Store>(
     match existing {
         None => {
             strategy::prepare_create(info, &mut obj);
-            strategy::default_and_validate(info, info.kind, None, &mut obj)
-                .map_err(|e| e.message)?;
+            // Like upstream's endpoint reconciler, built-ins bypass validation
+            // (the kubernetes Endpoints may point at a loopback address).
+            strategy::apply_defaults(info, &mut obj);
             match api.store.create(&key, strategy::to_stored(&obj)).await {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
                 Err(e) => Err(e.to_string()),

@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod render;
 pub mod request;
@@ -115,7 +116,8 @@ pub async fn start<S: Store + Clone>(
         .map(|i| i.key_prefix())
         .unwrap_or_default();
     let (existing, _) = cache.list(&services, |_| true);
-    allocator.load(existing.iter().map(|s| s.as_ref()));
+    let existing: Vec<serde_json::Value> = existing.iter().map(|s| s.value()).collect();
+    allocator.load(existing.iter());
     let tokens: Arc<dyn handlers::TokenIssuer> = Arc::new(bootstrap::PkiTokens(pki.clone()));
     let api = Api {
         store,

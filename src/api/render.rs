@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::handlers::{Rendering, Reply};
 use super::registry::resources::ResourceInfo;
 use super::table;
+use super::watch_cache::CachedObject;
 
 /// List metadata: resourceVersion and continue token.
 pub struct ListMeta {
@@ -66,10 +67,10 @@ pub fn table_row(info: &ResourceInfo, obj: &Value, include_object: &str, now: Sy
     row
 }
 
-/// A Table of `objects`.
+/// A Table of `objects` (parsed).
 pub fn table(
     info: &ResourceInfo,
-    objects: &[Arc<Value>],
+    objects: &[Value],
     meta: &ListMeta,
     include_object: &str,
     with_columns: bool,
@@ -94,15 +95,21 @@ pub fn table(
 /// Renders a list as the client asked.
 pub fn list(
     info: &ResourceInfo,
-    objects: &[Arc<Value>],
+    objects: &[Arc<CachedObject>],
     meta: &ListMeta,
     rendering: Rendering,
     include_object: &str,
 ) -> Reply {
     match rendering {
-        Rendering::Table => Reply::ok(table(info, objects, meta, include_object, true)),
+        Rendering::Table => {
+            let values: Vec<Value> = objects.iter().map(|o| o.value()).collect();
+            Reply::ok(table(info, &values, meta, include_object, true))
+        }
         Rendering::Metadata => {
-            let items: Vec<Value> = objects.iter().map(|o| partial_metadata(o)).collect();
+            let items: Vec<Value> = objects
+                .iter()
+                .map(|o| partial_metadata(&o.value()))
+                .collect();
             Reply::ok(json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": "meta.k8s.io/v1",
@@ -111,17 +118,19 @@ pub fn list(
             }))
         }
         Rendering::Object => {
-            let mut out = Vec::with_capacity(256 + objects.len() * 512);
+            let size: usize = objects.iter().map(|o| o.json.len() + 1).sum();
+            let mut out = Vec::with_capacity(256 + size);
             let head = json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": list_metadata(meta)});
             let head = serde_json::to_vec(&head).unwrap_or_default();
-            // `{"kind":…,"metadata":{…}` + `,"items":[…]}`
+            // `{"kind":…,"metadata":{…}` + `,"items":[…]}`: the cached JSON
+            // is spliced in as is.
             out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
             out.extend_from_slice(b",\"items\":[");
             for (i, obj) in objects.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                let _ = serde_json::to_writer(&mut out, obj.as_ref());
+                out.extend_from_slice(&obj.json);
             }
             out.extend_from_slice(b"]}");
             Reply::Raw {

@@ -24,9 +24,14 @@ pub fn decode_body(body: &Bytes, content_type: Option<&str>) -> ApiResult<Value>
     if body.is_empty() {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
-    if content_type.is_some_and(|c| c.contains("protobuf") || c.contains("cbor")) {
+    if content_type.is_some_and(super::protobuf::is_protobuf) {
+        // client-go >= 1.32 (kubectl create, typed clientsets) send
+        // built-in kinds as protobuf.
+        return super::protobuf::decode(body).map_err(|e| ApiError::bad_request(e.to_string()));
+    }
+    if content_type.is_some_and(|c| c.contains("cbor")) {
         return Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {})",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {})",
             content_type.unwrap_or_default()
         )));
     }
@@ -255,6 +260,12 @@ fn set_or_remove(obj: &mut Value, field: &str, value: Option<Value>) {
             None => map.remove(field),
         };
     }
+}
+
+/// Normalization and defaults only (for server-made objects).
+pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
+    normalize(info, obj);
+    defaults::apply_defaults(info.group, info.kind, obj);
 }
 
 /// Defaults, then validation; validation failures become 422 Invalid.

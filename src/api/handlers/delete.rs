@@ -258,6 +258,7 @@ impl<S: Store> Api<S> {
             .list(&collection_prefix(call), |o| filter.matches(o));
         let mut deleted = Vec::with_capacity(items.len());
         for obj in items {
+            let obj = obj.value();
             let name = object::name(&obj).unwrap_or_default().to_string();
             let key = info.key(object::namespace(&obj), &name);
             match self.delete_one(info, &key, &name, &opts).await {

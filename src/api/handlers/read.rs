@@ -20,17 +20,15 @@ use serde_json::{Value, json};
 
 use super::{Api, Call, Reply};
 use crate::api::registry::fields;
-use crate::api::registry::resources::ResourceInfo;
 use crate::api::render::{self, ListMeta};
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::status::{ApiError, ApiResult};
-use crate::api::watch_cache;
+use crate::api::watch_cache::{self, CachedObject};
 use crate::store::{RangeRequest, Revision, Store, StoreError};
 
 /// Label and field selectors of a list or watch, checked against the
 /// resource's selectable fields.
 pub struct Filter {
-    info: &'static ResourceInfo,
     labels: LabelSelector,
     fields: FieldSelector,
 }
@@ -56,20 +54,13 @@ impl Filter {
                 )));
             }
         }
-        Ok(Filter {
-            info,
-            labels,
-            fields,
-        })
+        Ok(Filter { labels, fields })
     }
 
-    /// Whether `obj` passes both selectors.
-    pub fn matches(&self, obj: &Value) -> bool {
-        (self.labels.is_empty() || self.labels.matches_object(obj))
-            && (self.fields.is_empty()
-                || self
-                    .fields
-                    .matches(|f| fields::field_value(self.info, obj, f)))
+    /// Whether a cached object passes both selectors.
+    pub fn matches(&self, obj: &CachedObject) -> bool {
+        (self.labels.is_empty() || self.labels.matches(Some(&obj.labels)))
+            && (self.fields.is_empty() || self.fields.matches(|f| obj.field(f)))
     }
 
     /// The name a `metadata.name=` term pins, for direct lookups.
@@ -155,7 +146,7 @@ impl<S: Store> Api<S> {
         rv: Option<&str>,
     ) -> ApiResult<Option<Arc<Value>>> {
         if rv == Some("0") {
-            return Ok(self.cache.get(key));
+            return Ok(self.cache.get(key).map(|c| Arc::new(c.value())));
         }
         let (kv, _) = self
             .store
@@ -217,18 +208,9 @@ impl<S: Store> Api<S> {
             let name = filter.exact_name().map(str::to_string);
             let (items, revision) = match name {
                 // A metadata.name selector is a point lookup (kubectl wait, rollout status).
-                Some(n) if call.target.namespace.is_some() || !call.target.info.namespaced => {
-                    let (items, revision) = self
-                        .cache
-                        .list(&format!("{prefix}{n}"), |o| filter.matches(o));
-                    (
-                        items
-                            .into_iter()
-                            .filter(|o| crate::api::object::name(o) == Some(n.as_str()))
-                            .collect(),
-                        revision,
-                    )
-                }
+                Some(n) if call.target.namespace.is_some() || !call.target.info.namespaced => self
+                    .cache
+                    .list(&format!("{prefix}{n}"), |o| filter.matches(o)),
                 _ => self.cache.list(&prefix, |o| filter.matches(o)),
             };
             (
@@ -258,7 +240,7 @@ impl<S: Store> Api<S> {
         limit: usize,
         revision: Revision,
         start_after: Option<String>,
-    ) -> ApiResult<(Vec<Arc<Value>>, ListMeta)> {
+    ) -> ApiResult<(Vec<Arc<CachedObject>>, ListMeta)> {
         let mut items = Vec::new();
         let mut after = start_after;
         let page = if limit == 0 { 0 } else { limit.max(100) };
@@ -277,7 +259,7 @@ impl<S: Store> Api<S> {
                     other => ApiError::from_store(other, "", "", ""),
                 })?;
             for kv in &result.kvs {
-                if let Some(obj) = watch_cache::decode(kv, kv.mod_revision)
+                if let Some(obj) = watch_cache::decode_cached(kv, kv.mod_revision)
                     && filter.matches(&obj)
                 {
                     items.push(obj);
@@ -325,11 +307,9 @@ impl<S: Store> Api<S> {
             if !error.is_empty() {
                 cond["error"] = json!(error);
             }
-            Arc::new(
-                json!({"kind": "ComponentStatus", "apiVersion": "v1", "metadata": {"name": name}, "conditions": [cond]}),
-            )
+            json!({"kind": "ComponentStatus", "apiVersion": "v1", "metadata": {"name": name}, "conditions": [cond]})
         };
-        let items = vec![
+        let items = [
             entry(
                 "controller-manager",
                 false,
@@ -357,13 +337,24 @@ impl<S: Store> Api<S> {
                 .ok_or_else(|| ApiError::not_found("", "componentstatuses", name))?;
             return Ok(render::object(info, obj, call.rendering, "Metadata", 200));
         }
+        let prefix = info.key_prefix();
+        let cached: Vec<Arc<CachedObject>> = items
+            .iter()
+            .map(|o| {
+                Arc::new(CachedObject::from_value(
+                    &format!("{prefix}{}", o["metadata"]["name"].as_str().unwrap_or("")),
+                    0,
+                    o,
+                ))
+            })
+            .collect();
         let meta = ListMeta {
             resource_version: String::new(),
             continue_token: None,
         };
         Ok(render::list(
             info,
-            &items,
+            &cached,
             &meta,
             call.rendering,
             call.query.get("includeObject").unwrap_or("Metadata"),

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use super::read::{Filter, collection_prefix};
@@ -20,7 +20,7 @@ use super::{Api, Call, Rendering, Reply};
 use crate::api::registry::resources::ResourceInfo;
 use crate::api::render;
 use crate::api::status::{ApiError, ApiResult};
-use crate::api::watch_cache::{Change, ChangeType, Subscription};
+use crate::api::watch_cache::{CachedObject, Change, ChangeType, Subscription};
 use crate::store::{Revision, Store};
 
 /// Lines of a watch response; the connection ends when this ends.
@@ -39,11 +39,17 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn line(&mut self, kind: &str, object: &Value) -> Bytes {
+    fn line(&mut self, kind: &str, cached: &CachedObject) -> Bytes {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
+        if self.rendering == Rendering::Object {
+            out.extend_from_slice(&cached.json);
+            out.extend_from_slice(b"}\n");
+            return Bytes::from(out);
+        }
+        let object = &cached.value();
         let rendered;
         let body = match self.rendering {
             Rendering::Object => object,

@@ -56,6 +56,13 @@ fn extra_fields(info: &ResourceInfo) -> &'static [&'static str] {
     }
 }
 
+/// Every selectable field of a resource.
+pub fn selectable(info: &ResourceInfo) -> Vec<&'static str> {
+    let mut all = vec!["metadata.name", "metadata.namespace"];
+    all.extend_from_slice(extra_fields(info));
+    all
+}
+
 /// Whether `field` can be selected on for this resource.
 pub fn is_selectable(info: &ResourceInfo, field: &str) -> bool {
     matches!(field, "metadata.name" | "metadata.namespace") || extra_fields(info).contains(&field)

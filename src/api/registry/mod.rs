@@ -3,6 +3,7 @@
 
 pub mod defaults;
 pub mod fields;
+pub mod names;
 pub mod resources;
 pub mod typed;
 pub mod validation;

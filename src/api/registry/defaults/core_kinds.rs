@@ -125,28 +125,30 @@ pub(super) fn secret(obj: &mut Value) {
     }
 }
 
-/// Upstream `SetDefaults_Namespace` and `SetDefaults_NamespaceStatus`, plus the create-time
-/// `kubernetes` finalizer, added only while the namespace has no status phase yet so that
-/// a namespace being finalized does not get it back.
+/// Upstream `SetDefaults_Namespace` and `SetDefaults_NamespaceStatus`, plus the
+/// `kubernetes` finalizer the namespace strategy adds on create. Upstream never lets a
+/// regular update change `spec.finalizers`, so the finalizer is (re)added whenever the
+/// namespace is not being deleted; only finalization, once deletion has begun, drops it.
 pub(super) fn namespace(obj: &mut Value) {
     let Some(m) = root(obj) else { return };
-    let name = m
-        .get("metadata")
+    let meta = m.get("metadata");
+    let name = meta
         .and_then(|md| md.get("name"))
         .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+        .unwrap_or("");
+    let name = name.to_string();
+    let deleting = meta.is_some_and(|md| !is_unset_value(md.get("deletionTimestamp")));
+    let phase = m
+        .get("status")
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str);
+    let terminating = deleting || phase == Some("Terminating");
     if !name.is_empty()
         && let Some(labels) = child(m, "metadata").and_then(|md| child(md, "labels"))
     {
         labels.insert("kubernetes.io/metadata.name".to_string(), json!(name));
     }
-    let fresh = m
-        .get("status")
-        .and_then(|s| s.get("phase"))
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty);
-    if fresh && let Some(spec) = child(m, "spec") {
+    if !terminating && let Some(spec) = child(m, "spec") {
         let list = spec.entry("finalizers").or_insert_with(|| json!([]));
         if let Some(items) = list.as_array_mut()
             && !items.iter().any(|f| f == "kubernetes")
@@ -157,6 +159,10 @@ pub(super) fn namespace(obj: &mut Value) {
     if let Some(status) = child(m, "status") {
         set_if_zero(status, "phase", json!("Active"));
     }
+}
+
+fn is_unset_value(v: Option<&Value>) -> bool {
+    v.is_none_or(Value::is_null)
 }
 
 /// Upstream `SetDefaults_NodeStatus`, and the v1 conversion's `podCIDR`/`podCIDRs` pairing.

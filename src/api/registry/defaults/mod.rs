@@ -8,8 +8,9 @@
 //! A few create-time normalisations that upstream does in registry strategies or in
 //! version conversion, and that clients observe the same way, are done here too: a
 //! Secret's `stringData` is folded into `data`, a Service's `clusterIPs` and IP families
-//! are derived, a new Namespace gets the `kubernetes` finalizer, and a Job whose uid is
-//! known gets its generated selector and labels.
+//! are derived, a Namespace that is not being deleted carries the `kubernetes` finalizer,
+//! a Node's `podCIDR` and `podCIDRs` are paired, and a Job whose uid is known gets its
+//! generated selector and labels.
 //!
 //! Defaulting never fails: a field of an unexpected JSON type is left alone for validation
 //! to report, and unknown kinds are left untouched. Every default only fills what is

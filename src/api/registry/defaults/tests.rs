@@ -305,6 +305,9 @@ fn core_kinds_get_their_defaults() {
         ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
         "team"
     );
+    let created = json!({"metadata": {"name": "team"}, "status": {"phase": "Active"}});
+    let created = defaulted("", "Namespace", created);
+    assert_eq!(created["spec"]["finalizers"], json!(["kubernetes"]));
     let finalized = json!({"metadata": {"name": "team"}, "spec": {"finalizers": []}, "status": {"phase": "Terminating"}});
     assert_eq!(
         defaulted("", "Namespace", finalized)["spec"]["finalizers"],

@@ -1,9 +1,11 @@
 //! Services (core `ValidateService`, `ValidateServiceUpdate` and the cluster-IP / IP-family
 //! rules).
 //!
-//! Allocation of cluster IPs and node ports is the caller's, and happens before validation
-//! upstream; an update that omits an already allocated cluster IP is read as keeping it,
-//! the way upstream's strategy patches allocated values back in before validating.
+//! Allocation of cluster IPs and node ports (health-check node ports included) is the
+//! caller's; upstream allocates before validating, so an unset `healthCheckNodePort` is not
+//! reported here. An update that omits an already allocated cluster IP is read as keeping
+//! it, and type-dependent fields carried over from the old object are ignored, the way
+//! upstream's update strategy patches and drops them before validating.
 
 use serde_json::Value;
 
@@ -352,9 +354,7 @@ fn validate_traffic_policies(spec: &Value, path: &Path, errs: &mut Vec<FieldErro
         let msg =
             "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'";
         errs.push(invalid(&hp, Bad::Int(hc), msg));
-    } else if needs_hc && hc == 0 {
-        errs.push(required(&hp, ""));
-    } else if needs_hc {
+    } else if needs_hc && hc != 0 {
         errs.extend(port_num_errors(&hp, hc));
     }
     let ip = path.child("internalTrafficPolicy");
@@ -419,7 +419,58 @@ fn patched_spec(old: &Value, new: &Value) -> Value {
     if str_of(old_spec, "clusterIP") != new_ip && !new_ip.is_empty() && same_ips {
         m.insert("clusterIPs".to_string(), serde_json::json!([new_ip]));
     }
+    drop_type_dependent_fields(old_spec, &mut spec);
     spec
+}
+
+/// Upstream `dropTypeDependentFields`: fields that no longer apply to the new type are
+/// dropped when the client merely carried them over from the old object. Applying it to
+/// values equal to the old ones also tolerates such leftovers stored earlier.
+fn drop_type_dependent_fields(old_spec: &Value, spec: &mut Value) {
+    let svc_type = str_of(spec, "type").to_string();
+    let lb = svc_type == "LoadBalancer";
+    let needs_hc = lb && str_of(spec, "externalTrafficPolicy") == "Local";
+    let mut stale: Vec<&str> = Vec::new();
+    if svc_type == "ExternalName" {
+        stale.extend(["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"]);
+    }
+    if !externally_accessible(spec) {
+        stale.push("externalTrafficPolicy");
+    }
+    if !needs_hc {
+        stale.push("healthCheckNodePort");
+    }
+    if !lb {
+        stale.extend(["allocateLoadBalancerNodePorts", "loadBalancerClass"]);
+    }
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    for key in stale {
+        if get(old_spec, key).is_some() && opt_eq(get(old_spec, key), m.get(key)) {
+            m.remove(key);
+        }
+    }
+    if matches!(svc_type.as_str(), "NodePort" | "LoadBalancer") {
+        return;
+    }
+    let old_ports = arr(old_spec, "ports");
+    for port in m
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let carried = old_ports.iter().any(|o| {
+            o.get("port") == port.get("port")
+                && o.get("protocol") == port.get("protocol")
+                && get(o, "nodePort").is_some()
+                && o.get("nodePort") == port.get("nodePort")
+        });
+        if carried && let Some(p) = port.as_object_mut() {
+            p.remove("nodePort");
+        }
+    }
 }
 
 /// Service update (upstream `ValidateServiceUpdate` minus metadata).

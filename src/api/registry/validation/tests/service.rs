@@ -180,3 +180,26 @@ fn cluster_ip_is_immutable_unless_unchanged_or_omitted() {
         "Invalid value: [\"10.43.0.11\"]: may not change once set",
     );
 }
+
+#[test]
+fn type_changes_drop_fields_carried_over() {
+    let np = with(&service(), "/spec/type", json!("NodePort"));
+    let np = with(&np, "/spec/ports/0/nodePort", json!(30080));
+    let mut stored = np.clone();
+    crate::api::registry::defaults::apply_defaults("", "Service", &mut stored);
+    let back = with(&stored, "/spec/type", json!("ClusterIP"));
+    assert_valid(&update("", "Service", &stored, &back));
+    let fresh = with(&service(), "/spec/externalTrafficPolicy", json!("Cluster"));
+    let msg = "Invalid value: \"Cluster\": may only be set for externally-accessible services";
+    super::assert_error(
+        &create("", "Service", &fresh),
+        "spec.externalTrafficPolicy",
+        msg,
+    );
+    let local = with(
+        &with(&service(), "/spec/type", json!("LoadBalancer")),
+        "/spec/externalTrafficPolicy",
+        json!("Local"),
+    );
+    assert_valid(&create("", "Service", &local));
+}
