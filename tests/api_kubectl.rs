@@ -640,3 +640,148 @@ fn oversized_and_malformed_bodies_get_statuses() {
         "{err}"
     );
 }
+
+#[test]
+fn kubectl_create_subcommands_and_tokens() {
+    // These send protobuf bodies (client-go typed clients).
+    let s = Server::start();
+    s.ok(&["create", "namespace", "team"]);
+    s.ok(&[
+        "create",
+        "deployment",
+        "api",
+        "-n",
+        "team",
+        "--image=busybox:1.36",
+        "--replicas=3",
+        "--port=8080",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "api",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "api",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}"
+        ]),
+        "8080"
+    );
+    s.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "team",
+        "--from-literal=user=admin",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "secret",
+            "creds",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.user}"
+        ]),
+        "YWRtaW4="
+    );
+    s.ok(&[
+        "create",
+        "job",
+        "once",
+        "-n",
+        "team",
+        "--image=busybox:1.36",
+        "--",
+        "true",
+    ]);
+    s.ok(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "-n",
+        "team",
+        "--image=busybox:1.36",
+        "--schedule=0 3 * * *",
+        "--",
+        "true",
+    ]);
+    s.ok(&["create", "quota", "q", "-n", "team", "--hard=pods=10"]);
+    s.ok(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "team",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "-n",
+        "team",
+        "--role=reader",
+        "--serviceaccount=team:bot",
+    ]);
+    s.ok(&["create", "serviceaccount", "bot", "-n", "team"]);
+    s.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "api",
+        "-n",
+        "team",
+        "--tcp=80:8080",
+    ]);
+    let all = s.ok(&["get", "all", "-n", "team", "-o", "name"]);
+    for want in [
+        "deployment.apps/api",
+        "service/api",
+        "job.batch/once",
+        "cronjob.batch/nightly",
+    ] {
+        assert!(all.contains(want), "{all}");
+    }
+    let token = s.ok(&["create", "token", "bot", "-n", "team"]);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let server = format!("https://127.0.0.1:{}", s.port);
+    let as_bot = std::process::Command::new(kubectl_path())
+        .args([
+            "--server",
+            &server,
+            "--insecure-skip-tls-verify",
+            "--token",
+            token,
+            "get",
+            "cm",
+            "-n",
+            "team",
+        ])
+        .env("HOME", s.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        as_bot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_bot.stderr)
+    );
+}
