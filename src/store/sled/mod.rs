@@ -122,7 +122,7 @@ impl SledStore {
     ///
     /// Fails with [`StoreError::Locked`] if another process has it open.
     pub fn open(config: SledConfig) -> Result<Self> {
-        let shared = Arc::new(Shared::open(&config.path, config.cache_bytes)?);
+        let shared = Arc::new(open_retrying(&config)?);
         let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer = writer::spawn(shared.clone(), requests, queue, config.compaction)?;
         Ok(SledStore {
@@ -146,6 +146,22 @@ impl SledStore {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+}
+
+/// sled releases its file lock only when its own I/O threads let go of
+/// the database, a moment after the last handle is dropped; a reopen right
+/// after a close (restore, tests) waits that moment out. A database held by
+/// a running server still fails, after the grace period.
+fn open_retrying(config: &SledConfig) -> Result<Shared> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match Shared::open(&config.path, config.cache_bytes) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::park_timeout(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
