@@ -12,6 +12,7 @@ pub mod flag_values;
 mod host;
 mod node_args;
 mod server;
+mod sim;
 mod snapshot;
 mod token;
 mod version;
@@ -46,6 +47,8 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Print version information.
     Version,
+    /// Test and benchmark tools: fake nodes (like kwok). Not for production clusters.
+    Sim(sim::SimArgs),
 }
 
 /// Parses `std::env::args_os()` (with env and config file) and runs the
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Version => {
             println!("{}", version_string());
             Ok(())

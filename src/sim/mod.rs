@@ -1,0 +1,217 @@
+//! Fake nodes for tests and benchmarks, like kwok: `kelp sim nodes`.
+//!
+//! Registers N Node objects with the capacity asked for, keeps their Leases
+//! renewed, and plays kubelet for pods bound to them: a bound pod becomes
+//! Running and Ready (no container runs), and a pod being deleted is
+//! removed at once. It is an ordinary API client, so it works against any
+//! conformant apiserver. It never starts anything on the host.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::runtime::watcher::Event;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// What fake nodes to run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// How many nodes.
+    pub count: usize,
+    /// Node name prefix (`<prefix><index>`).
+    pub prefix: String,
+    /// Allocatable CPU (a Kubernetes quantity).
+    pub cpu: String,
+    /// Allocatable memory (a Kubernetes quantity).
+    pub memory: String,
+    /// Allocatable pod count.
+    pub pods: u32,
+    /// Extra node labels.
+    pub labels: Vec<(String, String)>,
+    /// How often Leases are renewed.
+    pub lease_interval: Duration,
+}
+
+/// Errors of the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// An API call failed.
+    #[error("api call failed: {0}")]
+    Api(#[from] kube::Error),
+}
+
+fn now() -> String {
+    crate::api::object::now_rfc3339()
+}
+
+fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Value {
+    let mut labels = serde_json::Map::new();
+    labels.insert("kubernetes.io/hostname".into(), json!(name));
+    labels.insert("kubernetes.io/os".into(), json!("linux"));
+    labels.insert("kubernetes.io/arch".into(), json!("amd64"));
+    labels.insert("type".into(), json!("kelp-sim"));
+    for (k, v) in &config.labels {
+        labels.insert(k.clone(), json!(v));
+    }
+    let resources = json!({"cpu": config.cpu, "memory": config.memory, "pods": config.pods.to_string(), "ephemeral-storage": "100Gi"});
+    let ip = format!("10.{}.{}.{}", 200 + (index >> 16) % 50, (index >> 8) % 256, index % 256);
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "annotations": {"kelp.io/simulated": "true"}},
+        "spec": {},
+        "status": {
+            "capacity": resources, "allocatable": resources,
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kelp sim node is ready", "lastHeartbeatTime": now(), "lastTransitionTime": now()},
+                {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "lastHeartbeatTime": now(), "lastTransitionTime": now()},
+                {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "lastHeartbeatTime": now(), "lastTransitionTime": now()},
+                {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "lastHeartbeatTime": now(), "lastTransitionTime": now()},
+            ],
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {
+                "kubeletVersion": format!("v1.{}.0-kelp-sim", crate::api::KUBERNETES_MINOR), "kubeProxyVersion": "",
+                "containerRuntimeVersion": "sim://0", "osImage": "kelp sim", "kernelVersion": "", "operatingSystem": "linux",
+                "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": "",
+            },
+        },
+    })
+}
+
+/// Registers the nodes, then renews leases and plays kubelet until
+/// cancelled.
+pub async fn run(client: kube::Client, config: SimConfig, cancel: CancellationToken) -> Result<(), SimError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let names: Vec<String> = (0..config.count).map(|i| format!("{}{i}", config.prefix)).collect();
+    register(&nodes, &config, &names).await?;
+    tracing::info!(count = names.len(), "sim nodes registered");
+    let ours: Arc<HashSet<String>> = Arc::new(names.iter().cloned().collect());
+    let leases = tokio::spawn(renew_leases(client.clone(), names.clone(), config.lease_interval, cancel.clone()));
+    let pods = play_kubelet(client, ours, cancel.clone());
+    tokio::select! {
+        r = pods => r?,
+        _ = cancel.cancelled() => {}
+    }
+    leases.abort();
+    Ok(())
+}
+
+async fn register(nodes: &Api<Node>, config: &SimConfig, names: &[String]) -> Result<(), SimError> {
+    // Bounded concurrency: registering 5 000 nodes one by one is slow, all at once floods.
+    let results: Vec<Result<(), SimError>> = futures::stream::iter(names.iter().enumerate())
+        .map(|(i, name)| async move {
+            let node: Node = serde_json::from_value(node_object(config, name, i)).expect("node object is well-formed");
+            match nodes.create(&PostParams::default(), &node).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                Err(e) => Err(SimError::Api(e)),
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn renew_leases(client: kube::Client, names: Vec<String>, every: Duration, cancel: CancellationToken) {
+    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    loop {
+        let stamp = crate::api::object::now_rfc3339_micros();
+        let _ = futures::stream::iter(names.iter().cloned())
+            .map(|name| {
+                let leases = leases.clone();
+                let stamp = stamp.clone();
+                async move {
+                    let name = name.as_str();
+                    let lease = json!({
+                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": name, "namespace": "kube-node-lease"},
+                        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": stamp},
+                    });
+                    let pp = PatchParams::apply("kelp-sim").force();
+                    if let Err(e) = leases.patch(name, &pp, &Patch::Apply(&lease)).await {
+                        tracing::warn!(node = %name, error = %e, "lease renewal failed");
+                    }
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+async fn play_kubelet(client: kube::Client, ours: Arc<HashSet<String>>, cancel: CancellationToken) -> Result<(), SimError> {
+    let pods: Api<Pod> = Api::all(client);
+    let done: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let limit = Arc::new(tokio::sync::Semaphore::new(32));
+    let stream = watcher(pods.clone(), watcher::Config::default());
+    futures::pin_mut!(stream);
+    loop {
+        let event = tokio::select! {
+            e = stream.next() => e,
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        let Some(event) = event else { return Ok(()) };
+        let pod = match event {
+            Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => p,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "pod watch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+        if !ours.contains(&node) {
+            continue;
+        }
+        let (ns, name) = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(pods.clone().into_client(), &ns);
+        if pod.metadata.deletion_timestamp.is_some() {
+            let _ = api.delete(&name, &DeleteParams::default().grace_period(0)).await;
+            continue;
+        }
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+        if phase.as_deref() == Some("Running") || !done.lock().insert(uid.clone()) {
+            continue;
+        }
+        let containers: Vec<serde_json::Value> = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.iter().map(|c| json!({
+                "name": c.name, "image": c.image, "imageID": "", "ready": true, "started": true, "restartCount": 0,
+                "state": {"running": {"startedAt": now()}},
+            })).collect())
+            .unwrap_or_default();
+        let status = json!({"status": {
+            "phase": "Running", "startTime": now(), "hostIP": "10.200.0.1",
+            "podIP": format!("10.244.{}.{}", (name.len() * 7) % 250, (uid.len() + name.len()) % 250),
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now()},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now()},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now()},
+                {"type": "Ready", "status": "True", "lastTransitionTime": now()},
+            ],
+            "containerStatuses": containers,
+        }});
+        // Bounded fan-out: many pods bind at once during scale tests.
+        let permit = limit.clone().acquire_owned().await;
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
+                tracing::debug!(pod = %name, error = %e, "status update failed");
+            }
+        });
+    }
+}
