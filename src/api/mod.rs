@@ -13,6 +13,7 @@ pub mod authn;
 mod bootstrap;
 pub mod discovery;
 pub mod handlers;
+pub mod health;
 pub mod object;
 pub mod openapi;
 pub mod patch;
@@ -69,6 +70,8 @@ pub struct ApiConfig {
     pub advertise: SocketAddr,
     /// Cluster settings the handlers use.
     pub settings: ApiSettings,
+    /// Where the in-process components report whether they run.
+    pub health: Arc<health::ComponentHealth>,
 }
 
 /// Errors that stop the apiserver from starting.
@@ -125,6 +128,7 @@ pub async fn start<S: Store + Clone>(
         allocator,
         settings: config.settings.clone(),
         tokens: Some(tokens),
+        health: config.health.clone(),
     };
     bootstrap::ensure_builtins(&api, config.advertise)
         .await

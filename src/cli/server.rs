@@ -184,6 +184,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         )
     })?;
 
+    let health = Arc::new(crate::api::health::ComponentHealth::default());
     let settings = ApiSettings {
         service_cidr: args.service_cidr.0,
         node_ports: (
@@ -195,6 +196,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         bind: SocketAddr::new(args.bind_address, args.https_listen_port),
         advertise: SocketAddr::new(advertise_ip, args.https_listen_port),
         settings,
+        health: health.clone(),
     };
     let cancel = CancellationToken::new();
     let running = api::start(config, store, pki, cancel.clone())

@@ -51,6 +51,8 @@ pub struct Api<S: Store> {
     pub settings: ApiSettings,
     /// Signs service-account tokens, when the PKI is available.
     pub tokens: Option<Arc<dyn TokenIssuer>>,
+    /// Health of the in-process components (componentstatuses).
+    pub health: Arc<super::health::ComponentHealth>,
 }
 
 /// A handler's answer.

@@ -294,8 +294,8 @@ impl<S: Store> Api<S> {
 impl<S: Store> Api<S> {
     /// `componentstatuses` are computed, not stored (as upstream): the
     /// store reports itself as `etcd-0` for compatibility with tools that
-    /// look for it; the scheduler and controller-manager are reported as
-    /// not running until they exist in this server.
+    /// look for it; the scheduler and controller-manager report what their
+    /// supervisor recorded.
     pub(super) async fn component_statuses(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let store_ok = self.cache.is_ready() && self.store.get("/registry/health").await.is_ok();
         let entry = |name: &str, healthy: bool, message: &str, error: &str| {
@@ -309,25 +309,20 @@ impl<S: Store> Api<S> {
             }
             json!({"kind": "ComponentStatus", "apiVersion": "v1", "metadata": {"name": name}, "conditions": [cond]})
         };
+        let component = |name: &str| match self.health.get(name) {
+            Some(Ok(())) => entry(name, true, "ok", ""),
+            Some(Err(reason)) => entry(name, false, "", &reason),
+            None => entry(name, false, "", "not running"),
+        };
         let items = [
-            entry(
-                "controller-manager",
-                false,
-                "",
-                "not running in this version of kelp",
-            ),
+            component("controller-manager"),
             entry(
                 "etcd-0",
                 store_ok,
                 if store_ok { "ok" } else { "" },
                 if store_ok { "" } else { "store unavailable" },
             ),
-            entry(
-                "scheduler",
-                false,
-                "",
-                "not running in this version of kelp",
-            ),
+            component("scheduler"),
         ];
         let info = call.target.info;
         if let Some(name) = call.target.name.as_deref() {
