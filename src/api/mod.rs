@@ -11,7 +11,9 @@
 pub mod allocator;
 pub mod authn;
 mod bootstrap;
+pub mod calendar;
 pub mod discovery;
+pub mod go_strings;
 pub mod handlers;
 pub mod health;
 pub mod object;

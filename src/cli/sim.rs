@@ -50,12 +50,27 @@ enum SimCommand {
 }
 
 pub(super) fn run(args: SimArgs) -> anyhow::Result<()> {
-    let SimCommand::Nodes { count, prefix, cpu, memory, pods, node_label, lease_interval, kubeconfig } = args.command;
+    let SimCommand::Nodes {
+        count,
+        prefix,
+        cpu,
+        memory,
+        pods,
+        node_label,
+        lease_interval,
+        kubeconfig,
+    } = args.command;
     super::init_logging(false);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).with_context(|| format!("cannot read --kubeconfig {}", kubeconfig.display()))?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("invalid kubeconfig")?;
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
+            .with_context(|| format!("cannot read --kubeconfig {}", kubeconfig.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .context("invalid kubeconfig")?;
         let client = kube::Client::try_from(config).context("cannot build an API client")?;
         let cancel = CancellationToken::new();
         let sim_config = SimConfig {
@@ -72,6 +87,8 @@ pub(super) fn run(args: SimArgs) -> anyhow::Result<()> {
             super::server::shutdown_signal().await;
             stop.cancel();
         });
-        sim::run(client, sim_config, cancel).await.context("sim nodes failed")
+        sim::run(client, sim_config, cancel)
+            .await
+            .context("sim nodes failed")
     })
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::node_args::CommonArgs;
 use crate::store::sled::{SledConfig, SledStore};
 use crate::store::snapshot;
 
@@ -22,34 +23,18 @@ enum SnapshotCommand {
         /// Snapshot file to write.
         file: PathBuf,
         #[command(flatten)]
-        dirs: SnapshotDirs,
+        dirs: CommonArgs,
     },
     /// Replace the store with the contents of FILE.
     Restore {
         /// Snapshot file to read.
         file: PathBuf,
         #[command(flatten)]
-        dirs: SnapshotDirs,
+        dirs: CommonArgs,
         /// Overwrite an existing, non-empty store.
         #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
         force: bool,
     },
-}
-
-#[derive(Debug, Args)]
-struct SnapshotDirs {
-    /// Config file (keys are long flag names).
-    #[arg(short = 'c', long, env = "KELP_CONFIG", value_name = "FILE", default_value = super::config_file::DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
-    /// Directory for all state.
-    #[arg(
-        short = 'd',
-        long,
-        env = "KELP_DATA_DIR",
-        value_name = "DIR",
-        default_value = "/var/lib/kelp"
-    )]
-    data_dir: PathBuf,
 }
 
 pub(super) fn run(args: SnapshotArgs) -> anyhow::Result<()> {

@@ -1,9 +1,9 @@
 //! `kelp token`: print or generate join tokens.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::{Args, Subcommand};
+
+use super::node_args::CommonArgs;
 
 /// Flags of `kelp token`.
 #[derive(Debug, Args)]
@@ -18,18 +18,8 @@ enum TokenCommand {
     Generate,
     /// Print the server's join token (K10…).
     Show {
-        /// Config file (keys are long flag names).
-        #[arg(short = 'c', long, env = "KELP_CONFIG", value_name = "FILE", default_value = super::config_file::DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
-        /// Directory for all state.
-        #[arg(
-            short = 'd',
-            long,
-            env = "KELP_DATA_DIR",
-            value_name = "DIR",
-            default_value = "/var/lib/kelp"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
     },
 }
 
@@ -39,7 +29,8 @@ pub(super) fn run(args: TokenArgs) -> anyhow::Result<()> {
             println!("{}", generate_secret()?);
             Ok(())
         }
-        TokenCommand::Show { data_dir, .. } => {
+        TokenCommand::Show { common } => {
+            let data_dir = common.data_dir;
             let path = data_dir.join("server/token");
             let token = std::fs::read_to_string(&path).with_context(|| {
                 format!(

@@ -61,7 +61,12 @@ fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Valu
         labels.insert(k.clone(), json!(v));
     }
     let resources = json!({"cpu": config.cpu, "memory": config.memory, "pods": config.pods.to_string(), "ephemeral-storage": "100Gi"});
-    let ip = format!("10.{}.{}.{}", 200 + (index >> 16) % 50, (index >> 8) % 256, index % 256);
+    let ip = format!(
+        "10.{}.{}.{}",
+        200 + (index >> 16) % 50,
+        (index >> 8) % 256,
+        index % 256
+    );
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels, "annotations": {"kelp.io/simulated": "true"}},
@@ -86,13 +91,24 @@ fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Valu
 
 /// Registers the nodes, then renews leases and plays kubelet until
 /// cancelled.
-pub async fn run(client: kube::Client, config: SimConfig, cancel: CancellationToken) -> Result<(), SimError> {
+pub async fn run(
+    client: kube::Client,
+    config: SimConfig,
+    cancel: CancellationToken,
+) -> Result<(), SimError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let names: Vec<String> = (0..config.count).map(|i| format!("{}{i}", config.prefix)).collect();
+    let names: Vec<String> = (0..config.count)
+        .map(|i| format!("{}{i}", config.prefix))
+        .collect();
     register(&nodes, &config, &names).await?;
     tracing::info!(count = names.len(), "sim nodes registered");
     let ours: Arc<HashSet<String>> = Arc::new(names.iter().cloned().collect());
-    let leases = tokio::spawn(renew_leases(client.clone(), names.clone(), config.lease_interval, cancel.clone()));
+    let leases = tokio::spawn(renew_leases(
+        client.clone(),
+        names.clone(),
+        config.lease_interval,
+        cancel.clone(),
+    ));
     let pods = play_kubelet(client, ours, cancel.clone());
     tokio::select! {
         r = pods => r?,
@@ -106,7 +122,8 @@ async fn register(nodes: &Api<Node>, config: &SimConfig, names: &[String]) -> Re
     // Bounded concurrency: registering 5 000 nodes one by one is slow, all at once floods.
     let results: Vec<Result<(), SimError>> = futures::stream::iter(names.iter().enumerate())
         .map(|(i, name)| async move {
-            let node: Node = serde_json::from_value(node_object(config, name, i)).expect("node object is well-formed");
+            let node: Node = serde_json::from_value(node_object(config, name, i))
+                .expect("node object is well-formed");
             match nodes.create(&PostParams::default(), &node).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
@@ -119,7 +136,12 @@ async fn register(nodes: &Api<Node>, config: &SimConfig, names: &[String]) -> Re
     results.into_iter().collect()
 }
 
-async fn renew_leases(client: kube::Client, names: Vec<String>, every: Duration, cancel: CancellationToken) {
+async fn renew_leases(
+    client: kube::Client,
+    names: Vec<String>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     loop {
         let stamp = crate::api::object::now_rfc3339_micros();
@@ -150,7 +172,11 @@ async fn renew_leases(client: kube::Client, names: Vec<String>, every: Duration,
     }
 }
 
-async fn play_kubelet(client: kube::Client, ours: Arc<HashSet<String>>, cancel: CancellationToken) -> Result<(), SimError> {
+async fn play_kubelet(
+    client: kube::Client,
+    ours: Arc<HashSet<String>>,
+    cancel: CancellationToken,
+) -> Result<(), SimError> {
     let pods: Api<Pod> = Api::all(client);
     let done: Arc<Mutex<HashSet<String>>> = Arc::default();
     let limit = Arc::new(tokio::sync::Semaphore::new(32));
@@ -171,14 +197,21 @@ async fn play_kubelet(client: kube::Client, ours: Arc<HashSet<String>>, cancel: 
                 continue;
             }
         };
-        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
         if !ours.contains(&node) {
             continue;
         }
-        let (ns, name) = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
+        let (ns, name) = (
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        );
         let api: Api<Pod> = Api::namespaced(pods.clone().into_client(), &ns);
         if pod.metadata.deletion_timestamp.is_some() {
-            let _ = api.delete(&name, &DeleteParams::default().grace_period(0)).await;
+            let _ = api
+                .delete(&name, &DeleteParams::default().grace_period(0))
+                .await;
             continue;
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -209,7 +242,10 @@ async fn play_kubelet(client: kube::Client, ours: Arc<HashSet<String>>, cancel: 
         let permit = limit.clone().acquire_owned().await;
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
+            if let Err(e) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+            {
                 tracing::debug!(pod = %name, error = %e, "status update failed");
             }
         });

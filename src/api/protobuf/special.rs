@@ -132,32 +132,13 @@ fn micro_time(seconds: i64, nanos: i64) -> Result<String, Fault> {
 /// RFC 3339 in UTC, with exactly six fractional digits when `micros` is given.
 fn rfc3339(seconds: i64, micros: Option<u32>) -> Result<String, Fault> {
     let days = seconds.div_euclid(86_400);
-    let of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let (year, _, _) = crate::api::calendar::civil_from_days(days);
     if !(0..=9999).contains(&year) {
         return Err(Fault::new(format!(
             "timestamp {seconds} is outside years 0 to 9999"
         )));
     }
-    let (h, m, s) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
-    let fraction = micros.map(|us| format!(".{us:06}")).unwrap_or_default();
-    Ok(format!(
-        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{fraction}Z"
-    ))
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    Ok(crate::api::calendar::format_rfc3339(seconds, micros))
 }
 
 /// Go's `time.Duration.String()`: `1h2m3.5s`, `1.5ms`, `0s`.

@@ -53,7 +53,7 @@ impl Instant {
         }
         let (nanos, rest) = fraction(&b[19..])?;
         let offset_secs = offset(rest)?;
-        let days = days_from_civil(year, month, day);
+        let days = crate::api::calendar::days_from_civil(year, month, day);
         let secs = days * SECS_PER_DAY + hour * 3600 + min * 60 + sec - offset_secs;
         Some(Instant(
             i128::from(secs) * NANOS_PER_SEC + i128::from(nanos),
@@ -73,15 +73,7 @@ impl Instant {
     /// Formats as Go's `time.RFC3339` in UTC: whole seconds, `Z` suffix.
     pub(super) fn to_rfc3339_utc(self) -> String {
         let secs = self.0.div_euclid(NANOS_PER_SEC);
-        let days = secs.div_euclid(i128::from(SECS_PER_DAY));
-        let rem = secs.rem_euclid(i128::from(SECS_PER_DAY));
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
+        crate::api::calendar::format_rfc3339(i64::try_from(secs).unwrap_or(i64::MAX), None)
     }
 }
 
@@ -195,31 +187,6 @@ fn days_in_month(y: i64, m: i64) -> i64 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Inverse of [`days_from_civil`].
-fn civil_from_days(z: i128) -> (i128, i128, i128) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i128::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
