@@ -785,3 +785,82 @@ fn kubectl_create_subcommands_and_tokens() {
         String::from_utf8_lossy(&as_bot.stderr)
     );
 }
+
+#[test]
+fn paging_selectors_and_watch_list_semantics() {
+    let s = Server::start();
+    for i in 0..7 {
+        s.ok(&[
+            "create",
+            "cm",
+            &format!("page{i}"),
+            &format!("--from-literal=i={i}"),
+        ]);
+    }
+    // --chunk-size pages through limit/continue; the result is whole.
+    let names = s.ok(&["get", "cm", "--chunk-size=2", "-o", "name"]);
+    assert_eq!(
+        names
+            .lines()
+            .filter(|l| l.starts_with("configmap/page"))
+            .count(),
+        7,
+        "{names}"
+    );
+    let page = s.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?limit=3",
+    ]);
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .expect("continue token")
+        .to_string();
+    let rest = s.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/default/configmaps?limit=100&continue={token}"),
+    ]);
+    let rest: serde_json::Value = serde_json::from_str(&rest).unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        rest["metadata"]["resourceVersion"],
+        page["metadata"]["resourceVersion"]
+    );
+    // Field selectors: supported ones filter, unsupported ones are 400s.
+    let one = s.ok(&[
+        "get",
+        "cm",
+        "--field-selector",
+        "metadata.name=page3",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(one.trim(), "configmap/page3");
+    let err = s.fails(&["get", "cm", "--field-selector", "data.i=3"]);
+    assert!(err.contains("field label not supported"), "{err}");
+    let err = s.fails(&["get", "cm", "-l", "a in (b"]);
+    assert!(
+        err.contains("BadRequest") || err.contains("unable to parse"),
+        "{err}"
+    );
+    // sendInitialEvents: every object as ADDED, then the initial-events-end bookmark.
+    let raw = s.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+    ]);
+    let events: Vec<serde_json::Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let added = events.iter().filter(|e| e["type"] == "ADDED").count();
+    assert_eq!(added, 7, "{raw}");
+    let end = events.iter().position(|e| {
+        e["type"] == "BOOKMARK"
+            && e["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"] == "true"
+    });
+    assert_eq!(end, Some(7), "{raw}");
+}
