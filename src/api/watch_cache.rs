@@ -31,7 +31,7 @@ use super::status::{ApiError, ApiResult};
 use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 
 /// Events kept for watchers resuming from a recent resourceVersion.
-const WINDOW: usize = 8192;
+pub const DEFAULT_WINDOW: usize = 8192;
 /// Live events a watcher may fall behind by before it is closed.
 const LIVE_BUFFER: usize = 4096;
 /// Prefix of every API object key.
@@ -140,6 +140,7 @@ struct State {
 
 /// The apiserver's in-memory view of the store. See the module docs.
 pub struct WatchCache {
+    window: usize,
     state: RwLock<State>,
     revision: watch::Sender<Revision>,
     ready: watch::Sender<bool>,
@@ -164,8 +165,14 @@ impl Default for WatchCache {
 impl WatchCache {
     /// An empty, not yet ready cache.
     pub fn new() -> Self {
+        Self::with_window(DEFAULT_WINDOW)
+    }
+
+    /// A cache that keeps `window` recent events for resuming watchers.
+    pub fn with_window(window: usize) -> Self {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         WatchCache {
+            window: window.max(1),
             state: RwLock::new(State {
                 objects: BTreeMap::new(),
                 window: VecDeque::new(),
@@ -380,7 +387,7 @@ impl WatchCache {
         if let Some(change) = change {
             let change = Arc::new(change);
             state.window.push_back(change.clone());
-            while state.window.len() > WINDOW {
+            while state.window.len() > self.window {
                 if let Some(old) = state.window.pop_front() {
                     state.oldest = old.revision;
                 }
