@@ -32,15 +32,28 @@ fn proc_stat(pid: u32) -> (f64, f64) {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
     (rss, ticks / 100.0)
 }
 
 async fn client(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
     Client::try_from(config).expect("client")
 }
 
@@ -55,21 +68,38 @@ fn pod(i: usize) -> Pod {
 }
 
 fn main() {
-    let scale: f64 = std::env::var("KELP_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("KELP_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let nodes = ((5000.0 * scale) as usize).max(10);
     let pods = ((10_000.0 * scale) as usize).max(20);
     let dir = tempfile::tempdir_in("target").expect("temp dir");
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
     let kubeconfig = dir.path().join("kubeconfig.yaml");
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, "").expect("config");
     let server = Process(
         Command::new(env!("CARGO_BIN_EXE_kelp"))
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--node-ip", "127.0.0.1"])
-            .arg("--config").arg(&config)
-            .arg("--data-dir").arg(dir.path().join("data"))
-            .arg("--https-listen-port").arg(port.to_string())
-            .arg("--write-kubeconfig").arg(&kubeconfig)
+            .args([
+                "server",
+                "--disable-agent",
+                "--bind-address",
+                "127.0.0.1",
+                "--node-ip",
+                "127.0.0.1",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--https-listen-port")
+            .arg(port.to_string())
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -77,7 +107,10 @@ fn main() {
             .expect("start kelp server"),
     );
     let pid = server.0.id();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !kubeconfig.exists() {
@@ -88,8 +121,16 @@ fn main() {
         let admin = client(&kubeconfig).await;
         let sim = Process(
             Command::new(env!("CARGO_BIN_EXE_kelp"))
-                .args(["sim", "nodes", "--count", &nodes.to_string(), "--lease-interval", "30"])
-                .arg("--kubeconfig").arg(&kubeconfig)
+                .args([
+                    "sim",
+                    "nodes",
+                    "--count",
+                    &nodes.to_string(),
+                    "--lease-interval",
+                    "30",
+                ])
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -98,9 +139,18 @@ fn main() {
         );
         let node_api: Api<Node> = Api::all(admin.clone());
         loop {
-            let n = node_api.list(&ListParams::default().limit(1)).await.map(|l| l.items.len()).unwrap_or(0);
+            let n = node_api
+                .list(&ListParams::default().limit(1))
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0);
             if n > 0 {
-                let all = node_api.list(&ListParams::default()).await.expect("nodes").items.len();
+                let all = node_api
+                    .list(&ListParams::default())
+                    .await
+                    .expect("nodes")
+                    .items
+                    .len();
                 if all >= nodes {
                     break;
                 }
@@ -109,8 +159,18 @@ fn main() {
         }
         let pod_api: Api<Pod> = Api::namespaced(admin.clone(), "default");
         let (rss0, cpu0) = proc_stat(pid);
-        let rv = pod_api.list(&ListParams::default().limit(1)).await.expect("list").metadata.resource_version.unwrap_or_default();
-        let mut watch = pod_api.watch(&WatchParams::default(), &rv).await.expect("watch").boxed();
+        let rv = pod_api
+            .list(&ListParams::default().limit(1))
+            .await
+            .expect("list")
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        let mut watch = pod_api
+            .watch(&WatchParams::default(), &rv)
+            .await
+            .expect("watch")
+            .boxed();
         let start = Instant::now();
         let creator = {
             let pod_api = pod_api.clone();
@@ -118,7 +178,11 @@ fn main() {
                 futures::stream::iter(0..pods)
                     .map(|i| {
                         let api = pod_api.clone();
-                        async move { api.create(&PostParams::default(), &pod(i)).await.map(|_| ()) }
+                        async move {
+                            api.create(&PostParams::default(), &pod(i))
+                                .await
+                                .map(|_| ())
+                        }
                     })
                     .buffer_unordered(64)
                     .try_collect::<Vec<()>>()
@@ -146,10 +210,27 @@ fn main() {
         let (rss1, cpu1) = proc_stat(pid);
         println!("scheduler benchmark: {nodes} nodes, {pods} pods (scale {scale})");
         println!("{:<44} {:>10}", "pods bound", bound.len());
-        println!("{:<44} {:>10.0} pods/s", "throughput (first create -> last bind)", bound.len() as f64 / elapsed.as_secs_f64());
-        println!("{:<44} {:>10.0} pods/s", "API create rate", pods as f64 / created.as_secs_f64());
-        println!("{:<44} {:>10.1} MiB -> {:.1} MiB", "server RSS before -> after", rss0, rss1);
-        println!("{:<44} {:>10.2} s over {:.2} s wall ({:.0}% of one core)", "server CPU", cpu1 - cpu0, elapsed.as_secs_f64(), (cpu1 - cpu0) / elapsed.as_secs_f64() * 100.0);
+        println!(
+            "{:<44} {:>10.0} pods/s",
+            "throughput (first create -> last bind)",
+            bound.len() as f64 / elapsed.as_secs_f64()
+        );
+        println!(
+            "{:<44} {:>10.0} pods/s",
+            "API create rate",
+            pods as f64 / created.as_secs_f64()
+        );
+        println!(
+            "{:<44} {:>10.1} MiB -> {:.1} MiB",
+            "server RSS before -> after", rss0, rss1
+        );
+        println!(
+            "{:<44} {:>10.2} s over {:.2} s wall ({:.0}% of one core)",
+            "server CPU",
+            cpu1 - cpu0,
+            elapsed.as_secs_f64(),
+            (cpu1 - cpu0) / elapsed.as_secs_f64() * 100.0
+        );
         drop(sim);
     });
     drop(server);

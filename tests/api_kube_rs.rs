@@ -186,3 +186,46 @@ async fn service_account_tokens_authenticate_bearer_requests() {
         other => panic!("a forged token must be refused, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_see_only_their_own_resource_and_namespace() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{WatchEvent, WatchParams};
+    let s = Server::start();
+    let c = client(&s).await;
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), "default");
+    let mut watch = secrets
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    cms.create(&PostParams::default(), &cm("noise", "x"))
+        .await
+        .unwrap();
+    let other: Api<Secret> = Api::namespaced(c.clone(), "kube-system");
+    let secret = |name: &str| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    other
+        .create(&PostParams::default(), &secret("elsewhere"))
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret("mine"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match first {
+        WatchEvent::Added(s) => assert_eq!(s.metadata.name.as_deref(), Some("mine")),
+        other => panic!("expected ADDED mine, got {other:?}"),
+    }
+}

@@ -154,6 +154,9 @@ pub struct Subscription {
     pub live: broadcast::Receiver<Arc<Change>>,
     /// The cache revision the snapshot was taken at.
     pub revision: Revision,
+    /// The key prefix watched: live changes carry every key and must be
+    /// filtered by it.
+    pub prefix: String,
 }
 
 impl Default for WatchCache {
@@ -274,6 +277,7 @@ impl WatchCache {
             initial,
             live: state.live.subscribe(),
             revision: state.revision,
+            prefix: prefix.to_string(),
         })
     }
 

@@ -228,6 +228,7 @@ async fn pump(
         initial,
         mut live,
         revision,
+        prefix,
     } = sub;
     let mut seen = revision;
     for change in &initial {
@@ -249,6 +250,9 @@ async fn pump(
                         continue;
                     }
                     seen = change.revision;
+                    if !change.key.starts_with(&prefix) {
+                        continue;
+                    }
                     if let Some(kind) = visible_as(&change, &filter) {
                         tx.send(enc.line(kind, &change.object)).await.ok()?;
                     }
