@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod controllers;
 pub mod pki;
 pub mod sim;
 pub mod store;

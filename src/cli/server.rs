@@ -12,6 +12,7 @@ use super::flag_values::{Cidr, Component, FileMode, FlannelBackend, PortRange};
 use super::node_args::{CommonArgs, NodeArgs};
 use crate::api::handlers::ApiSettings;
 use crate::api::{self, ApiConfig};
+use crate::controllers::{self, ControllerManagerConfig};
 use crate::pki::{self, ClusterPki, PkiConfig};
 use crate::store::Store;
 use crate::store::sled::{SledConfig, SledStore};
@@ -199,10 +200,24 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         health: health.clone(),
     };
     let cancel = CancellationToken::new();
-    let running = api::start(config, store, pki, cancel.clone())
+    let running = api::start(config, store, pki.clone(), cancel.clone())
         .await
         .context("cannot start the apiserver")?;
     tracing::info!(addr = %running.local_addr, kubeconfig = %args.write_kubeconfig.display(), "kelp server is ready");
+    let local_url = format!("https://127.0.0.1:{}", running.local_addr.port());
+    let controller_client =
+        component_client(&pki, &local_url, "system:kube-controller-manager").await?;
+    let controllers = ControllerManagerConfig {
+        cluster_cidr: args.cluster_cidr.0,
+        service_cidr: args.service_cidr.0,
+        root_ca_pem: pki.ca_pem().to_string(),
+    };
+    tokio::spawn(controllers::run(
+        controller_client,
+        controllers,
+        health.clone(),
+        cancel.child_token(),
+    ));
     if !args.disable_agent {
         tracing::warn!(
             "this version of kelp has no node agent yet; running the control plane only (as with --disable-agent)"
@@ -213,6 +228,22 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     cancel.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), running.task).await;
     Ok(())
+}
+
+/// An API client for an in-process component, with its own client
+/// certificate (CN = its user name), over HTTPS on loopback: the same path
+/// an out-of-process component would take.
+async fn component_client(pki: &ClusterPki, url: &str, user: &str) -> anyhow::Result<kube::Client> {
+    let (cert, key) = pki
+        .issue_client_cert(user, &[])
+        .with_context(|| format!("cannot issue a certificate for {user}"))?;
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&pki::kubeconfig(url, pki.ca_pem(), &cert, &key))
+            .context("generated kubeconfig is invalid")?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("component kubeconfig")?;
+    kube::Client::try_from(config).context("cannot build a component client")
 }
 
 fn nth_ip(cidr: &Cidr, n: u32) -> Option<IpAddr> {

@@ -1,0 +1,162 @@
+//! The controller manager: every controller as a kube-rs client of the
+//! apiserver, supervised.
+//!
+//! Each controller follows watcher → reflector → reconcile and is
+//! restarted (after a short backoff) if it ever returns; the supervisor
+//! records in the [`ComponentHealth`](crate::api::health::ComponentHealth)
+//! registry whether all of them are running, which is what `kubectl get
+//! cs` shows for `controller-manager`.
+
+pub mod api_status;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod garbage_collector;
+pub mod informer;
+pub mod namespace;
+pub mod node_ipam;
+pub mod node_lifecycle;
+pub mod pod_gc;
+pub mod resource_discovery;
+pub mod service_endpoints;
+pub mod serviceaccount;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use parking_lot::Mutex;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::health::ComponentHealth;
+
+/// Cluster-wide settings the controllers need.
+#[derive(Clone, Debug)]
+pub struct ControllerManagerConfig {
+    /// `--cluster-cidr`: node pod subnets are carved from it.
+    pub cluster_cidr: IpNet,
+    /// `--service-cidr`: never handed out as pod subnets.
+    pub service_cidr: IpNet,
+    /// The cluster CA (PEM), published as `kube-root-ca.crt`.
+    pub root_ca_pem: String,
+}
+
+type Running = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type Starter = Box<dyn Fn(kube::Client, CancellationToken) -> Running + Send + Sync>;
+
+fn starter<F, Fut, E>(f: F) -> Starter
+where
+    F: Fn(kube::Client, CancellationToken) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    Box::new(move |client, cancel| {
+        let fut = f(client, cancel);
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    })
+}
+
+/// The controllers to run, by name.
+fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)> {
+    let ipam = node_ipam::NodeIpamConfig {
+        cluster_cidrs: vec![config.cluster_cidr],
+        service_cidrs: vec![config.service_cidr],
+        ..Default::default()
+    };
+    let sa = serviceaccount::ServiceAccountConfig {
+        root_ca_pem: Some(config.root_ca_pem.clone()),
+        ..Default::default()
+    };
+    vec![
+        (
+            "namespace",
+            starter(|c, t| namespace::run(c, Default::default(), t)),
+        ),
+        (
+            "garbage-collector",
+            starter(|c, t| garbage_collector::run(c, Default::default(), t)),
+        ),
+        (
+            "serviceaccount",
+            starter(move |c, t| serviceaccount::run(c, sa.clone(), t)),
+        ),
+        (
+            "endpoints",
+            starter(|c, t| endpoints::run(c, Default::default(), t)),
+        ),
+        (
+            "endpointslice",
+            starter(|c, t| endpointslice::run(c, Default::default(), t)),
+        ),
+        (
+            "node-ipam",
+            starter(move |c, t| node_ipam::run(c, ipam.clone(), t)),
+        ),
+        (
+            "node-lifecycle",
+            starter(|c, t| node_lifecycle::run(c, Default::default(), t)),
+        ),
+        (
+            "pod-gc",
+            starter(|c, t| pod_gc::run(c, Default::default(), t)),
+        ),
+    ]
+}
+
+/// Runs every controller until `cancel` fires.
+pub async fn run(
+    client: kube::Client,
+    config: ControllerManagerConfig,
+    health: Arc<ComponentHealth>,
+    cancel: CancellationToken,
+) {
+    let failing: Arc<Mutex<Vec<String>>> = Arc::default();
+    health.set("controller-manager", Ok(()));
+    let mut tasks = JoinSet::new();
+    for (name, start) in controllers(&config) {
+        let (client, cancel, health, failing) = (
+            client.clone(),
+            cancel.clone(),
+            health.clone(),
+            failing.clone(),
+        );
+        tasks.spawn(async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let result = start(client.clone(), cancel.child_token()).await;
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let reason = match result {
+                    Ok(()) => "stopped".to_string(),
+                    Err(e) => e,
+                };
+                tracing::warn!(controller = name, %reason, "controller exited; restarting");
+                {
+                    let mut f = failing.lock();
+                    f.push(format!("{name}: {reason}"));
+                    health.set("controller-manager", Err(f.join("; ")));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                let mut f = failing.lock();
+                f.retain(|entry| !entry.starts_with(&format!("{name}: ")));
+                health.set(
+                    "controller-manager",
+                    if f.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(f.join("; "))
+                    },
+                );
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    health.set("controller-manager", Err("stopped".into()));
+}
