@@ -26,8 +26,10 @@ async fn client(s: &Server) -> Client {
 
 fn cm(name: &str, value: &str) -> ConfigMap {
     ConfigMap {
+        // The label keeps the controllers' own objects (kube-root-ca.crt) out of counts.
         metadata: ObjectMeta {
             name: Some(name.into()),
+            labels: Some([("test".to_string(), "kelp".to_string())].into()),
             ..Default::default()
         },
         data: Some([("v".to_string(), value.to_string())].into()),
@@ -69,7 +71,10 @@ async fn typed_crud_and_conflicts() {
         Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (404, "NotFound")),
         other => panic!("expected 404, got {other:?}"),
     }
-    let list = api.list(&Default::default()).await.unwrap();
+    let list = api
+        .list(&kube::api::ListParams::default().labels("test=kelp"))
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 1);
     assert!(
         list.metadata
@@ -90,9 +95,12 @@ async fn reflector_relists_after_expired_resource_version() {
             .unwrap();
     }
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default()))
-        .default_backoff()
-        .applied_objects();
+    let stream = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().labels("test=kelp")),
+    )
+    .default_backoff()
+    .applied_objects();
     let task = tokio::spawn(stream.for_each(|_| async {}));
     eventually("initial sync", || reader.state().len() == 20).await;
     api.create(&PostParams::default(), &cm("live", "y"))
@@ -110,7 +118,7 @@ async fn reflector_relists_after_expired_resource_version() {
         ))
         .unwrap();
         let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "offline", "namespace": "default", "uid": "0000", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "metadata": {"name": "offline", "namespace": "default", "uid": "0000", "creationTimestamp": "2024-01-01T00:00:00Z", "labels": {"test": "kelp"}},
             "data": {"v": "z"}});
         rt_store
             .create(

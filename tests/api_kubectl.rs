@@ -205,9 +205,8 @@ fn label_annotate_patch_scale() {
     assert_eq!(
         s.ok(&["get", "cm", "-l", "tier!=frontend", "-o", "name"])
             .trim(),
+        // The root CA ConfigMap the serviceaccount controller publishes.
         "configmap/kube-root-ca.crt"
-            .replace("configmap/kube-root-ca.crt", "")
-            .trim()
     );
     assert_eq!(
         s.ok(&[
@@ -495,46 +494,31 @@ fn watch_sees_added_modified_deleted() {
 }
 
 #[test]
-fn delete_with_cascade_variants() {
+fn delete_with_finalizers_and_collections() {
     let s = Server::start();
     s.ok_stdin(&["apply", "-f", "-"], APP);
     s.ok(&["delete", "svc", "web"]);
     assert!(s.fails(&["get", "svc", "web"]).contains("NotFound"));
+    // An object with a finalizer is only marked, until the finalizer goes.
     s.ok(&["create", "cm", "keep", "--from-literal=a=b"]);
-    // Orphan and foreground leave a finalizer for the garbage collector.
-    s.ok(&["delete", "cm", "keep", "--cascade=orphan", "--wait=false"]);
-    assert_eq!(
-        s.ok(&["get", "cm", "keep", "-o", "jsonpath={.metadata.finalizers}"]),
-        r#"["orphan"]"#
-    );
-    assert!(
-        !s.ok(&[
-            "get",
-            "cm",
-            "keep",
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}"
-        ])
-        .is_empty()
-    );
     s.ok(&[
-        "delete",
-        "deploy",
-        "web",
-        "--cascade=foreground",
-        "--wait=false",
+        "patch",
+        "cm",
+        "keep",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
     ]);
-    assert_eq!(
-        s.ok(&[
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.metadata.finalizers}"
-        ]),
-        r#"["foregroundDeletion"]"#
-    );
-    // Removing the last finalizer completes the delete.
+    s.ok(&["delete", "cm", "keep", "--wait=false"]);
+    let stamp = s.ok(&[
+        "get",
+        "cm",
+        "keep",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ]);
+    assert!(!stamp.is_empty());
     s.ok(&[
         "patch",
         "cm",
@@ -545,12 +529,30 @@ fn delete_with_cascade_variants() {
         r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
     ]);
     assert!(s.fails(&["get", "cm", "keep"]).contains("NotFound"));
+    // deletecollection by label.
     s.ok(&["create", "cm", "a1", "--from-literal=a=b"]);
     s.ok(&["label", "cm", "a1", "batch=x"]);
     s.ok(&["create", "cm", "a2", "--from-literal=a=b"]);
     s.ok(&["label", "cm", "a2", "batch=x"]);
     s.ok(&["delete", "cm", "-l", "batch=x"]);
     assert_eq!(s.ok(&["get", "cm", "-l", "batch=x", "-o", "name"]), "");
+    // Preconditions: a stale uid refuses the delete.
+    let raw = s.kubectl_stdin(
+        &[
+            "delete",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps/web-config",
+            "-f",
+            "-",
+        ],
+        r#"{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"not-the-uid"}}"#,
+    );
+    assert!(!raw.status.success());
+    assert!(String::from_utf8_lossy(&raw.stderr).contains("Precondition failed"));
+    assert!(
+        s.ok(&["get", "cm", "web-config", "-o", "name"])
+            .contains("web-config")
+    );
 }
 
 #[test]
@@ -810,7 +812,7 @@ fn paging_selectors_and_watch_list_semantics() {
     let page = s.ok(&[
         "get",
         "--raw",
-        "/api/v1/namespaces/default/configmaps?limit=3",
+        "/api/v1/namespaces/default/configmaps?limit=3&fieldSelector=metadata.name%21%3Dkube-root-ca.crt",
     ]);
     let page: serde_json::Value = serde_json::from_str(&page).unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
@@ -821,7 +823,7 @@ fn paging_selectors_and_watch_list_semantics() {
     let rest = s.ok(&[
         "get",
         "--raw",
-        &format!("/api/v1/namespaces/default/configmaps?limit=100&continue={token}"),
+        &format!("/api/v1/namespaces/default/configmaps?limit=100&fieldSelector=metadata.name%21%3Dkube-root-ca.crt&continue={token}"),
     ]);
     let rest: serde_json::Value = serde_json::from_str(&rest).unwrap();
     assert_eq!(rest["items"].as_array().unwrap().len(), 4);
@@ -850,7 +852,7 @@ fn paging_selectors_and_watch_list_semantics() {
     let raw = s.ok(&[
         "get",
         "--raw",
-        "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+        "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1&fieldSelector=metadata.name%21%3Dkube-root-ca.crt",
     ]);
     let events: Vec<serde_json::Value> = raw
         .lines()
