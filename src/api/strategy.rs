@@ -161,6 +161,22 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
         }
         _ => {}
     }
+    stamp_template_generation(info, obj);
+}
+
+/// DaemonSets carry their template generation in an annotation (upstream
+/// sets it in the DaemonSet strategy; the controller labels pods with it).
+fn stamp_template_generation(info: &ResourceInfo, obj: &mut Value) {
+    if info.group != "apps" || info.resource != "daemonsets" {
+        return;
+    }
+    let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+    let meta = metadata_mut(obj);
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations["deprecated.daemonset.template.generation"] = json!(generation.to_string());
 }
 
 /// Pod QoS class from requests and limits (Guaranteed, Burstable, BestEffort).
@@ -225,20 +241,29 @@ pub fn prepare_update(
     if info.has_status() {
         match subresource {
             Some("status") => {
-                // Only status changes through /status.
-                let status = new.get("status").cloned();
-                let managed = new
+                // Upstream's status strategies: the spec (and the
+                // ownerReferences, and for workloads the labels) stay as
+                // stored; status and other metadata such as annotations
+                // may change (the deployment controller records revisions
+                // in annotations this way).
+                set_or_remove(new, "spec", old.get("spec").cloned());
+                let keep_labels = info.group == "apps" || info.group == "batch";
+                let old_meta = old
                     .get("metadata")
-                    .and_then(|m| m.get("managedFields"))
-                    .cloned();
-                *new = old.clone();
-                set_or_remove(new, "status", status);
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 let meta = metadata_mut(new);
-                meta.remove("resourceVersion");
-                match managed {
-                    Some(m) => meta.insert("managedFields".into(), m),
-                    None => meta.remove("managedFields"),
-                };
+                let mut keep = vec!["ownerReferences"];
+                if keep_labels {
+                    keep.push("labels");
+                }
+                for field in keep {
+                    match old_meta.get(field) {
+                        Some(v) => meta.insert(field.into(), v.clone()),
+                        None => meta.remove(field),
+                    };
+                }
             }
             _ => set_or_remove(new, "status", old.get("status").cloned()),
         }
@@ -250,6 +275,20 @@ pub fn prepare_update(
             .unwrap_or(0)
             + 1;
         metadata_mut(new).insert("generation".into(), json!(generation));
+        if old.get("spec").map(|s| &s["template"]) != new.get("spec").map(|s| &s["template"]) {
+            stamp_template_generation(info, new);
+        }
+    } else if info.resource == "daemonsets" {
+        // Keep the stored template generation when a client drops it.
+        let kept =
+            old["metadata"]["annotations"]["deprecated.daemonset.template.generation"].clone();
+        if !kept.is_null() {
+            let meta = metadata_mut(new);
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if annotations.is_object() {
+                annotations["deprecated.daemonset.template.generation"] = kept;
+            }
+        }
     }
 }
 

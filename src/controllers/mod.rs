@@ -8,17 +8,34 @@
 //! cs` shows for `controller-manager`.
 
 pub mod api_status;
+pub mod batch_common;
+pub mod change_feed;
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
+pub mod driver;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod error;
+pub mod events;
+pub mod expectations;
 pub mod garbage_collector;
 pub mod informer;
+pub mod job;
+pub mod label_selector;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod owner;
 pub mod pod_gc;
+pub mod pod_ranking;
+pub mod pod_state;
+pub mod replicaset;
 pub mod resource_discovery;
+pub mod retry;
 pub mod service_endpoints;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -330,6 +330,20 @@ impl<S: Store> Api<S> {
                 other => patch::apply_patch(&old, other, call.body, ty),
             }
             .map_err(patch_error)?;
+            // A patch may carry metadata.uid as a precondition.
+            if let (Some(want), Some(have)) =
+                (object::meta_str(&new, "uid"), object::meta_str(&old, "uid"))
+                && want != have
+            {
+                return Err(ApiError::conflict(
+                    info.group,
+                    info.resource,
+                    &name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {want}, UID in object meta: {have}"
+                    ),
+                ));
+            }
             if let Some(rv) = object::resource_version(&new)
                 && rv != rev.to_string()
             {
