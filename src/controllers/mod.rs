@@ -58,6 +58,10 @@ pub struct ControllerManagerConfig {
     pub service_cidr: IpNet,
     /// The cluster CA (PEM), published as `kube-root-ca.crt`.
     pub root_ca_pem: String,
+    /// Lease silence after which a node is Unknown.
+    pub node_monitor_grace_period: Duration,
+    /// Default toleration (seconds) of unreachable/not-ready nodes.
+    pub default_toleration_seconds: i64,
 }
 
 type Running = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -80,6 +84,13 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
     let ipam = node_ipam::NodeIpamConfig {
         cluster_cidrs: vec![config.cluster_cidr],
         service_cidrs: vec![config.service_cidr],
+        ..Default::default()
+    };
+    let lifecycle = node_lifecycle::NodeLifecycleConfig {
+        node_monitor_grace_period: config.node_monitor_grace_period,
+        node_monitor_period: config.node_monitor_grace_period.min(Duration::from_secs(5)),
+        default_not_ready_toleration_seconds: config.default_toleration_seconds,
+        default_unreachable_toleration_seconds: config.default_toleration_seconds,
         ..Default::default()
     };
     let sa = serviceaccount::ServiceAccountConfig {
@@ -113,7 +124,7 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
         ),
         (
             "node-lifecycle",
-            starter(|c, t| node_lifecycle::run(c, Default::default(), t)),
+            starter(move |c, t| node_lifecycle::run(c, lifecycle.clone(), t)),
         ),
         (
             "pod-gc",

@@ -227,6 +227,23 @@ async fn play_kubelet(
                 "state": {"running": {"startedAt": now()}},
             })).collect())
             .unwrap_or_default();
+        // `kelp.io/sim-exit-code` makes a pod finish at once (for Jobs).
+        let exit = pod.metadata.annotations.as_ref().and_then(|a| a.get("kelp.io/sim-exit-code")).and_then(|c| c.parse::<i32>().ok());
+        if let Some(code) = exit {
+            let phase = if code == 0 { "Succeeded" } else { "Failed" };
+            let terminated: Vec<serde_json::Value> = pod
+                .spec
+                .as_ref()
+                .map(|s| s.containers.iter().map(|c| json!({
+                    "name": c.name, "image": c.image, "imageID": "", "ready": false, "started": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "startedAt": now(), "finishedAt": now()}},
+                })).collect())
+                .unwrap_or_default();
+            let status = json!({"status": {"phase": phase, "startTime": now(), "containerStatuses": terminated,
+                "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now()}]}});
+            let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
+            continue;
+        }
         let status = json!({"status": {
             "phase": "Running", "startTime": now(), "hostIP": "10.200.0.1",
             "podIP": format!("10.244.{}.{}", (name.len() * 7) % 250, (uid.len() + name.len()) % 250),
