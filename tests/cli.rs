@@ -187,7 +187,8 @@ fn precedence_is_flag_then_env_then_file_then_default() {
     let c = cfg.to_str().unwrap();
     std::fs::write(&cfg, "# empty\n").unwrap();
     // The default, from --help (the real /var/lib/kelp may hold a token).
-    let help = String::from_utf8_lossy(&kelp(&["token", "show", "--help"], &[]).stdout).into_owned();
+    let help =
+        String::from_utf8_lossy(&kelp(&["token", "show", "--help"], &[]).stdout).into_owned();
     assert!(help.contains("[default: /var/lib/kelp]"), "{help}");
     std::fs::write(&cfg, "data-dir: /from/file\ncluster-cidr: 10.42.0.0/16\n").unwrap();
     assert_eq!(effective_data_dir(&["-c", c], &[]), "/from/file");

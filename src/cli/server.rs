@@ -105,11 +105,23 @@ pub struct ServerArgs {
     )]
     write_kubeconfig: PathBuf,
     /// Seconds without a Lease renewal before a node is Unknown (kube-controller-manager's --node-monitor-grace-period).
-    #[arg(long, env = "KELP_NODE_MONITOR_GRACE_PERIOD", value_name = "SECONDS", default_value_t = 40, hide = true)]
+    #[arg(
+        long,
+        env = "KELP_NODE_MONITOR_GRACE_PERIOD",
+        value_name = "SECONDS",
+        default_value_t = 40,
+        hide = true
+    )]
     node_monitor_grace_period: u64,
     /// Default seconds a pod tolerates an unreachable or not-ready node before eviction
     /// (kube-apiserver's --default-unreachable-toleration-seconds).
-    #[arg(long, env = "KELP_DEFAULT_UNREACHABLE_TOLERATION_SECONDS", value_name = "SECONDS", default_value_t = 300, hide = true)]
+    #[arg(
+        long,
+        env = "KELP_DEFAULT_UNREACHABLE_TOLERATION_SECONDS",
+        value_name = "SECONDS",
+        default_value_t = 300,
+        hide = true
+    )]
     default_unreachable_toleration_seconds: u64,
     /// File mode of the admin kubeconfig (octal).
     #[arg(
@@ -218,7 +230,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         cluster_cidr: args.cluster_cidr.0,
         service_cidr: args.service_cidr.0,
         root_ca_pem: pki.ca_pem().to_string(),
-        node_monitor_grace_period: std::time::Duration::from_secs(args.node_monitor_grace_period.max(1)),
+        node_monitor_grace_period: std::time::Duration::from_secs(
+            args.node_monitor_grace_period.max(1),
+        ),
         default_toleration_seconds: args.default_unreachable_toleration_seconds as i64,
     };
     tokio::spawn(controllers::run(

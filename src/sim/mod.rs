@@ -228,7 +228,12 @@ async fn play_kubelet(
             })).collect())
             .unwrap_or_default();
         // `kelp.io/sim-exit-code` makes a pod finish at once (for Jobs).
-        let exit = pod.metadata.annotations.as_ref().and_then(|a| a.get("kelp.io/sim-exit-code")).and_then(|c| c.parse::<i32>().ok());
+        let exit = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kelp.io/sim-exit-code"))
+            .and_then(|c| c.parse::<i32>().ok());
         if let Some(code) = exit {
             let phase = if code == 0 { "Succeeded" } else { "Failed" };
             let terminated: Vec<serde_json::Value> = pod
@@ -241,7 +246,9 @@ async fn play_kubelet(
                 .unwrap_or_default();
             let status = json!({"status": {"phase": phase, "startTime": now(), "containerStatuses": terminated,
                 "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now()}]}});
-            let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
+            let _ = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await;
             continue;
         }
         let status = json!({"status": {
