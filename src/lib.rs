@@ -9,5 +9,6 @@ pub mod api;
 pub mod cli;
 pub mod controllers;
 pub mod pki;
+pub mod scheduler;
 pub mod sim;
 pub mod store;

@@ -241,6 +241,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         health.clone(),
         cancel.child_token(),
     ));
+    let scheduler_client = component_client(&pki, &local_url, "system:kube-scheduler").await?;
+    tokio::spawn(run_scheduler(
+        scheduler_client,
+        health.clone(),
+        cancel.child_token(),
+    ));
     if !args.disable_agent {
         tracing::warn!(
             "this version of kelp has no node agent yet; running the control plane only (as with --disable-agent)"
@@ -251,6 +257,34 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     cancel.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), running.task).await;
     Ok(())
+}
+
+/// Runs the scheduler, restarting it if it stops, and reports its health.
+async fn run_scheduler(
+    client: kube::Client,
+    health: Arc<crate::api::health::ComponentHealth>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = std::time::Duration::from_millis(500);
+    loop {
+        health.set("scheduler", Ok(()));
+        let result =
+            crate::scheduler::run(client.clone(), Default::default(), cancel.child_token()).await;
+        if cancel.is_cancelled() {
+            health.set("scheduler", Err("stopped".into()));
+            return;
+        }
+        let reason = result
+            .err()
+            .map_or_else(|| "stopped".to_string(), |e| e.to_string());
+        tracing::warn!(%reason, "scheduler exited; restarting");
+        health.set("scheduler", Err(reason));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = cancel.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+    }
 }
 
 /// An API client for an in-process component, with its own client

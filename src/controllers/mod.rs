@@ -130,6 +130,27 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
             "pod-gc",
             starter(|c, t| pod_gc::run(c, Default::default(), t)),
         ),
+        (
+            "replicaset",
+            starter(|c, t| replicaset::run(c, Default::default(), t)),
+        ),
+        (
+            "deployment",
+            starter(|c, t| deployment::run(c, Default::default(), t)),
+        ),
+        ("job", starter(|c, t| job::run(c, Default::default(), t))),
+        (
+            "cronjob",
+            starter(|c, t| cronjob::run(c, Default::default(), t)),
+        ),
+        (
+            "daemonset",
+            starter(|c, t| daemonset::run(c, Default::default(), t)),
+        ),
+        (
+            "statefulset",
+            starter(|c, t| statefulset::run(c, Default::default(), t)),
+        ),
     ]
 }
 

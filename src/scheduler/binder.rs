@@ -1,0 +1,111 @@
+//! Writes to the apiserver: pod bindings, FailedScheduling events, PodScheduled conditions.
+//!
+//! Binding is `POST pods/<name>/binding` with the pod's UID as precondition, like upstream's
+//! DefaultBinder. A 409 (already bound) or 404 (pod gone) means there is nothing left to do
+//! for this pod; other errors are returned so the caller can forget the assumption and retry.
+//! Event and condition writes are best effort: failures are logged, never retried, because a
+//! missing event must not hold up scheduling.
+
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::{Binding, Event, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+use super::events::{failed_scheduling_event, unschedulable_condition_patch};
+use super::podinfo::PodInfo;
+
+/// Result of a binding attempt.
+#[derive(Debug)]
+pub enum BindOutcome {
+    /// The pod is now bound to the node.
+    Bound,
+    /// The pod is already bound (409) or gone (404): drop it.
+    Dropped(String),
+    /// Anything else: retry later.
+    Failed(kube::Error),
+}
+
+/// Client-side writer shared by binding and failure-reporting tasks.
+#[derive(Clone)]
+pub struct ApiWriter {
+    client: Client,
+    component: String,
+    instance: String,
+}
+
+impl ApiWriter {
+    /// A writer reporting as `component` (the scheduler name).
+    pub fn new(client: Client, component: &str) -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty());
+        let instance = match host {
+            Some(h) => format!("{component}-{h}"),
+            None => component.to_string(),
+        };
+        ApiWriter {
+            client,
+            component: component.to_string(),
+            instance,
+        }
+    }
+
+    /// Binds `pod` to `node`.
+    pub async fn bind(&self, pod: &PodInfo, node: &str) -> BindOutcome {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        let binding = Binding {
+            metadata: ObjectMeta {
+                name: Some(pod.name.clone()),
+                namespace: Some(pod.namespace.clone()),
+                uid: Some(pod.uid.clone()),
+                ..Default::default()
+            },
+            target: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node.to_string()),
+                ..Default::default()
+            },
+        };
+        let pp = PostParams::default();
+        match api
+            .create_subresource::<_, serde_json::Value>("binding", &pod.name, &pp, &binding)
+            .await
+        {
+            Ok(_) => BindOutcome::Bound,
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                BindOutcome::Dropped(s.message)
+            }
+            Err(e) => BindOutcome::Failed(e),
+        }
+    }
+
+    /// Records a FailedScheduling event and sets PodScheduled=False (when it changed).
+    pub async fn report_unschedulable(&self, pod: &PodInfo, message: &str) {
+        let now = SystemTime::now();
+        let event = failed_scheduling_event(pod, message, &self.component, &self.instance, now);
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
+        if let Err(e) = events.create(&PostParams::default(), &event).await {
+            tracing::warn!(pod = %pod.key(), error = %e, "cannot record FailedScheduling event");
+        }
+        let Some(patch) = unschedulable_condition_patch(pod, message, now) else {
+            return;
+        };
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        let pp = PatchParams::default();
+        match pods
+            .patch_status(&pod.name, &pp, &Patch::Strategic(patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(pod = %pod.key(), error = %e, "cannot set PodScheduled condition")
+            }
+        }
+    }
+}
