@@ -96,8 +96,49 @@ fn deployment_spreads_rolls_and_undoes() {
     assert_eq!(spread.len(), 3, "{spread:?}");
     assert!(spread.values().all(|n| *n >= 5), "uneven spread {spread:?}");
     s.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    // Sample the rollout: never more than replicas + maxSurge (25% of 30
+    // → 8) pods, never fewer than replicas - maxUnavailable (25% → 7)
+    // available.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (kubeconfig, stop) = (s.kubeconfig.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = Command::new(common::cluster::kubectl_path())
+                    .arg("--kubeconfig")
+                    .arg(&kubeconfig)
+                    .args([
+                        "get",
+                        "deploy",
+                        "web",
+                        "-o",
+                        "jsonpath={.status.replicas},{.status.availableReplicas}",
+                    ])
+                    .output()
+                    .expect("kubectl");
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                if let Some((total, available)) = text.split_once(',') {
+                    if let (Ok(t), Ok(a)) = (total.parse::<i64>(), available.parse::<i64>()) {
+                        samples.push((t, a));
+                    }
+                }
+            }
+            samples
+        })
+    };
     s.ok(&["set", "image", "deployment/web", "busybox=busybox:1.37"]);
     s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
+    assert!(
+        samples.len() > 3,
+        "too few samples of the rollout: {samples:?}"
+    );
+    for (total, available) in &samples {
+        assert!(*total <= 38, "surge exceeded: {samples:?}");
+        assert!(*available >= 23, "unavailability exceeded: {samples:?}");
+    }
     let images = text(
         &s,
         &[
