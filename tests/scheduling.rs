@@ -118,10 +118,10 @@ fn deployment_spreads_rolls_and_undoes() {
                     .output()
                     .expect("kubectl");
                 let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                if let Some((total, available)) = text.split_once(',') {
-                    if let (Ok(t), Ok(a)) = (total.parse::<i64>(), available.parse::<i64>()) {
-                        samples.push((t, a));
-                    }
+                if let Some((total, available)) = text.split_once(',')
+                    && let (Ok(t), Ok(a)) = (total.parse::<i64>(), available.parse::<i64>())
+                {
+                    samples.push((t, a));
                 }
             }
             samples
