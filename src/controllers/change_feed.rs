@@ -14,6 +14,7 @@
 //! only after the store holds them, so a reconcile triggered by a change
 //! always sees at least that version.
 
+use kube::runtime::WatchStreamExt as _;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -62,7 +63,10 @@ where
     };
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let mut failures = 0u32;
+    // managedFields are never read by controllers and are a large share of
+    // every cached object.
     let changes = watcher::watcher(api, config)
+        .modify(|o| o.meta_mut().managed_fields = None)
         .then(move |item| {
             let delay = match &item {
                 Ok(_) => {

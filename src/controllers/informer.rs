@@ -49,7 +49,11 @@ where
     let (reader, writer) = reflector::store();
     let hook_reader = reader.clone();
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    let stream = watcher(api, config).reflect(writer);
+    // managedFields are never read by controllers and are a large share of
+    // every cached object.
+    let stream = watcher(api, config)
+        .modify(|o| o.meta_mut().managed_fields = None)
+        .reflect(writer);
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut failures = 0u32;

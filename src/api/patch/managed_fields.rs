@@ -383,9 +383,10 @@ fn managers_for_update(old: &Value, new: &Value, subresource: bool) -> Managers 
         return from_old();
     }
     let reset = match new.pointer("/metadata/managedFields") {
+        // Upstream: `[{}]` resets; `[]` does not ("so managedFields never
+        // get stripped by clients not aware of the field").
         Some(Value::Array(entries)) => {
-            entries.is_empty()
-                || entries.len() == 1 && entries[0].as_object().is_some_and(Map::is_empty)
+            entries.len() == 1 && entries[0].as_object().is_some_and(Map::is_empty)
         }
         _ => false,
     };

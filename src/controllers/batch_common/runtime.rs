@@ -84,6 +84,7 @@ where
         let (reader, writer) = reflector::store();
         let all = reader.clone();
         let stream = decodable(watcher(api, watcher::Config::default()))
+            .modify(|o| o.meta_mut().managed_fields = None)
             .default_backoff()
             .reflect(writer)
             .map(move |event| {
@@ -128,6 +129,7 @@ where
         let (reader, writer) = reflector::store();
         let all = self.store.clone();
         let stream = decodable(watcher(api, config))
+            .modify(|o| o.meta_mut().managed_fields = None)
             .default_backoff()
             .reflect(writer)
             .map(move |event| {

@@ -113,7 +113,7 @@ fn removed_fields_leave_their_owner() {
 }
 
 #[test]
-fn request_managed_fields_are_used_unless_broken_and_empty_list_resets() {
+fn request_managed_fields_are_used_unless_broken_and_single_empty_entry_resets() {
     let old = created("a");
     let mut broken = old.clone();
     broken["metadata"]["managedFields"] = json!([{"manager": "x", "operation": "Bogus"}]);
@@ -125,8 +125,16 @@ fn request_managed_fields_are_used_unless_broken_and_empty_list_resets() {
         "fell back to the live managedFields"
     );
 
+    // Upstream: an empty list keeps the live entries (clients unaware of
+    // the field never strip it); a single empty entry resets them.
+    let mut kept = old.clone();
+    kept["metadata"]["managedFields"] = json!([]);
+    kept["spec"]["replicas"] = json!(3);
+    update_managed_fields(Some(&old), &mut kept, "b", "Update", "apps/v1", T2);
+    assert_eq!(entries(&kept).len(), 2, "empty list keeps the live entries");
+
     let mut reset = old.clone();
-    reset["metadata"]["managedFields"] = json!([]);
+    reset["metadata"]["managedFields"] = json!([{}]);
     reset["spec"]["replicas"] = json!(3);
     update_managed_fields(Some(&old), &mut reset, "b", "Update", "apps/v1", T2);
     let list = entries(&reset);
