@@ -18,7 +18,6 @@ use crate::api::registry::resources::ResourceInfo;
 use crate::api::render;
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::strategy;
-use crate::api::watch_cache;
 use crate::store::{Store, StoreError};
 
 /// Parsed DeleteOptions (body and query).
@@ -177,15 +176,7 @@ impl<S: Store> Api<S> {
         opts: &DeleteOptions,
     ) -> ApiResult<Value> {
         for _ in 0..8 {
-            let (kv, _) = self
-                .store
-                .get(key)
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let kv = kv.ok_or_else(|| ApiError::not_found(info.group, info.resource, name))?;
-            let obj = watch_cache::decode(&kv, kv.mod_revision).ok_or_else(|| {
-                ApiError::internal(format!("stored object {key} is not valid JSON"))
-            })?;
+            let (obj, rev) = self.current(info, key, name).await?;
             let obj = (*obj).clone();
             if let Some(uid) = &opts.uid {
                 let actual = object::meta_str(&obj, "uid").unwrap_or("");
@@ -201,7 +192,7 @@ impl<S: Store> Api<S> {
                 }
             }
             if let Some(rv) = &opts.resource_version
-                && *rv != kv.mod_revision.to_string()
+                && *rv != rev.to_string()
             {
                 return Err(ApiError::conflict(
                     info.group,
@@ -209,7 +200,7 @@ impl<S: Store> Api<S> {
                     name,
                     &format!(
                         "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        kv.mod_revision
+                        rev
                     ),
                 ));
             }
@@ -219,7 +210,7 @@ impl<S: Store> Api<S> {
                 Plan::Remove if opts.dry_run => return Ok(obj),
                 Plan::Mark(mut marked) => match self
                     .store
-                    .update(key, strategy::to_stored(&marked), Some(kv.mod_revision))
+                    .update(key, strategy::to_stored(&marked), Some(rev))
                     .await
                 {
                     Ok(new) => {
@@ -233,7 +224,7 @@ impl<S: Store> Api<S> {
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(ApiError::from_store(e, info.group, info.resource, name)),
                 },
-                Plan::Remove => match self.store.delete(key, Some(kv.mod_revision)).await {
+                Plan::Remove => match self.store.delete(key, Some(rev)).await {
                     Ok(d) => {
                         self.after_delete(info, &obj);
                         let mut gone = obj;

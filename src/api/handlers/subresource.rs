@@ -70,15 +70,8 @@ impl<S: Store> Api<S> {
         let t = call.target;
         let name = t.name.clone().unwrap_or_default();
         let key = t.info.key(t.namespace.as_deref(), &name);
-        let (kv, _) = self
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let kv = kv.ok_or_else(|| ApiError::not_found(t.info.group, t.info.resource, &name))?;
-        let obj = crate::api::watch_cache::decode(&kv, kv.mod_revision)
-            .ok_or_else(|| ApiError::internal("stored object is not valid JSON"))?;
-        Ok((obj, kv.mod_revision, key, name))
+        let (obj, rev) = self.current(t.info, &key, &name).await?;
+        Ok((obj, rev, key, name))
     }
 
     async fn scale(&self, call: &Call<'_>, verb: &str) -> ApiResult<Reply> {

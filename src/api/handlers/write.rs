@@ -201,8 +201,8 @@ impl<S: Store> Api<S> {
         Err(ApiError::internal("could not generate a unique name"))
     }
 
-    /// Reads the current object for a write.
-    async fn current(
+    /// Reads the current object for a write (404 if missing).
+    pub(super) async fn current(
         &self,
         info: &ResourceInfo,
         key: &str,
