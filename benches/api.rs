@@ -7,42 +7,16 @@
 //! steady 200 req/s; RSS after 10 000 ConfigMaps.
 //! `KELP_BENCH_SCALE=0.2` for a quicker run.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{client, rss_mib};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Client;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn client(kubeconfig: &Path) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
-}
 
 fn cm(name: &str) -> ConfigMap {
     ConfigMap {
@@ -197,37 +171,8 @@ fn main() {
         .unwrap_or(1.0);
     let n = |base: usize| ((base as f64 * scale) as usize).max(16);
     let dir = tempfile::tempdir_in("target").expect("temp dir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let kubeconfig = dir.path().join("kubeconfig.yaml");
-    let config = dir.path().join("config.yaml");
-    std::fs::write(&config, "").expect("config");
     let t0 = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
-        .args([
-            "server",
-            "--disable-agent",
-            "--bind-address",
-            "127.0.0.1",
-            "--node-ip",
-            "127.0.0.1",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--https-listen-port")
-        .arg(port.to_string())
-        .arg("--write-kubeconfig")
-        .arg(&kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kelp server");
-    let server = ServerProcess(child);
+    let (server, kubeconfig) = common::start_server(dir.path());
     let pid = server.0.id();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

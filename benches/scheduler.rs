@@ -4,25 +4,15 @@
 //! bound (first create → last binding observed by a watch) and the
 //! server's RSS and CPU while it ran. `KELP_BENCH_SCALE=0.1` for a quick run.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{Process, client};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn proc_stat(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -49,14 +39,6 @@ fn proc_stat(pid: u32) -> (f64, f64) {
     (rss, ticks / 100.0)
 }
 
-async fn client(kubeconfig: &Path) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
-}
-
 fn pod(i: usize) -> Pod {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -75,37 +57,7 @@ fn main() {
     let nodes = ((5000.0 * scale) as usize).max(10);
     let pods = ((10_000.0 * scale) as usize).max(20);
     let dir = tempfile::tempdir_in("target").expect("temp dir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let kubeconfig = dir.path().join("kubeconfig.yaml");
-    let config = dir.path().join("config.yaml");
-    std::fs::write(&config, "").expect("config");
-    let server = Process(
-        Command::new(env!("CARGO_BIN_EXE_kelp"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--node-ip",
-                "127.0.0.1",
-            ])
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--https-listen-port")
-            .arg(port.to_string())
-            .arg("--write-kubeconfig")
-            .arg(&kubeconfig)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kelp server"),
-    );
+    let (server, kubeconfig) = common::start_server(dir.path());
     let pid = server.0.id();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
