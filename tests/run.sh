@@ -41,6 +41,10 @@ export KELP_TEST_KUBECTL=$VENV/bin/kubectl
 kubectl version --client >/dev/null
 
 # --- build and test ---------------------------------------------------------
+# A clean CI build gains nothing from incremental artifacts, and they doubled
+# target/ (the CI disk once ran out); debug info is trimmed in Cargo.toml.
+export CARGO_INCREMENTAL=0
+log "disk free: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
