@@ -38,10 +38,23 @@ fi
 install -m 0755 "$src" "$BIN_DIR/kelp.new" && mv -f "$BIN_DIR/kelp.new" "$BIN_DIR/kelp"
 info "installed $BIN_DIR/kelp ($("$BIN_DIR/kelp" version))"
 
-# 2. Host checks (warn only: the server reports what it cannot do).
+# 2. The node runs pods on containerd and runc from the distribution
+#    (kelp starts its own containerd on /run/kelp/containerd/containerd.sock).
+if ! command -v containerd >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    info "installing containerd and runc"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc iptables >/dev/null \
+      || fatal "apt-get install containerd runc failed"
+  else
+    fatal "containerd and runc are needed: install them with your package manager, or set INSTALL_KELP_EXEC=--disable-agent"
+  fi
+fi
+
+# 3. Host checks (warn only: the server reports what it cannot do).
 "$BIN_DIR/kelp" check-config || info "warning: some host checks failed (see above)"
 
-# 3. Service definition.
+# 4. Service definition.
 mkdir -p /etc/kelp
 if [ -n "${INSTALL_KELP_EXEC:-}" ]; then
   echo "KELP_EXEC_ARGS=\"$INSTALL_KELP_EXEC\"" > /etc/default/kelp
@@ -56,7 +69,7 @@ fi
 
 [ "${INSTALL_KELP_SKIP_START:-}" = true ] && { mv -f "$UNIT.tmp" "$UNIT"; info "installed; not starting (INSTALL_KELP_SKIP_START)"; exit 0; }
 
-# 4. Start: systemd when it runs this machine, else a supervised background process.
+# 5. Start: systemd when it runs this machine, else a supervised background process.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   mv -f "$UNIT.tmp" "$UNIT"
   systemctl daemon-reload
@@ -75,7 +88,7 @@ else
   info "no systemd here: started kelp server as pid $(cat /run/kelp/kelp.pid), log /var/log/kelp.log"
 fi
 
-# 5. Wait for it to come up (the API answers /readyz once it exists).
+# 6. Wait for it to come up (the API answers /readyz once it exists).
 i=0
 while [ $i -lt 30 ]; do
   if [ -f /etc/kelp/kelp.yaml ] && "$BIN_DIR/kelp" version >/dev/null 2>&1; then
@@ -84,4 +97,4 @@ while [ $i -lt 30 ]; do
   fi
   i=$((i + 1)); sleep 1
 done
-info "server started; no kubeconfig yet at /etc/kelp/kelp.yaml (this version serves the store only; see README)"
+fatal "server did not write /etc/kelp/kelp.yaml within 30 s; see journalctl -u kelp or /var/log/kelp.log"

@@ -2,12 +2,14 @@
 //!
 //! The modules follow the processes of a cluster (see DESIGN.md in the
 //! project docs): the [`store`] under the [`api`] server, the cluster
-//! [`pki`], and the command line in [`cli`]. Components meet only at the
+//! [`pki`], the node agent in [`kubelet`], and the command line in
+//! [`cli`]. Components meet only at the
 //! Kubernetes API.
 
 pub mod api;
 pub mod cli;
 pub mod controllers;
+pub mod kubelet;
 pub mod pki;
 pub mod scheduler;
 pub mod sim;

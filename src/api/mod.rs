@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod go_strings;
 pub mod handlers;
 pub mod health;
+pub mod node_proxy;
 pub mod object;
 pub mod openapi;
 pub mod patch;
@@ -149,11 +150,17 @@ pub async fn start<S: Store + Clone>(
         })?;
     let tls = TlsAcceptor::from(pki.server_tls_config()?);
     let openapi = openapi::OpenApi::new(openapi_resources());
+    let (kubelet_cert, kubelet_key) =
+        pki.issue_client_cert("kube-apiserver-kubelet-client", &["system:masters"])?;
+    let kubelets = node_proxy::KubeletDialer {
+        tls: pki.client_tls_config(&kubelet_cert, &kubelet_key)?,
+    };
     let server = Arc::new(server::Server {
         api,
         pki,
         openapi,
         advertise: config.advertise.to_string(),
+        kubelets,
     });
     tracing::info!(%local_addr, "apiserver listening");
     let task = tokio::spawn(server::accept_loop(server, listener, tls, cancel));

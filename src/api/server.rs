@@ -35,7 +35,13 @@ use crate::store::Store;
 /// Largest request body accepted (upstream: 3 MiB).
 pub const MAX_BODY: usize = 3 << 20;
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+/// Response body of every API answer.
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// An empty body (upgrade answers).
+pub(crate) fn empty_body() -> Body {
+    full(Bytes::new())
+}
 
 /// Everything a request needs.
 pub struct Server<S: Store> {
@@ -47,6 +53,8 @@ pub struct Server<S: Store> {
     pub openapi: OpenApi,
     /// `host:port` clients should use, for discovery.
     pub advertise: String,
+    /// How to reach kubelets for logs, exec and port-forward.
+    pub kubelets: super::node_proxy::KubeletDialer,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -223,6 +231,11 @@ async fn route_request<S: Store>(
         Route::Resource(t) => t,
         other => return discovery_response(server, other, accept.as_deref(), req.method()),
     };
+    if super::node_proxy::is_node_subresource(&target) {
+        let rest = node_proxy_tail(&path);
+        return super::node_proxy::forward(&server.api, &server.kubelets, &target, &rest, req)
+            .await;
+    }
     let method = req.method().as_str().to_string();
     let query = Query::parse(req.uri().query());
     let content_type = req
@@ -282,6 +295,13 @@ async fn route_request<S: Store>(
             r
         }
     })
+}
+
+/// The path after `/proxy/` of a `nodes/NAME/proxy/...` request.
+fn node_proxy_tail(path: &str) -> String {
+    path.split_once("/proxy/")
+        .map(|(_, tail)| tail.to_string())
+        .unwrap_or_default()
 }
 
 async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {

@@ -56,4 +56,40 @@ pub struct NodeArgs {
     /// Use this containerd socket instead of starting containerd.
     #[arg(long, env = "KELP_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
     pub container_runtime_endpoint: Option<PathBuf>,
+    /// Port of the kubelet's HTTPS server (logs, exec, port-forward).
+    #[arg(
+        long,
+        env = "KELP_KUBELET_PORT",
+        value_name = "PORT",
+        default_value_t = 10250,
+        hide = true
+    )]
+    pub kubelet_port: u16,
+    /// Runtime state: containerd socket and exec FIFOs (tests run several nodes on one host).
+    #[arg(
+        long,
+        env = "KELP_RUN_DIR",
+        value_name = "DIR",
+        default_value = "/run/kelp",
+        hide = true
+    )]
+    pub run_dir: PathBuf,
+    /// Where pod logs go.
+    #[arg(
+        long,
+        env = "KELP_POD_LOG_DIR",
+        value_name = "DIR",
+        default_value = "/var/log/pods",
+        hide = true
+    )]
+    pub pod_log_dir: PathBuf,
+    /// Where pod network namespaces are bind-mounted.
+    #[arg(
+        long,
+        env = "KELP_NETNS_DIR",
+        value_name = "DIR",
+        default_value = "/run/netns",
+        hide = true
+    )]
+    pub netns_dir: PathBuf,
 }

@@ -247,16 +247,95 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         health.clone(),
         cancel.child_token(),
     ));
-    if !args.disable_agent {
-        tracing::warn!(
-            "this version of kelp has no node agent yet; running the control plane only (as with --disable-agent)"
-        );
-    }
+    let kubelet = if args.disable_agent {
+        None
+    } else {
+        Some(
+            start_kubelet(
+                &args,
+                &pki,
+                &local_url,
+                advertise_ip,
+                first_service_ip,
+                &cancel,
+            )
+            .await?,
+        )
+    };
     shutdown_signal().await;
     tracing::info!("shutting down");
     cancel.cancel();
+    if let Some(k) = kubelet {
+        k.shutdown().await;
+    }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), running.task).await;
     Ok(())
+}
+
+/// Starts the node side of the server: the kubelet with its own node
+/// identity (CN=system:node:<name>, O=system:nodes) and serving cert.
+async fn start_kubelet(
+    args: &ServerArgs,
+    pki: &ClusterPki,
+    url: &str,
+    node_ip: IpAddr,
+    kubernetes_ip: IpAddr,
+    cancel: &CancellationToken,
+) -> anyhow::Result<crate::kubelet::Kubelet> {
+    let name = args
+        .node
+        .node_name
+        .clone()
+        .unwrap_or_else(crate::cli::host::hostname);
+    let client =
+        component_client_in(pki, url, &format!("system:node:{name}"), &["system:nodes"]).await?;
+    let (cert, key) = pki
+        .issue_serving_cert(
+            &[
+                name.clone(),
+                crate::cli::host::hostname(),
+                "localhost".into(),
+            ],
+            &[node_ip, "127.0.0.1".parse()?],
+        )
+        .context("cannot issue the kubelet serving certificate")?;
+    let tls = pki
+        .kubelet_tls_config(&cert, &key)
+        .context("kubelet TLS configuration")?;
+    let node = &args.node;
+    let config = crate::kubelet::KubeletConfig {
+        node: crate::kubelet::node::NodeSettings {
+            name,
+            ip: node_ip,
+            labels: node
+                .node_label
+                .iter()
+                .map(|l| (l.key.clone(), l.value.clone()))
+                .collect(),
+            taints: node
+                .node_taint
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
+                .collect(),
+            control_plane: true,
+            max_pods: 110,
+            kubelet_port: node.kubelet_port,
+            data_dir: args.common.data_dir.join("agent"),
+            runtime_version: String::new(),
+        },
+        agent_dir: args.common.data_dir.join("agent"),
+        container_runtime_endpoint: node.container_runtime_endpoint.clone(),
+        run_dir: node.run_dir.clone(),
+        log_root: node.pod_log_dir.clone(),
+        netns_dir: node.netns_dir.clone(),
+        cluster_dns: args.cluster_dns.to_string(),
+        cluster_domain: args.cluster_domain.clone(),
+        kubernetes_service_ip: kubernetes_ip.to_string(),
+        tls,
+    };
+    crate::kubelet::start(config, client, cancel.child_token())
+        .await
+        .context("cannot start the node agent (use --disable-agent to run the control plane only)")
 }
 
 /// Runs the scheduler, restarting it if it stops, and reports its health.
@@ -291,8 +370,18 @@ async fn run_scheduler(
 /// certificate (CN = its user name), over HTTPS on loopback: the same path
 /// an out-of-process component would take.
 async fn component_client(pki: &ClusterPki, url: &str, user: &str) -> anyhow::Result<kube::Client> {
+    component_client_in(pki, url, user, &[]).await
+}
+
+/// [`component_client`] with groups (the O fields of the certificate).
+async fn component_client_in(
+    pki: &ClusterPki,
+    url: &str,
+    user: &str,
+    groups: &[&str],
+) -> anyhow::Result<kube::Client> {
     let (cert, key) = pki
-        .issue_client_cert(user, &[])
+        .issue_client_cert(user, groups)
         .with_context(|| format!("cannot issue a certificate for {user}"))?;
     let kubeconfig =
         kube::config::Kubeconfig::from_yaml(&pki::kubeconfig(url, pki.ca_pem(), &cert, &key))

@@ -210,6 +210,16 @@ impl ClusterPki {
         tls::server_config(self.ca.cert_der(), cert_pem, key_pem)
     }
 
+    /// rustls server config for a kubelet presenting `cert_pem`: client
+    /// certificates from the cluster CA are required; http/1.1 only.
+    pub fn kubelet_tls_config(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+        tls::kubelet_server_config(self.ca.cert_der(), cert_pem, key_pem)
+    }
+
     /// rustls client config trusting the CA and presenting the given client
     /// cert. No ALPN is set.
     pub fn client_tls_config(

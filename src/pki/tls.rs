@@ -87,6 +87,28 @@ pub(super) fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Server config for the kubelet: like [`server_config`] but a client
+/// certificate from `ca` is required (the kubelet serves only the
+/// apiserver and admins), and only http/1.1 is offered because exec and
+/// port-forward need HTTP/1.1 upgrades.
+pub(super) fn kubelet_server_config(
+    ca: &CertificateDer<'static>,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<ServerConfig>, PkiError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider()).build()?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            cert_chain(cert_pem, "kubelet serving certificate PEM")?,
+            private_key(key_pem, "kubelet serving key PEM")?,
+        )?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Client config trusting only `ca`, presenting `identity` (cert PEM, key
 /// PEM) when given. No ALPN is set: the caller knows which HTTP it speaks.
 pub(super) fn client_config(

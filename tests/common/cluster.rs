@@ -1,5 +1,5 @@
-//! A real `kelp server --disable-agent` on a temp data dir and a free
-//! loopback port, driven with real kubectl; killed (and its dir removed)
+//! A real `kelp server` (`--disable-agent`, or with its node on a private
+//! containerd) on a temp data dir and a free loopback port, driven with real kubectl; killed (and its dir removed)
 //! when dropped, also when a test fails.
 #![allow(dead_code)]
 
@@ -16,6 +16,8 @@ pub struct Server {
     pub kubeconfig: PathBuf,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// With a node (kubelet on containerd): its kubelet port.
+    pub kubelet_port: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -54,9 +56,81 @@ impl Server {
             port: free_port(),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            kubelet_port: None,
         };
         s.spawn();
         s
+    }
+
+    /// Starts a server with its node agent (kubelet on a private
+    /// containerd; needs root). Runtime state, logs and the kubelet port are
+    /// private to this server, so tests do not meet a kelp installed on the
+    /// machine.
+    pub fn start_node(extra: &[&str]) -> Server {
+        super::node::require_node_prerequisites();
+        let dir = tempfile::tempdir_in(super::node::test_root()).expect("temp dir");
+        let mut s = Server {
+            kubeconfig: dir.path().join("kubeconfig.yaml"),
+            dir,
+            port: free_port(),
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            kubelet_port: Some(free_port()),
+        };
+        let images = s.dir.path().join("data/agent/images");
+        std::fs::create_dir_all(&images).expect("images dir");
+        super::busybox_image::write_busybox_image(
+            &images.join("busybox.tar"),
+            "docker.io/library/busybox:latest",
+            super::busybox_image::ImageFormat::DockerArchive,
+        )
+        .expect("build the busybox image from /bin/busybox");
+        s.spawn();
+        s.wait_node_ready();
+        s
+    }
+
+    /// Waits until the node reports Ready.
+    pub fn wait_node_ready(&self) {
+        self.wait_for(60, "node Ready", || {
+            let out = self.kubectl(&[
+                "get",
+                "node",
+                "kelp-e2e",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            String::from_utf8_lossy(&out.stdout) == "True"
+        });
+    }
+
+    /// Polls `check` every 200 ms for up to `secs`; panics with `what` and
+    /// the server log tail if it never holds.
+    pub fn wait_for(&self, secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- server log ---\n{}",
+                tail(&self.log())
+            );
+            std::thread::park_timeout(Duration::from_millis(200));
+        }
+    }
+
+    /// A jsonpath of an object (empty on error).
+    pub fn jsonpath(&self, args: &[&str], path: &str) -> String {
+        let jp = format!("jsonpath={path}");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-o", jp.as_str()]);
+        String::from_utf8_lossy(&self.kubectl(&all).stdout).into_owned()
+    }
+
+    /// Kills the server with SIGKILL and starts it again (the node agent's
+    /// containers keep running).
+    pub fn kill_and_restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     fn spawn(&mut self) {
@@ -67,15 +141,34 @@ impl Server {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--node-ip",
-                "127.0.0.1",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kelp"));
+        command.args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--node-ip",
+            "127.0.0.1",
+        ]);
+        match self.kubelet_port {
+            None => {
+                command.arg("--disable-agent");
+            }
+            Some(port) => {
+                let d = self.dir.path();
+                command
+                    .args([
+                        "--node-name",
+                        "kelp-e2e",
+                        "--kubelet-port",
+                        &port.to_string(),
+                    ])
+                    .arg("--run-dir")
+                    .arg(d.join("run"))
+                    .arg("--pod-log-dir")
+                    .arg(d.join("pod-logs"));
+            }
+        }
+        let child = command
             .arg("--config")
             .arg(&config)
             .arg("--data-dir")
@@ -211,5 +304,8 @@ fn tail(log: &str) -> String {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        if self.kubelet_port.is_some() {
+            super::node::cleanup(self.dir.path());
+        }
     }
 }

@@ -23,4 +23,6 @@ pub fn manual_compaction(path: std::path::PathBuf) -> SledConfig {
     config
 }
 
+pub mod busybox_image;
 pub mod cluster;
+pub mod node;

@@ -202,7 +202,7 @@ impl<S: Store> Api<S> {
     }
 
     /// Reads the current object for a write (404 if missing).
-    pub(super) async fn current(
+    pub(crate) async fn current(
         &self,
         info: &ResourceInfo,
         key: &str,

@@ -1,0 +1,222 @@
+//! Node agent figures: cold start to node Ready, pod startup latency
+//! (create → Running seen by a watch) for 30 pods on one node with the image
+//! already imported, and the RSS of kelp and its containerd idle and with
+//! those pods. Needs root, containerd and runc, like the end-to-end tests.
+//!
+//! `cargo bench --bench node`
+
+#[allow(dead_code)]
+#[path = "../tests/common/busybox_image.rs"]
+mod busybox_image;
+mod common;
+#[path = "../tests/common/node.rs"]
+mod node;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+
+const PODS: usize = 30;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// RSS of containerd (kelp's child) and of all shims under `dir`, MiB.
+fn runtime_rss(dir: &std::path::Path) -> (f64, f64, usize) {
+    let needle = dir.to_string_lossy().into_owned();
+    let (mut containerd, mut shims, mut count) = (0.0, 0.0, 0);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        if !cmd.contains(&needle) {
+            continue;
+        }
+        if cmd.contains("containerd-shim") {
+            shims += common::rss_mib(pid);
+            count += 1;
+        } else if cmd.starts_with("containerd ") || cmd.contains("/containerd --config") {
+            containerd += common::rss_mib(pid);
+        }
+    }
+    (containerd, shims, count)
+}
+
+#[tokio::main]
+async fn main() {
+    node::require_node_prerequisites();
+    let dir = tempfile::tempdir_in(node::test_root()).expect("dir");
+    let images = dir.path().join("data/agent/images");
+    std::fs::create_dir_all(&images).unwrap();
+    busybox_image::write_busybox_image(
+        &images.join("busybox.tar"),
+        "docker.io/library/busybox:latest",
+        busybox_image::ImageFormat::DockerArchive,
+    )
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(dir.path().join("config.yaml"), "").unwrap();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--node-ip",
+            "127.0.0.1",
+            "--node-name",
+            "kelp-bench",
+        ])
+        .arg("--config")
+        .arg(dir.path().join("config.yaml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--https-listen-port")
+        .arg(free_port().to_string())
+        .arg("--kubelet-port")
+        .arg(free_port().to_string())
+        .arg("--run-dir")
+        .arg(dir.path().join("run"))
+        .arg("--pod-log-dir")
+        .arg(dir.path().join("pod-logs"))
+        .arg("--write-kubeconfig")
+        .arg(&kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kelp");
+    let server = common::Process(child);
+    let pid = server.0.id();
+    while !kubeconfig.exists() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let client = common::client(&kubeconfig).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node_ready = loop {
+        let ready = nodes
+            .get_opt("kelp-bench")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|n| n.status?.conditions)
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "node not Ready in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    println!(
+        "node Ready after start: {:.0} ms",
+        node_ready.as_secs_f64() * 1000.0
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (cd_idle, _, _) = runtime_rss(dir.path());
+    let kelp_idle = common::rss_mib(pid);
+    println!(
+        "idle RSS: kelp (server+agent) {kelp_idle:.1} MiB, containerd {cd_idle:.1} MiB, total {:.1} MiB",
+        kelp_idle + cd_idle
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut running: HashMap<String, Instant> = HashMap::new();
+    let watch = watcher::watcher(pods.clone(), watcher::Config::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        futures::pin_mut!(watch);
+        while let Some(Ok(e)) = watch.next().await {
+            if let Event::Apply(p) | Event::InitApply(p) = e
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            {
+                let _ = tx.send((p.metadata.name.unwrap_or_default(), Instant::now()));
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut created: HashMap<String, Instant> = HashMap::new();
+    for i in 0..PODS {
+        let name = format!("bench-{i}");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never", "command": ["sleep", "100000"]}]},
+        }))
+        .unwrap();
+        created.insert(name, Instant::now());
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+        // A steady 10 pods/s, like upstream's density test with a QPS limit.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while running.len() < PODS && Instant::now() < deadline {
+        if let Ok(Some((name, at))) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
+        {
+            running.entry(name).or_insert(at);
+        }
+    }
+    let mut latencies: Vec<f64> = running
+        .iter()
+        .filter_map(|(n, at)| {
+            created
+                .get(n)
+                .map(|c| at.duration_since(*c).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    assert_eq!(
+        latencies.len(),
+        PODS,
+        "only {} of {PODS} pods reached Running",
+        latencies.len()
+    );
+    println!(
+        "pod startup (create -> Running by watch), {PODS} pods: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (upstream SLO p99 <= 5000 ms)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1]
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (cd, shims, shim_count) = runtime_rss(dir.path());
+    let kelp = common::rss_mib(pid);
+    println!(
+        "RSS with {PODS} pods: kelp {kelp:.1} MiB, containerd {cd:.1} MiB, {shim_count} shims {shims:.1} MiB (runc's, one per container)"
+    );
+    let _ = pods
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
+    let wait_gone = Instant::now();
+    while pods
+        .list(&ListParams::default())
+        .await
+        .map(|l| !l.items.is_empty())
+        .unwrap_or(false)
+        && wait_gone.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(server);
+    node::cleanup(dir.path());
+}

@@ -1,0 +1,164 @@
+//! RFC 3339 timestamps for CRI log lines, `sinceTime` and rotated file names.
+//!
+//! kelp has no date crate, and the log format only needs UTC civil dates, so the
+//! conversion between Unix time and the proleptic Gregorian calendar lives here
+//! (Howard Hinnant's days-from-civil algorithm). Parsing is lenient like Go's
+//! `time.RFC3339Nano` input: the fraction is optional and of any length up to
+//! nine digits, and the zone is `Z` or `±hh:mm`. Bad input gives `None`, never a
+//! panic; times before 1970 are clamped to the epoch (logs never have them).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Splits a Unix time in seconds into (year, month, day, hour, minute, second), UTC.
+fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    (year, month as u32, day as u32, h as u32, m as u32, s as u32)
+}
+
+/// Days since the Unix epoch of a civil date.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn since_epoch(t: SystemTime) -> Duration {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Formats `t` as RFC 3339 in UTC with exactly nine fraction digits, the way kubelet
+/// prints `timestamps=true` prefixes (Go's `RFC3339NanoFixed`).
+pub fn format_rfc3339_nano(t: SystemTime) -> String {
+    let d = since_epoch(t);
+    let (y, mo, da, h, mi, s) = civil(d.as_secs() as i64);
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:09}Z",
+        d.subsec_nanos()
+    )
+}
+
+/// Formats `t` as `YYYYMMDD-hhmmss` (UTC) for rotated log file suffixes.
+pub fn format_rotation_suffix(t: SystemTime) -> String {
+    let (y, mo, da, h, mi, s) = civil(since_epoch(t).as_secs() as i64);
+    format!("{y:04}{mo:02}{da:02}-{h:02}{mi:02}{s:02}")
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    b.iter().try_fold(0u32, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
+}
+
+/// Parses an RFC 3339 timestamp (`2016-10-06T00:17:09.669794202Z`, `...+02:00`).
+pub fn parse_rfc3339(s: &[u8]) -> Option<SystemTime> {
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't') {
+        return None;
+    }
+    if s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let year = i64::from(digits(&s[0..4])?);
+    let (month, day) = (digits(&s[5..7])?, digits(&s[8..10])?);
+    let (hour, min, sec) = (
+        digits(&s[11..13])?,
+        digits(&s[14..16])?,
+        digits(&s[17..19])?,
+    );
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 {
+        return None;
+    }
+    if sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        nanos = digits(&frac[..n])? * 10u32.pow(9 - n as u32);
+        rest = &frac[n..];
+    }
+    let offset = parse_zone(rest)?;
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Zone designator to an offset east of UTC in seconds.
+fn parse_zone(z: &[u8]) -> Option<i64> {
+    match z {
+        b"Z" | b"z" => Some(0),
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = i64::from(digits(&[*h1, *h2])?);
+            let m = i64::from(digits(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 3600 + m * 60;
+            Some(if *sign == b'-' { -off } else { off })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_round_trip() {
+        let t = UNIX_EPOCH + Duration::new(1_475_713_029, 669_794_202);
+        let s = format_rfc3339_nano(t);
+        assert_eq!(s, "2016-10-06T00:17:09.669794202Z");
+        assert_eq!(parse_rfc3339(s.as_bytes()), Some(t));
+        assert_eq!(format_rotation_suffix(t), "20161006-001709");
+    }
+
+    #[test]
+    fn parses_offsets_and_short_fractions() {
+        let a = parse_rfc3339(b"2024-02-29T12:00:00.5+02:00");
+        let b = parse_rfc3339(b"2024-02-29T10:00:00.500000000Z");
+        assert!(a.is_some());
+        assert_eq!(a, b);
+        assert_eq!(
+            parse_rfc3339(b"1970-01-01T00:00:01Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_timestamps() {
+        for bad in [
+            &b"2024-13-01T00:00:00Z"[..],
+            b"2024-01-01 00:00:00Z",
+            b"2024-01-01T00:00:00",
+            b"2024-01-01T00:00:00.Z",
+            b"2024-01-01T00:00:00+0200",
+            b"garbage",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

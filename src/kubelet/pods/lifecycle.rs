@@ -1,0 +1,395 @@
+//! Starting and stopping one container attempt on containerd, with its
+//! hooks.
+//!
+//! Start: resolve the image (honouring imagePullPolicy), the environment
+//! and the OCI spec, create the container with stdout/stderr going to a
+//! CRI log file through kelp's logger, start its task, run postStart.
+//! Stop: preStop, SIGTERM, the grace period, SIGKILL. Errors carry
+//! upstream's waiting reasons (ErrImageNeverPull, CreateContainerConfigError,
+//! …) so `kubectl get pods` reads the same as on upstream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+use sha2::{Digest, Sha256};
+
+use super::NodeContext;
+use super::env::{self, EnvContext};
+use super::oci_spec::{self, SpecInput};
+use super::sandbox::{self, Sandbox};
+use super::volumes::PreparedVolume;
+use crate::kubelet::containerd::{CreateContainer, ExecRequest, Stdio};
+use crate::kubelet::logs;
+
+/// Label: pod uid.
+pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
+/// Label: pod name.
+pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
+/// Label: pod namespace.
+pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+/// Label: container name.
+pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
+/// Label: restart number.
+pub const LABEL_ATTEMPT: &str = "io.kelp.container.attempt";
+/// Label: "init" or "app".
+pub const LABEL_KIND: &str = "io.kelp.container.kind";
+/// Label marking containers kelp manages.
+pub const LABEL_MANAGED: &str = "io.kelp.managed";
+
+/// Rotated CRI log files are at most this big.
+const LOG_MAX_SIZE: u64 = 10 << 20;
+/// Files kept per container attempt (current + rotated).
+const LOG_MAX_FILES: u32 = 5;
+
+/// A start that failed, with upstream's waiting reason.
+#[derive(Debug, Clone)]
+pub struct StartError {
+    /// ErrImagePull, ErrImageNeverPull, CreateContainerConfigError, CreateContainerError, RunContainerError.
+    pub reason: &'static str,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// A started attempt.
+pub struct Started {
+    /// containerd id.
+    pub id: String,
+    /// imageID for the status.
+    pub image_id: String,
+    /// When its task started.
+    pub started_at: SystemTime,
+}
+
+/// The containerd id of an attempt: short, unique per pod/container/attempt,
+/// and within containerd's 76-character limit.
+pub fn container_id(uid: &str, name: &str, attempt: u32) -> String {
+    let digest = Sha256::digest(format!("{uid}/{name}/{attempt}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let short: String = name.chars().take(40).collect();
+    format!("{short}-{attempt}-{hex}")
+}
+
+/// `/var/log/pods/<ns>_<pod>_<uid>/<container>/<attempt>.log`.
+pub fn log_path(ctx: &NodeContext, pod: &Pod, container: &str, attempt: u32) -> PathBuf {
+    let m = &pod.metadata;
+    logs::container_log_path(
+        &ctx.log_root,
+        m.namespace.as_deref().unwrap_or("default"),
+        m.name.as_deref().unwrap_or(""),
+        m.uid.as_deref().unwrap_or(""),
+        container,
+        attempt,
+    )
+}
+
+/// Resolves the image for `container`, honouring imagePullPolicy.
+async fn resolve_image(
+    ctx: &NodeContext,
+    container: &Container,
+) -> Result<crate::kubelet::containerd::ImageInfo, StartError> {
+    let image = container.image.clone().unwrap_or_default();
+    let found = ctx.runtime.image(&image).await.map_err(|e| StartError {
+        reason: "ErrImagePull",
+        message: format!("cannot look up image {image:?}: {e}"),
+    })?;
+    if let Some(info) = found {
+        return Ok(info);
+    }
+    let policy = container.image_pull_policy.as_deref().unwrap_or(
+        if image.ends_with(":latest") || !image.contains(':') {
+            "Always"
+        } else {
+            "IfNotPresent"
+        },
+    );
+    if policy == "Never" {
+        return Err(StartError {
+            reason: "ErrImageNeverPull",
+            message: format!("Container image {image:?} is not present with pull policy of Never"),
+        });
+    }
+    Err(StartError {
+        reason: "ErrImagePull",
+        message: format!(
+            "image {image:?} is not on this node, and this kelp cannot pull from registries yet: put it in an archive under <data-dir>/agent/images/"
+        ),
+    })
+}
+
+/// Creates and starts attempt `attempt` of `container`.
+#[allow(clippy::too_many_arguments)]
+pub async fn start(
+    ctx: &NodeContext,
+    pod: &Pod,
+    sandbox: &Sandbox,
+    volumes: &BTreeMap<String, PreparedVolume>,
+    container: &Container,
+    attempt: u32,
+    init: bool,
+    env_ctx: &EnvContext<'_>,
+) -> Result<Started, StartError> {
+    let image = resolve_image(ctx, container).await?;
+    let config_error = |message: String| StartError {
+        reason: "CreateContainerConfigError",
+        message,
+    };
+    let env = env::resolve(env_ctx, container, &ctx.objects)
+        .await
+        .map_err(|e| config_error(e.to_string()))?;
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let id = container_id(&uid, &container.name, attempt);
+    let log = log_path(ctx, pod, &container.name, attempt);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| config_error(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let termination_log = sandbox
+        .dir
+        .join("containers")
+        .join(&container.name)
+        .join(format!("{attempt}.termination-log"));
+    if let Some(dir) = termination_log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| config_error(e.to_string()))?;
+    }
+    std::fs::write(&termination_log, b"").map_err(|e| config_error(e.to_string()))?;
+    let spec = oci_spec::build(&SpecInput {
+        pod,
+        container,
+        image: &image.config,
+        env: &env,
+        volumes,
+        etc_dir: &sandbox.dir.join("etc"),
+        termination_log: Some(&termination_log),
+        netns: sandbox.netns.as_deref(),
+        cgroup_path: sandbox::container_cgroup(sandbox, &id),
+        hostname: &sandbox.hostname,
+    })
+    .map_err(|e| config_error(e.to_string()))?;
+    let m = &pod.metadata;
+    let labels: HashMap<String, String> = [
+        (LABEL_POD_UID, uid.clone()),
+        (LABEL_POD_NAME, m.name.clone().unwrap_or_default()),
+        (LABEL_POD_NAMESPACE, m.namespace.clone().unwrap_or_default()),
+        (LABEL_CONTAINER, container.name.clone()),
+        (LABEL_ATTEMPT, attempt.to_string()),
+        (LABEL_KIND, if init { "init" } else { "app" }.to_string()),
+        (LABEL_MANAGED, "true".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let uri = logs::logger_uri(&ctx.logger_exe, &log, LOG_MAX_SIZE, LOG_MAX_FILES);
+    let tty = container.tty.unwrap_or(false);
+    let request = CreateContainer {
+        id: id.clone(),
+        image: image.name.clone(),
+        spec,
+        labels,
+        stdio: Stdio {
+            stdin: None,
+            stdout: uri.clone(),
+            stderr: if tty { String::new() } else { uri },
+            terminal: tty,
+        },
+    };
+    ctx.runtime
+        .create_container(request)
+        .await
+        .map_err(|e| StartError {
+            reason: "CreateContainerError",
+            message: e.to_string(),
+        })?;
+    ctx.runtime.start_task(&id).await.map_err(|e| StartError {
+        reason: "RunContainerError",
+        message: e.to_string(),
+    })?;
+    Ok(Started {
+        id,
+        image_id: image_id(&image),
+        started_at: SystemTime::now(),
+    })
+}
+
+/// The `imageID` a container status reports: `<repo>@<manifest digest>`.
+pub fn image_id(image: &crate::kubelet::containerd::ImageInfo) -> String {
+    let repo = image
+        .name
+        .rsplit_once(':')
+        .filter(|(r, t)| !t.contains('/') && !r.is_empty())
+        .map_or(image.name.as_str(), |(r, _)| r);
+    format!("{repo}@{}", image.digest)
+}
+
+/// Runs a command in a container, capturing output, bounded by `timeout`.
+pub async fn exec_capture(
+    ctx: &NodeContext,
+    container_id: &str,
+    command: Vec<String>,
+    timeout: Duration,
+) -> Result<(i32, Vec<u8>), String> {
+    use tokio::io::AsyncReadExt;
+    let exec_id = format!("probe-{}", crate::api::object::random_suffix(10));
+    let req = ExecRequest {
+        container_id: container_id.to_string(),
+        exec_id,
+        args: command,
+        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
+        tty: false,
+        stdin: false,
+        io_dir: ctx.io_dir.clone(),
+    };
+    let run = async {
+        let mut process = ctx.runtime.exec(req).await.map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (mut so, mut se) = (process.stdout.take(), process.stderr.take());
+        let read_out = async {
+            if let Some(s) = so.as_mut() {
+                let _ = s.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(s) = se.as_mut() {
+                let _ = s.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let code = process.wait().await.map_err(|e| e.to_string())?;
+        out.extend_from_slice(&err);
+        Ok::<_, String>((code as i32, out))
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("command timed out after {}s", timeout.as_secs())),
+    }
+}
+
+/// Runs a lifecycle hook (exec, httpGet, tcpSocket or sleep).
+pub async fn run_hook(
+    ctx: &NodeContext,
+    container_id: &str,
+    handler: &LifecycleHandler,
+    target: &crate::kubelet::probes::ProbeTarget,
+    timeout: Duration,
+) -> Result<(), String> {
+    if let Some(sleep) = &handler.sleep {
+        tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64).min(timeout)).await;
+        return Ok(());
+    }
+    if let Some(exec) = &handler.exec {
+        let cmd = exec.command.clone().unwrap_or_default();
+        let (code, out) = exec_capture(ctx, container_id, cmd, timeout).await?;
+        return if code == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "command exited with {code}: {}",
+                String::from_utf8_lossy(&out)
+            ))
+        };
+    }
+    let probe = k8s_openapi::api::core::v1::Probe {
+        http_get: handler.http_get.clone(),
+        tcp_socket: handler.tcp_socket.clone(),
+        timeout_seconds: Some(timeout.as_secs().max(1) as i32),
+        ..Default::default()
+    };
+    match crate::kubelet::probes::probe_once(&probe, target).await {
+        crate::kubelet::probes::ProbeResult::Success => Ok(()),
+        crate::kubelet::probes::ProbeResult::Failure(m) => Err(m),
+    }
+}
+
+/// Stops a running attempt: SIGTERM, up to `grace`, then SIGKILL; waits
+/// for the exit. preStop must already have run.
+pub async fn stop(ctx: &NodeContext, id: &str, grace: Duration) {
+    if let Err(e) = ctx.runtime.kill(id, 15, false).await {
+        tracing::debug!(container = id, error = %e, "SIGTERM failed");
+    }
+    if tokio::time::timeout(grace, ctx.runtime.wait(id))
+        .await
+        .is_err()
+    {
+        tracing::debug!(container = id, "grace period over; SIGKILL");
+        if let Err(e) = ctx.runtime.kill(id, 9, true).await {
+            tracing::warn!(container = id, error = %e, "SIGKILL failed");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), ctx.runtime.wait(id)).await;
+    }
+}
+
+/// Whether the kernel OOM-killed the container (cgroup v1 `oom_kill`
+/// counter or v2 `memory.events`), read before the task is deleted.
+pub fn oom_killed(cgroup_path: &str) -> bool {
+    let rel = cgroup_path.trim_start_matches('/');
+    let v1 = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"));
+    let v2 = std::fs::read_to_string(format!("/sys/fs/cgroup/{rel}/memory.events"));
+    [v1, v2].into_iter().flatten().any(|text| {
+        text.lines().any(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some("oom_kill")
+                && w.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
+        })
+    })
+}
+
+/// The termination message of an attempt: its termination-log file, or
+/// with `FallbackToLogsOnError` and a failure, the last log lines.
+pub fn termination_message(
+    ctx: &NodeContext,
+    pod: &Pod,
+    sandbox_dir: &std::path::Path,
+    container: &Container,
+    attempt: u32,
+    exit_code: i32,
+) -> String {
+    let file = sandbox_dir
+        .join("containers")
+        .join(&container.name)
+        .join(format!("{attempt}.termination-log"));
+    let mut msg = std::fs::read(&file)
+        .map(|b| String::from_utf8_lossy(&b[..b.len().min(4096)]).into_owned())
+        .unwrap_or_default();
+    if msg.is_empty()
+        && exit_code != 0
+        && container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError")
+    {
+        let log = std::fs::read_to_string(log_path(ctx, pod, &container.name, attempt))
+            .unwrap_or_default();
+        let lines: Vec<&str> = log.lines().rev().take(80).collect();
+        msg = lines
+            .into_iter()
+            .rev()
+            .map(|l| l.splitn(4, ' ').nth(3).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if msg.len() > 2048 {
+            let mut start = msg.len() - 2048;
+            while !msg.is_char_boundary(start) {
+                start += 1;
+            }
+            msg = msg[start..].to_string();
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_are_unique_and_short() {
+        let long = "x".repeat(63);
+        let a = container_id("11111111-2222-3333-4444-555555555555", &long, 0);
+        let b = container_id("11111111-2222-3333-4444-555555555555", &long, 1);
+        assert_ne!(a, b);
+        assert!(a.len() <= 76, "{a}");
+        assert!(a.starts_with("xxxx"));
+    }
+}

@@ -1,0 +1,101 @@
+//! Pods on this node: a manager that follows the pods bound here (and the
+//! static pods from the manifests directory), and one worker per pod that
+//! runs its containers on containerd.
+//!
+//! The manager is the only place that knows every pod; workers never share
+//! state with each other. What the streaming server needs (which containerd
+//! container serves `exec` for namespace/pod/container) is published in
+//! [`NodeContext::containers`] by the workers as attempts start and end.
+
+pub mod container_state;
+pub mod env;
+pub mod lifecycle;
+pub mod manager;
+pub mod objects;
+pub mod oci_spec;
+pub mod pod_status;
+pub mod sandbox;
+pub mod static_pods;
+pub mod volumes;
+pub mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::controllers::events::EventSink;
+use crate::kubelet::containerd::Runtime;
+
+/// (namespace, pod, container).
+pub type ContainerKey = (String, String, String);
+
+/// The running attempt of a container, for exec, attach, logs and
+/// port-forward.
+#[derive(Clone, Debug)]
+pub struct ContainerHandle {
+    /// containerd id.
+    pub id: String,
+    /// Pod uid.
+    pub uid: String,
+    /// Restart number (log file name).
+    pub attempt: u32,
+    /// True while the attempt runs (ends `logs -f`).
+    pub running: watch::Receiver<bool>,
+    /// Literal env entries of the container (exec inherits them).
+    pub env: Vec<String>,
+    /// The pod's network namespace.
+    pub netns: Option<PathBuf>,
+}
+
+/// What every pod worker shares.
+pub struct NodeContext {
+    /// API client (node identity).
+    pub client: kube::Client,
+    /// containerd.
+    pub runtime: Runtime,
+    /// ConfigMap/Secret reader.
+    pub objects: objects::ObjectSource,
+    /// Sandbox settings.
+    pub sandbox: sandbox::SandboxSettings,
+    /// /var/log/pods.
+    pub log_root: PathBuf,
+    /// The `kelp-logger` link the shim runs.
+    pub logger_exe: PathBuf,
+    /// FIFOs for exec.
+    pub io_dir: PathBuf,
+    /// Event publisher (reporting as kubelet).
+    pub events: EventSink,
+    /// The node's InternalIP.
+    pub node_ip: String,
+    /// ClusterIP of the `kubernetes` service.
+    pub kubernetes_service_ip: String,
+    /// Containers containerd reported as OOM-killed, until their exit is seen.
+    pub oom: Mutex<HashSet<String>>,
+    /// Running attempts by (namespace, pod, container).
+    pub containers: Mutex<HashMap<ContainerKey, ContainerHandle>>,
+}
+
+/// Runs exec probes and hooks in one container.
+pub struct ContainerExec {
+    /// Shared context.
+    pub ctx: Arc<NodeContext>,
+    /// containerd id of the attempt.
+    pub container_id: String,
+}
+
+impl crate::kubelet::probes::ExecProber for ContainerExec {
+    fn exec(
+        &self,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(i32, Vec<u8>), String>> {
+        let ctx = self.ctx.clone();
+        let id = self.container_id.clone();
+        Box::pin(async move { lifecycle::exec_capture(&ctx, &id, command, timeout).await })
+    }
+}

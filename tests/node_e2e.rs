@@ -1,0 +1,398 @@
+//! End-to-end tests of the node agent: a single-node `kelp server` running
+//! pods on a private containerd with runc, driven with real kubectl.
+//! They need root, containerd and runc, and fail (never skip) without them.
+//! The busybox image is built from Debian's busybox-static and imported the
+//! airgap way (an archive in `<data>/agent/images/`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::cluster::{Server, kubectl_path};
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: httpd
+        image: busybox
+        imagePullPolicy: Never
+        command: ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && echo started && exec httpd -f -v -p 8080 -h /www"]
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe:
+          httpGet: {path: /index.html, port: http}
+          periodSeconds: 1
+"#;
+
+fn pods_of(server: &Server, selector: &str) -> Vec<String> {
+    server
+        .jsonpath(
+            &["get", "pods", "-l", selector],
+            "{.items[*].metadata.name}",
+        )
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_ready(server: &Server, selector: &str, count: usize) -> Vec<String> {
+    server.wait_for(90, &format!("{count} ready pods {selector}"), || {
+        let ready = server.jsonpath(
+            &["get", "pods", "-l", selector],
+            r#"{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+        );
+        ready.lines().filter(|l| *l == "True").count() == count
+    });
+    pods_of(server, selector)
+}
+
+#[test]
+fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
+    let server = Server::start_node(&[]);
+    server.ok_stdin(&["apply", "-f", "-"], WEB);
+    let pods = wait_ready(&server, "app=web", 2);
+    let pod = &pods[0];
+
+    // logs
+    let logs = server.ok(&["logs", pod]);
+    assert!(logs.contains("started"), "{logs}");
+    // exec: /etc/hostname is the pod name; exit codes come through.
+    assert_eq!(
+        server
+            .ok(&["exec", pod, "--", "cat", "/etc/hostname"])
+            .trim(),
+        pod.as_str()
+    );
+    let out = server.kubectl(&["exec", pod, "--", "sh", "-c", "echo to-stderr >&2; exit 7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("to-stderr"));
+    // stdin goes through
+    let echoed = server.ok_stdin(&["exec", "-i", pod, "--", "cat"], "via-stdin\n");
+    assert_eq!(echoed, "via-stdin\n");
+
+    // port-forward to the pod's port 8080 (inside its network namespace)
+    let local = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut forward = Command::new(kubectl_path())
+        .args(["--kubeconfig"])
+        .arg(&server.kubeconfig)
+        .args([
+            "port-forward",
+            &format!("pod/{pod}"),
+            &format!("{local}:8080"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut body = String::new();
+    server.wait_for(30, "port-forward answers", || {
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", local)) else {
+            return false;
+        };
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = conn.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n");
+        body.clear();
+        let _ = conn.read_to_string(&mut body);
+        body.contains("hello-from-")
+    });
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(body.contains(&format!("hello-from-{pod}")), "{body}");
+
+    // cp both ways (kubectl cp runs tar in the container)
+    let local_file = server.dir.path().join("upload.txt");
+    std::fs::write(&local_file, "copied-in\n").unwrap();
+    server.ok(&[
+        "cp",
+        local_file.to_str().unwrap(),
+        &format!("{pod}:/tmp/upload.txt"),
+    ]);
+    assert_eq!(
+        server.ok(&["exec", pod, "--", "cat", "/tmp/upload.txt"]),
+        "copied-in\n"
+    );
+    let back = server.dir.path().join("index.html");
+    server.ok(&[
+        "cp",
+        &format!("{pod}:/www/index.html"),
+        back.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap().trim(),
+        format!("hello-from-{pod}")
+    );
+
+    // logs -f follows until the container exits
+    server.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "counter"}, "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "sleep 2; for i in 1 2 3; do echo line-$i; sleep 1; done"]}]}}"#,
+    );
+    server.wait_for(60, "counter running", || {
+        server.jsonpath(&["get", "pod", "counter"], "{.status.phase}") == "Running"
+    });
+    let followed = server.ok(&["logs", "-f", "counter"]);
+    assert_eq!(followed, "line-1\nline-2\nline-3\n");
+    server.wait_for(30, "counter succeeded", || {
+        server.jsonpath(&["get", "pod", "counter"], "{.status.phase}") == "Succeeded"
+    });
+    let reason = server.jsonpath(
+        &["get", "pod", "counter"],
+        "{.status.containerStatuses[0].state.terminated.reason}",
+    );
+    assert_eq!(reason, "Completed");
+}
+
+#[test]
+fn probes_restart_limits_volumes_and_graceful_delete() {
+    let server = Server::start_node(&[]);
+    server.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=color=blue",
+    ]);
+    server.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=s3cret",
+    ]);
+    server.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: unhealthy}
+  spec:
+    containers:
+    - name: c
+      image: busybox
+      imagePullPolicy: Never
+      command: ["sleep", "1000"]
+      livenessProbe:
+        exec: {command: ["cat", "/nonexistent"]}
+        periodSeconds: 1
+        failureThreshold: 1
+    terminationGracePeriodSeconds: 1
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: hog}
+  spec:
+    restartPolicy: Never
+    containers:
+    - name: c
+      image: busybox
+      imagePullPolicy: Never
+      command: ["sh", "-c", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"]
+      resources: {limits: {memory: 32Mi}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: consumer}
+  spec:
+    terminationGracePeriodSeconds: 3
+    volumes:
+    - {name: cm, configMap: {name: settings}}
+    - {name: sec, secret: {secretName: creds}}
+    - {name: scratch, emptyDir: {}}
+    containers:
+    - name: c
+      image: busybox
+      imagePullPolicy: Never
+      command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+      env:
+      - {name: COLOR, valueFrom: {configMapKeyRef: {name: settings, key: color}}}
+      - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+      envFrom:
+      - secretRef: {name: creds}
+      volumeMounts:
+      - {name: cm, mountPath: /etc/settings}
+      - {name: sec, mountPath: /etc/creds}
+      - {name: scratch, mountPath: /scratch}
+"#,
+    );
+    // configMap/secret volumes and env
+    server.wait_for(60, "consumer running", || {
+        server.jsonpath(&["get", "pod", "consumer"], "{.status.phase}") == "Running"
+    });
+    assert_eq!(
+        server.ok(&[
+            "exec",
+            "consumer",
+            "--",
+            "cat",
+            "/etc/settings/color",
+            "/etc/creds/password"
+        ]),
+        "blues3cret"
+    );
+    let env = server.ok(&[
+        "exec",
+        "consumer",
+        "--",
+        "sh",
+        "-c",
+        "echo $COLOR $password $POD_NAME",
+    ]);
+    assert_eq!(env.trim(), "blue s3cret consumer");
+    server.ok(&["exec", "consumer", "--", "sh", "-c", "echo hi > /scratch/f"]);
+
+    // a failing liveness probe restarts the container, then CrashLoopBackOff
+    server.wait_for(90, "CrashLoopBackOff", || {
+        let restarts: i64 = server
+            .jsonpath(
+                &["get", "pod", "unhealthy"],
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse()
+            .unwrap_or(0);
+        let waiting = server.jsonpath(
+            &["get", "pod", "unhealthy"],
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        );
+        restarts >= 2 && waiting == "CrashLoopBackOff"
+    });
+    let events = server.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=unhealthy",
+    ]);
+    assert!(
+        events.contains("Unhealthy") && events.contains("Liveness probe failed"),
+        "{events}"
+    );
+
+    // over its memory limit: OOMKilled
+    server.wait_for(90, "hog OOMKilled", || {
+        server.jsonpath(
+            &["get", "pod", "hog"],
+            "{.status.containerStatuses[0].state.terminated.reason}",
+        ) == "OOMKilled"
+    });
+    assert_eq!(
+        server.jsonpath(&["get", "pod", "hog"], "{.status.phase}"),
+        "Failed"
+    );
+    assert_eq!(
+        server.jsonpath(
+            &["get", "pod", "hog"],
+            "{.status.containerStatuses[0].state.terminated.exitCode}"
+        ),
+        "137"
+    );
+
+    // delete: the container ignores SIGTERM, so it is SIGKILLed after its 3 s grace
+    let id = server.jsonpath(
+        &["get", "pod", "consumer"],
+        "{.status.containerStatuses[0].containerID}",
+    );
+    let id = id.trim_start_matches("containerd://").to_string();
+    assert!(!id.is_empty());
+    let started = std::time::Instant::now();
+    server.ok(&["delete", "pod", "consumer", "--timeout=60s"]);
+    let took = started.elapsed();
+    assert!(
+        server.kubectl(&["get", "pod", "consumer"]).status.code() == Some(1),
+        "pod object is gone"
+    );
+    // No process of that container is left.
+    let leftovers = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup"))
+                .unwrap_or_default()
+                .contains(&id)
+        })
+        .count();
+    assert_eq!(leftovers, 0, "container processes left after delete");
+    eprintln!("graceful delete of a TERM-ignoring container with a 3 s grace took {took:?}");
+}
+
+#[test]
+fn restarting_kelp_keeps_pods_running_and_static_pods_get_mirrors() {
+    let mut server = Server::start_node(&[]);
+    std::fs::write(
+        server.dir.path().join("data/agent/pod-manifests/static-web.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  namespace: kube-system\nspec:\n  containers:\n  - name: c\n    image: busybox\n    imagePullPolicy: Never\n    command: [\"sleep\", \"100000\"]\n",
+    )
+    .unwrap();
+    server.ok_stdin(&["apply", "-f", "-"], WEB);
+    let pods = wait_ready(&server, "app=web", 2);
+    server.wait_for(60, "static pod mirror running", || {
+        server.jsonpath(
+            &["get", "pod", "-n", "kube-system", "static-web-kelp-e2e"],
+            "{.status.phase}",
+        ) == "Running"
+    });
+    let mirror = server.jsonpath(
+        &["get", "pod", "-n", "kube-system", "static-web-kelp-e2e"],
+        "{.metadata.annotations}",
+    );
+    assert!(mirror.contains("kubernetes.io/config.mirror"), "{mirror}");
+    let ids_before = server.jsonpath(
+        &["get", "pods", "-l", "app=web"],
+        "{.items[*].status.containerStatuses[0].containerID}",
+    );
+
+    server.kill_and_restart();
+    server.wait_node_ready();
+    // Same containers, never restarted, still Ready.
+    let after = wait_ready(&server, "app=web", 2);
+    assert_eq!(after, pods);
+    let ids_after = server.jsonpath(
+        &["get", "pods", "-l", "app=web"],
+        "{.items[*].status.containerStatuses[0].containerID}",
+    );
+    assert_eq!(ids_after, ids_before);
+    let restarts = server.jsonpath(
+        &["get", "pods", "-l", "app=web"],
+        "{.items[*].status.containerStatuses[0].restartCount}",
+    );
+    assert_eq!(restarts, "0 0");
+    assert_eq!(
+        server
+            .ok(&["exec", &pods[0], "--", "cat", "/etc/hostname"])
+            .trim(),
+        pods[0]
+    );
+
+    // Removing the manifest stops the static pod and its mirror goes.
+    std::fs::remove_file(
+        server
+            .dir
+            .path()
+            .join("data/agent/pod-manifests/static-web.yaml"),
+    )
+    .unwrap();
+    server.wait_for(60, "mirror pod removed", || {
+        server
+            .kubectl(&["get", "pod", "-n", "kube-system", "static-web-kelp-e2e"])
+            .status
+            .code()
+            == Some(1)
+    });
+}
