@@ -181,56 +181,55 @@ fn probes_restart_limits_volumes_and_graceful_delete() {
         &["apply", "-f", "-"],
         r#"
 apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Pod
-  metadata: {name: unhealthy}
-  spec:
-    containers:
-    - name: c
-      image: busybox
-      imagePullPolicy: Never
-      command: ["sleep", "1000"]
-      livenessProbe:
-        exec: {command: ["cat", "/nonexistent"]}
-        periodSeconds: 1
-        failureThreshold: 1
-    terminationGracePeriodSeconds: 1
-- apiVersion: v1
-  kind: Pod
-  metadata: {name: hog}
-  spec:
-    restartPolicy: Never
-    containers:
-    - name: c
-      image: busybox
-      imagePullPolicy: Never
-      command: ["sh", "-c", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"]
-      resources: {limits: {memory: 32Mi}}
-- apiVersion: v1
-  kind: Pod
-  metadata: {name: consumer}
-  spec:
-    terminationGracePeriodSeconds: 3
-    volumes:
-    - {name: cm, configMap: {name: settings}}
-    - {name: sec, secret: {secretName: creds}}
-    - {name: scratch, emptyDir: {}}
-    containers:
-    - name: c
-      image: busybox
-      imagePullPolicy: Never
-      command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
-      env:
-      - {name: COLOR, valueFrom: {configMapKeyRef: {name: settings, key: color}}}
-      - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-      envFrom:
-      - secretRef: {name: creds}
-      volumeMounts:
-      - {name: cm, mountPath: /etc/settings}
-      - {name: sec, mountPath: /etc/creds}
-      - {name: scratch, mountPath: /scratch}
+kind: Pod
+metadata: {name: unhealthy}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sleep", "1000"]
+    livenessProbe:
+      exec: {command: ["cat", "/nonexistent"]}
+      periodSeconds: 1
+      failureThreshold: 1
+  terminationGracePeriodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"]
+    resources: {limits: {memory: 32Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: consumer}
+spec:
+  terminationGracePeriodSeconds: 3
+  volumes:
+  - {name: cm, configMap: {name: settings}}
+  - {name: sec, secret: {secretName: creds}}
+  - {name: scratch, emptyDir: {}}
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+    env:
+    - {name: COLOR, valueFrom: {configMapKeyRef: {name: settings, key: color}}}
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    envFrom:
+    - secretRef: {name: creds}
+    volumeMounts:
+    - {name: cm, mountPath: /etc/settings}
+    - {name: sec, mountPath: /etc/creds}
+    - {name: scratch, mountPath: /scratch}
 "#,
     );
     // configMap/secret volumes and env
@@ -335,6 +334,7 @@ items:
 #[test]
 fn restarting_kelp_keeps_pods_running_and_static_pods_get_mirrors() {
     let mut server = Server::start_node(&[]);
+    std::fs::create_dir_all(server.dir.path().join("data/agent/pod-manifests")).unwrap();
     std::fs::write(
         server.dir.path().join("data/agent/pod-manifests/static-web.yaml"),
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  namespace: kube-system\nspec:\n  containers:\n  - name: c\n    image: busybox\n    imagePullPolicy: Never\n    command: [\"sleep\", \"100000\"]\n",

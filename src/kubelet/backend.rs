@@ -111,15 +111,11 @@ impl NodeBackend for KubeletBackend {
                     "you must specify at least one command for the container".into(),
                 ));
             }
-            let mut env = vec![
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-            ];
-            env.extend(handle.env.iter().cloned());
             let request = ExecRequest {
                 container_id: handle.id.clone(),
                 exec_id: format!("exec-{}", crate::api::object::random_suffix(12)),
                 args: command,
-                env,
+                env: Vec::new(),
                 cwd: "/".into(),
                 uid: 0,
                 gid: 0,

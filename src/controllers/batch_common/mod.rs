@@ -8,7 +8,6 @@
 //! Nothing here talks to a specific controller's objects beyond generic `Resource`s.
 
 pub mod error;
-pub mod events;
 pub mod expectations;
 pub mod history;
 pub mod intstr;

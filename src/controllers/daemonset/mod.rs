@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::controllers::batch_common::ControllerError;
-use crate::controllers::batch_common::events::EventSink;
+use crate::controllers::events::EventSink;
 use crate::controllers::batch_common::expectations::{ChildView, Expectations};
 use crate::controllers::batch_common::ownership::{controller_of, ref_is_kind};
 use crate::controllers::batch_common::runtime::{LoopConfig, Runner, object_ref};

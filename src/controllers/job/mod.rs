@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use self::backoff::BackoffStore;
 use self::state::{finished, has_tracking_finalizer, managed_by_external};
 use crate::controllers::batch_common::ControllerError;
-use crate::controllers::batch_common::events::EventSink;
+use crate::controllers::events::EventSink;
 use crate::controllers::batch_common::expectations::{ChildView, Expectations};
 use crate::controllers::batch_common::ownership::{controller_of, ref_is_kind};
 use crate::controllers::batch_common::runtime::{LoopConfig, Runner, cache_ready, object_ref};

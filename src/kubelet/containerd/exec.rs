@@ -218,6 +218,55 @@ impl Runtime {
         })
     }
 
+    /// The exec'd process inherits the container's own process spec (user,
+    /// env, cwd, capabilities), as `kubectl exec` does upstream; `req.env`
+    /// entries override or extend its env. Without a readable spec, the
+    /// request's user/cwd are used.
+    async fn exec_process_spec(&self, req: &ExecRequest) -> serde_json::Value {
+        use containerd_client::services::v1::GetContainerRequest;
+        use containerd_client::services::v1::containers_client::ContainersClient;
+        let get = GetContainerRequest {
+            id: req.container_id.clone(),
+        };
+        let spec: Option<serde_json::Value> = ContainersClient::new(self.channel.clone())
+            .get(self.req(get))
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().container)
+            .and_then(|c| c.spec)
+            .and_then(|any| serde_json::from_slice(&any.value).ok());
+        let mut process = spec
+            .map(|s| s["process"].clone())
+            .filter(|p| p.is_object())
+            .unwrap_or_else(|| {
+                serde_json::json!({
+                    "user": {"uid": req.uid, "gid": req.gid},
+                    "cwd": if req.cwd.is_empty() { "/" } else { req.cwd.as_str() },
+                    "env": [],
+                })
+            });
+        let mut env: Vec<String> = process["env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for extra in &req.env {
+            let key = extra.split('=').next().unwrap_or("");
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(extra.clone());
+        }
+        process["env"] = serde_json::json!(env);
+        process["args"] = serde_json::json!(req.args);
+        process["terminal"] = serde_json::json!(req.tty);
+        if let Some(obj) = process.as_object_mut() {
+            obj.remove("consoleSize");
+        }
+        process
+    }
+
     async fn exec_start(
         &self,
         req: &ExecRequest,
@@ -225,13 +274,7 @@ impl Runtime {
         stdout: &Path,
         stderr: &Path,
     ) -> Result<()> {
-        let process = serde_json::json!({
-            "terminal": req.tty,
-            "user": {"uid": req.uid, "gid": req.gid},
-            "args": req.args,
-            "env": req.env,
-            "cwd": if req.cwd.is_empty() { "/" } else { req.cwd.as_str() },
-        });
+        let process = self.exec_process_spec(req).await;
         let exec = ExecProcessRequest {
             container_id: req.container_id.clone(),
             stdin: if req.stdin {

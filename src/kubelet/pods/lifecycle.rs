@@ -235,7 +235,7 @@ pub async fn exec_capture(
         container_id: container_id.to_string(),
         exec_id,
         args: command,
-        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+        env: Vec::new(),
         cwd: "/".into(),
         uid: 0,
         gid: 0,

@@ -46,8 +46,6 @@ pub struct ContainerHandle {
     pub attempt: u32,
     /// True while the attempt runs (ends `logs -f`).
     pub running: watch::Receiver<bool>,
-    /// Literal env entries of the container (exec inherits them).
-    pub env: Vec<String>,
     /// The pod's network namespace.
     pub netns: Option<PathBuf>,
 }

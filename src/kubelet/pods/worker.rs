@@ -544,22 +544,11 @@ impl PodWorker {
         if let Some(old) = self.running.insert(name.to_string(), tx) {
             let _ = old.send(false);
         }
-        let env = self
-            .spec_container(name)
-            .map(|c| {
-                c.env
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|e| e.value.map(|v| format!("{}={v}", e.name)))
-                    .collect()
-            })
-            .unwrap_or_default();
         let handle = ContainerHandle {
             id: id.to_string(),
             uid: self.uid(),
             attempt,
             running: rx,
-            env,
             netns: self.sandbox.as_ref().and_then(|s| s.netns.clone()),
         };
         self.ctx
