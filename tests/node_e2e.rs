@@ -359,7 +359,14 @@ fn restarting_kelp_keeps_pods_running_and_static_pods_get_mirrors() {
     );
 
     server.kill_and_restart();
-    server.wait_node_ready();
+    // The old status still says Ready; wait for the new kubelet itself
+    // (through the apiserver's nodes/proxy).
+    server.wait_for(60, "kubelet healthz", || {
+        server
+            .kubectl(&["get", "--raw", "/api/v1/nodes/kelp-e2e/proxy/healthz"])
+            .status
+            .success()
+    });
     // Same containers, never restarted, still Ready.
     let after = wait_ready(&server, "app=web", 2);
     assert_eq!(after, pods);

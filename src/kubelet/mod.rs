@@ -129,6 +129,31 @@ pub async fn start(
     let runtime = Runtime::connect(&socket, CONTAINERD_NAMESPACE).await?;
     let version = runtime.version().await?;
     tracing::info!(%version, ms = started.elapsed().as_millis() as u64, "containerd ready");
+    // The streaming server comes first: after a kelp restart the node still
+    // looks Ready and its pods Running, so `kubectl exec` may arrive at once.
+    let ctx = Arc::new(node_context(
+        &config,
+        client.clone(),
+        runtime.clone(),
+        &config.node.name,
+    )?);
+    let addr = std::net::SocketAddr::new([0, 0, 0, 0].into(), config.node.kubelet_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| KubeletError::Io {
+            what: format!(
+                "cannot listen on {addr} (the kubelet port; is another kubelet running?)"
+            ),
+            source,
+        })?;
+    let backend = Arc::new(backend::KubeletBackend::new(ctx.clone()));
+    let server_cancel = cancel.child_token();
+    let tls = config.tls.clone();
+    let mut tasks = vec![tokio::spawn(async move {
+        if let Err(e) = server::serve(listener, Some(tls), backend, server_cancel).await {
+            tracing::error!(error = %e, "kubelet server stopped");
+        }
+    })];
     let mut node = config.node.clone();
     node.runtime_version = format!("containerd://{version}");
     node::register(&client, &node).await?;
@@ -137,19 +162,17 @@ pub async fn start(
         .get_opt(&node.name)
         .await?
         .and_then(|n| n.metadata.uid);
-    let mut tasks = vec![
-        tokio::spawn(node::run_lease(
-            client.clone(),
-            node.name.clone(),
-            node_uid,
-            cancel.child_token(),
-        )),
-        tokio::spawn(node::run_status(
-            client.clone(),
-            node.clone(),
-            cancel.child_token(),
-        )),
-    ];
+    tasks.push(tokio::spawn(node::run_lease(
+        client.clone(),
+        node.name.clone(),
+        node_uid,
+        cancel.child_token(),
+    )));
+    tasks.push(tokio::spawn(node::run_status(
+        client.clone(),
+        node.clone(),
+        cancel.child_token(),
+    )));
     let images_dir = config.agent_dir.join("images");
     let _ = std::fs::create_dir_all(&images_dir);
     let mut seen = HashMap::new();
@@ -160,28 +183,10 @@ pub async fn start(
         seen,
         cancel.child_token(),
     )));
-    let ctx = Arc::new(node_context(&config, client, runtime, &node.name)?);
     let manifests = config.agent_dir.join("pod-manifests");
     let _ = std::fs::create_dir_all(&manifests);
-    let manager = pods::manager::PodManager::new(ctx.clone(), node.name.clone(), manifests);
+    let manager = pods::manager::PodManager::new(ctx, node.name.clone(), manifests);
     tasks.push(tokio::spawn(manager.run(cancel.child_token())));
-    let addr = std::net::SocketAddr::new([0, 0, 0, 0].into(), node.kubelet_port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| KubeletError::Io {
-            what: format!(
-                "cannot listen on {addr} (the kubelet port; is another kubelet running?)"
-            ),
-            source,
-        })?;
-    let backend = Arc::new(backend::KubeletBackend::new(ctx));
-    let server_cancel = cancel.child_token();
-    let tls = config.tls.clone();
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = server::serve(listener, Some(tls), backend, server_cancel).await {
-            tracing::error!(error = %e, "kubelet server stopped");
-        }
-    }));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "kubelet started");
     Ok(Kubelet { containerd, tasks })
 }

@@ -145,6 +145,23 @@ impl Runtime {
         Ok(())
     }
 
+    /// runc options for our containers: runc keeps its state beside the
+    /// socket (`<state>/runc`) instead of the shared `/run/containerd/runc`,
+    /// so two containerds on one host (tests, a system containerd) never see
+    /// each other's container ids.
+    fn runc_options(&self) -> Any {
+        use prost::Message;
+        let root = self
+            .socket
+            .parent()
+            .map(|d| d.join("runc").display().to_string())
+            .unwrap_or_default();
+        Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: RuncOptions { root }.encode_to_vec(),
+        }
+    }
+
     async fn create_inner(
         &self,
         req: &CreateContainer,
@@ -159,7 +176,7 @@ impl Runtime {
             image: image.to_string(),
             runtime: Some(ContainerRuntime {
                 name: RUNTIME.into(),
-                options: None,
+                options: Some(self.runc_options()),
             }),
             spec: Some(Any {
                 type_url: SPEC_TYPE.into(),
@@ -412,6 +429,15 @@ fn status_of(raw: i32) -> TaskStatus {
         Ok(ProcStatus::Paused | ProcStatus::Pausing) => TaskStatus::Paused,
         _ => TaskStatus::Unknown,
     }
+}
+
+/// The part of containerd's `runc.v1.Options` kelp sets (field numbers from
+/// containerd's runtime/v2/runc/options/oci.proto).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuncOptions {
+    /// State root of runc.
+    #[prost(string, tag = "7")]
+    root: String,
 }
 
 #[cfg(test)]
