@@ -235,16 +235,8 @@ impl PodManager {
                 }
             }
         }
-        if let Ok(entries) = std::fs::read_dir(&settings.netns_dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(uid) = name.strip_prefix("kelp-")
-                    && !known.contains(&uid.to_string())
-                {
-                    let _ = crate::kubelet::netns::remove(&entry.path());
-                }
-            }
-        }
+        // Network namespaces go with their pod dirs (sandbox::remove): the
+        // netns directory is shared with other kelps and `ip netns` users.
     }
 }
 
