@@ -13,8 +13,6 @@ mod common;
 mod node;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -23,13 +21,6 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 
 const PODS: usize = 30;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -72,39 +63,8 @@ async fn main() {
         busybox_image::ImageFormat::DockerArchive,
     )
     .unwrap();
-    let kubeconfig = dir.path().join("kubeconfig.yaml");
-    std::fs::write(dir.path().join("config.yaml"), "").unwrap();
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
-        .args([
-            "server",
-            "--bind-address",
-            "127.0.0.1",
-            "--node-ip",
-            "127.0.0.1",
-            "--node-name",
-            "kelp-bench",
-        ])
-        .arg("--config")
-        .arg(dir.path().join("config.yaml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--https-listen-port")
-        .arg(free_port().to_string())
-        .arg("--kubelet-port")
-        .arg(free_port().to_string())
-        .arg("--run-dir")
-        .arg(dir.path().join("run"))
-        .arg("--pod-log-dir")
-        .arg(dir.path().join("pod-logs"))
-        .arg("--write-kubeconfig")
-        .arg(&kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kelp");
-    let server = common::Process(child);
+    let (server, kubeconfig) = common::spawn_server(dir.path(), Some("kelp-bench"));
     let pid = server.0.id();
     while !kubeconfig.exists() {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -186,12 +146,34 @@ async fn main() {
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    assert_eq!(
-        latencies.len(),
-        PODS,
-        "only {} of {PODS} pods reached Running",
-        latencies.len()
-    );
+    if latencies.len() != PODS {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        for p in pods
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            eprintln!(
+                "{} {:?} node={:?}",
+                p.metadata.name.unwrap_or_default(),
+                p.status.and_then(|s| s.conditions),
+                p.spec.and_then(|s| s.node_name)
+            );
+        }
+        let n = nodes.get("kelp-bench").await.ok();
+        eprintln!(
+            "node: {:?} {:?}",
+            n.as_ref().and_then(|n| n.spec.clone()),
+            n.and_then(|n| n.status).map(|s| s.conditions)
+        );
+        panic!(
+            "only {} of {PODS} pods reached Running; server log tail:\n{}",
+            latencies.len(),
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        );
+    }
     println!(
         "pod startup (create -> Running by watch), {PODS} pods: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (upstream SLO p99 <= 5000 ms)",
         percentile(&latencies, 0.5),

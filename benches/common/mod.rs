@@ -22,33 +22,65 @@ impl Drop for Process {
 /// Starts `kelp server --disable-agent` on a free port with its data in
 /// `dir`; returns the process and the kubeconfig path it will write.
 pub fn start_server(dir: &Path) -> (Process, PathBuf) {
-    let port = TcpListener::bind("127.0.0.1:0")
+    spawn_server(dir, None)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("port");
+        .expect("port")
+}
+
+/// Starts `kelp server` with data in `dir`: control plane only, or with a
+/// node named `node` whose runtime state, logs and kubelet port are private
+/// to `dir` (needs root).
+pub fn spawn_server(dir: &Path, node: Option<&str>) -> (Process, PathBuf) {
     let kubeconfig = dir.join("kubeconfig.yaml");
     let config = dir.join("config.yaml");
     std::fs::write(&config, "").expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_kelp"))
-        .args([
-            "server",
-            "--disable-agent",
-            "--bind-address",
-            "127.0.0.1",
-            "--node-ip",
-            "127.0.0.1",
-        ])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kelp"));
+    command.args([
+        "server",
+        "--bind-address",
+        "127.0.0.1",
+        "--node-ip",
+        "127.0.0.1",
+    ]);
+    match node {
+        None => {
+            command.arg("--disable-agent");
+        }
+        Some(name) => {
+            command
+                .args([
+                    "--node-name",
+                    name,
+                    "--kubelet-port",
+                    &free_port().to_string(),
+                    // The tests are about pods, not about this machine's
+                    // disk: report DiskPressure only when really short.
+                    "--kubelet-arg",
+                    "eviction-hard=nodefs.available<512Mi",
+                ])
+                .arg("--run-dir")
+                .arg(dir.join("run"))
+                .arg("--pod-log-dir")
+                .arg(dir.join("pod-logs"));
+        }
+    }
+    let child = command
         .arg("--config")
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--https-listen-port")
-        .arg(port.to_string())
+        .arg(free_port().to_string())
         .arg("--write-kubeconfig")
         .arg(&kubeconfig)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).map_or(Stdio::null(), Stdio::from))
         .spawn()
         .expect("start kelp server");
     (Process(child), kubeconfig)

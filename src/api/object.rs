@@ -99,6 +99,11 @@ pub fn new_uid() -> String {
     let _ = getrandom::fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_string(&b)
+}
+
+/// 16 bytes in UUID form (`8-4-4-4-12` hex digits).
+pub fn uuid_string(b: &[u8; 16]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

@@ -33,6 +33,7 @@ pub(super) fn run(args: AgentArgs) -> anyhow::Result<()> {
             "--token is required (or KELP_TOKEN, or 'token' in the config file); read it from <data-dir>/server/token on the server"
         );
     }
+    args.node.kubelet_args()?;
     anyhow::bail!(
         "joining {} is not implemented in this version of kelp yet",
         server.0

@@ -92,4 +92,46 @@ pub struct NodeArgs {
         hide = true
     )]
     pub netns_dir: PathBuf,
+    /// Kubelet setting, KEY=VALUE (repeatable); kelp's kubelet understands
+    /// `max-pods` and `eviction-hard` (e.g. `eviction-hard=nodefs.available<1Gi`).
+    #[arg(long, env = "KELP_KUBELET_ARG", value_name = "KEY=VALUE")]
+    pub kubelet_arg: Vec<String>,
+}
+
+/// What `--kubelet-arg` values set.
+#[derive(Debug, Clone, Default)]
+pub struct KubeletArgs {
+    /// `max-pods`.
+    pub max_pods: Option<u32>,
+    /// `eviction-hard`.
+    pub eviction_hard: crate::kubelet::node::eviction::EvictionHard,
+}
+
+impl NodeArgs {
+    /// Parses `--kubelet-arg` values; unknown keys are errors naming the flag.
+    pub fn kubelet_args(&self) -> anyhow::Result<KubeletArgs> {
+        let mut out = KubeletArgs::default();
+        for arg in &self.kubelet_arg {
+            let arg = arg.trim_start_matches("--");
+            let (key, value) = arg.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--kubelet-arg {arg:?}: expected KEY=VALUE, e.g. max-pods=110")
+            })?;
+            match key {
+                "max-pods" => {
+                    out.max_pods = Some(value.parse().map_err(|_| {
+                        anyhow::anyhow!("--kubelet-arg max-pods={value}: expected a whole number")
+                    })?)
+                }
+                "eviction-hard" => {
+                    out.eviction_hard =
+                        crate::kubelet::node::eviction::EvictionHard::parse(value)
+                            .map_err(|e| anyhow::anyhow!("--kubelet-arg eviction-hard: {e}"))?
+                }
+                other => anyhow::bail!(
+                    "--kubelet-arg {other}: kelp's kubelet understands max-pods and eviction-hard"
+                ),
+            }
+        }
+        Ok(out)
+    }
 }

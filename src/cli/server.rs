@@ -136,6 +136,7 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// Checks relations between flags that no single parser can see.
     fn validate(&self) -> anyhow::Result<()> {
+        self.node.kubelet_args()?;
         if !self.service_cidr.0.contains(&self.cluster_dns) {
             anyhow::bail!(
                 "--cluster-dns {} is outside --service-cidr {}; pick an address inside it, e.g. the .10 of the range",
@@ -303,6 +304,7 @@ async fn start_kubelet(
         .kubelet_tls_config(&cert, &key)
         .context("kubelet TLS configuration")?;
     let node = &args.node;
+    let kubelet_args = node.kubelet_args()?;
     let config = crate::kubelet::KubeletConfig {
         node: crate::kubelet::node::NodeSettings {
             name,
@@ -318,10 +320,11 @@ async fn start_kubelet(
                 .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
                 .collect(),
             control_plane: true,
-            max_pods: 110,
+            max_pods: kubelet_args.max_pods.unwrap_or(110),
             kubelet_port: node.kubelet_port,
             data_dir: args.common.data_dir.join("agent"),
             runtime_version: String::new(),
+            eviction_hard: kubelet_args.eviction_hard,
         },
         agent_dir: args.common.data_dir.join("agent"),
         container_runtime_endpoint: node.container_runtime_endpoint.clone(),

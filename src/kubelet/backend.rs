@@ -75,14 +75,7 @@ impl NodeBackend for KubeletBackend {
             } else {
                 handle.attempt
             };
-            let path = logs::container_log_path(
-                &root,
-                &target.pod.namespace,
-                &target.pod.name,
-                &handle.uid,
-                &target.container,
-                attempt,
-            );
+            let path = log_file(&root, &target, &handle, attempt);
             let mut files = logs::rotated_files(&path);
             files.push(path);
             let running = if opts.previous {
@@ -142,14 +135,7 @@ impl NodeBackend for KubeletBackend {
         let root = self.ctx.log_root.clone();
         Box::pin(async move {
             let handle = found?;
-            let path = logs::container_log_path(
-                &root,
-                &target.pod.namespace,
-                &target.pod.name,
-                &handle.uid,
-                &target.container,
-                handle.attempt,
-            );
+            let path = log_file(&root, &target, &handle, handle.attempt);
             let opts = LogOptions {
                 follow: true,
                 tail_lines: Some(0),
@@ -214,6 +200,23 @@ impl NodeBackend for KubeletBackend {
             Ok(io)
         })
     }
+}
+
+/// The CRI log file of one attempt of the target container.
+fn log_file(
+    root: &std::path::Path,
+    target: &ContainerTarget,
+    handle: &ContainerHandle,
+    attempt: u32,
+) -> std::path::PathBuf {
+    logs::container_log_path(
+        root,
+        &target.pod.namespace,
+        &target.pod.name,
+        &handle.uid,
+        &target.container,
+        attempt,
+    )
 }
 
 /// Copies between the client's streams and an exec process until it exits.

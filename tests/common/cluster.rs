@@ -49,17 +49,20 @@ impl Server {
 
     /// Starts a server with extra flags.
     pub fn start_with(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = Server {
+        let mut s = Self::unstarted(tempfile::tempdir().expect("temp dir"), extra, None);
+        s.spawn();
+        s
+    }
+
+    fn unstarted(dir: tempfile::TempDir, extra: &[&str], kubelet_port: Option<u16>) -> Server {
+        Server {
             kubeconfig: dir.path().join("kubeconfig.yaml"),
             dir,
             port: free_port(),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            kubelet_port: None,
-        };
-        s.spawn();
-        s
+            kubelet_port,
+        }
     }
 
     /// Starts a server with its node agent (kubelet on a private
@@ -69,14 +72,7 @@ impl Server {
     pub fn start_node(extra: &[&str]) -> Server {
         super::node::require_node_prerequisites();
         let dir = tempfile::tempdir_in(super::node::test_root()).expect("temp dir");
-        let mut s = Server {
-            kubeconfig: dir.path().join("kubeconfig.yaml"),
-            dir,
-            port: free_port(),
-            child: None,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            kubelet_port: Some(free_port()),
-        };
+        let mut s = Self::unstarted(dir, extra, Some(free_port()));
         let images = s.dir.path().join("data/agent/images");
         std::fs::create_dir_all(&images).expect("images dir");
         super::busybox_image::write_busybox_image(
@@ -161,6 +157,10 @@ impl Server {
                         "kelp-e2e",
                         "--kubelet-port",
                         &port.to_string(),
+                        // The tests are about pods, not about this machine's
+                        // disk: report DiskPressure only when really short.
+                        "--kubelet-arg",
+                        "eviction-hard=nodefs.available<512Mi",
                     ])
                     .arg("--run-dir")
                     .arg(d.join("run"))

@@ -1,8 +1,7 @@
 //! RFC 3339 timestamps for CRI log lines, `sinceTime` and rotated file names.
 //!
-//! kelp has no date crate, and the log format only needs UTC civil dates, so the
-//! conversion between Unix time and the proleptic Gregorian calendar lives here
-//! (Howard Hinnant's days-from-civil algorithm). Parsing is lenient like Go's
+//! The calendar arithmetic is [`crate::api::calendar`]'s; this module adds
+//! nanosecond formatting and lenient parsing. Parsing is lenient like Go's
 //! `time.RFC3339Nano` input: the fraction is optional and of any length up to
 //! nine digits, and the zone is `Z` or `±hh:mm`. Bad input gives `None`, never a
 //! panic; times before 1970 are clamped to the epoch (logs never have them).
@@ -11,31 +10,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Splits a Unix time in seconds into (year, month, day, hour, minute, second), UTC.
 fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
+    let (year, month, day) = crate::api::calendar::civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     (year, month as u32, day as u32, h as u32, m as u32, s as u32)
 }
 
 /// Days since the Unix epoch of a civil date.
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::api::calendar::days_from_civil(year, i64::from(month), i64::from(day))
 }
 
 fn since_epoch(t: SystemTime) -> Duration {

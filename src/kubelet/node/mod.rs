@@ -6,6 +6,7 @@
 //! condition or capacity changes, or once a minute. We do the same, so an
 //! idle node costs one small write per 10 s.
 
+pub mod eviction;
 pub mod host_info;
 
 use std::collections::BTreeMap;
@@ -29,9 +30,6 @@ pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
 const STATUS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// Status is re-posted at least this often even when nothing changed.
 const STATUS_REPORT_INTERVAL: Duration = Duration::from_secs(60);
-/// Memory below which the node reports MemoryPressure (upstream's default
-/// hard eviction threshold `memory.available<100Mi`).
-const MEMORY_PRESSURE_BYTES: u64 = 100 << 20;
 
 /// What this node says about itself.
 #[derive(Clone, Debug)]
@@ -54,6 +52,8 @@ pub struct NodeSettings {
     pub data_dir: PathBuf,
     /// `containerd://<version>`.
     pub runtime_version: String,
+    /// Hard eviction thresholds (decide the pressure conditions).
+    pub eviction_hard: eviction::EvictionHard,
 }
 
 /// Registers the Node, or refreshes an existing one's labels and status.
@@ -80,7 +80,7 @@ pub async fn register(client: &kube::Client, settings: &NodeSettings) -> Result<
         }
         Err(e) => return Err(e.into()),
     }
-    let status = json!({"status": node_status(settings, &info, &conditions(settings, None))});
+    let status = json!({"status": node_status(settings, &info, &conditions(settings))});
     nodes
         .patch_status(
             &settings.name,
@@ -137,13 +137,11 @@ type ConditionState = (&'static str, &'static str, &'static str);
 
 /// The four node conditions, in upstream's order: MemoryPressure,
 /// DiskPressure, PIDPressure, Ready.
-fn conditions(
-    settings: &NodeSettings,
-    previous: Option<&[ConditionState; 4]>,
-) -> [ConditionState; 4] {
-    let _ = previous;
+fn conditions(settings: &NodeSettings) -> [ConditionState; 4] {
+    let info = HostInfo::read(&settings.data_dir);
+    let eviction = &settings.eviction_hard;
     let memory = match host_info::mem_available() {
-        Some(free) if free < MEMORY_PRESSURE_BYTES => (
+        Some(free) if eviction.memory.crossed(free, info.memory_bytes) => (
             "True",
             "KubeletHasInsufficientMemory",
             "kubelet has insufficient memory available",
@@ -154,12 +152,8 @@ fn conditions(
             "kubelet has sufficient memory available",
         ),
     };
-    let disk = match (
-        host_info::fs_available(&settings.data_dir),
-        HostInfo::read(&settings.data_dir).ephemeral_storage_bytes,
-    ) {
-        // upstream's default hard threshold: nodefs.available<10%
-        (Some(free), total) if total > 0 && free < total / 10 => (
+    let disk = match host_info::fs_available(&settings.data_dir) {
+        Some(free) if eviction.nodefs.crossed(free, info.ephemeral_storage_bytes) => (
             "True",
             "KubeletHasDiskPressure",
             "kubelet has disk pressure",
@@ -233,7 +227,7 @@ pub async fn run_status(client: kube::Client, settings: NodeSettings, cancel: Ca
             _ = cancel.cancelled() => return,
         }
         let info = HostInfo::read(&settings.data_dir);
-        let now = conditions(&settings, last.as_ref());
+        let now = conditions(&settings);
         let changed = last.as_ref() != Some(&now);
         if !changed && last_post.elapsed() < STATUS_REPORT_INTERVAL {
             continue;

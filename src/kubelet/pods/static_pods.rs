@@ -73,15 +73,10 @@ fn read_one(path: &Path, node: &str) -> Result<Pod, String> {
         serde_json::to_string(&value).map_err(|e| e.to_string())?
     );
     let digest = Sha256::digest(hash_input.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let uid = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
+    let mut first = [0_u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    let uid = crate::api::object::uuid_string(&first);
+    let hex: String = first.iter().map(|b| format!("{b:02x}")).collect();
     let meta = &mut value["metadata"];
     meta["name"] = json!(format!("{name}-{node}"));
     if meta["namespace"].as_str().is_none_or(str::is_empty) {

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{KeyToPath, Pod, Volume};
+use k8s_openapi::api::core::v1::{
+    ConfigMapProjection, DownwardAPIProjection, KeyToPath, Pod, SecretProjection, Volume,
+    VolumeProjection,
+};
 use serde_json::json;
 
 use super::env::{self, EnvContext};
@@ -96,96 +99,126 @@ async fn prepare_one(
     if let Some(host) = &volume.host_path {
         return host_path(&host.path, host.type_.as_deref().unwrap_or(""));
     }
-    let mut files: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
-    if let Some(cm) = &volume.config_map {
-        let mode = cm.default_mode.unwrap_or(0o644) as u32;
-        let data = objects.config_map_bytes(ns, &cm.name).await;
-        add_items(
-            &mut files,
-            data,
-            cm.items.as_deref(),
-            mode,
-            cm.optional.unwrap_or(false),
-            &format!("configmap \"{}\"", cm.name),
-        )?;
-    } else if let Some(secret) = &volume.secret {
-        let name = secret.secret_name.clone().unwrap_or_default();
-        let mode = secret.default_mode.unwrap_or(0o644) as u32;
-        let data = objects.secret(ns, &name).await;
-        add_items(
-            &mut files,
-            data,
-            secret.items.as_deref(),
-            mode,
-            secret.optional.unwrap_or(false),
-            &format!("secret \"{name}\""),
-        )?;
-    } else if let Some(down) = &volume.downward_api {
-        let mode = down.default_mode.unwrap_or(0o644) as u32;
-        for item in down.items.iter().flatten() {
-            files.insert(
-                item.path.clone(),
-                (
-                    downward_value(ctx, item)?.into_bytes(),
-                    item.mode.map_or(mode, |m| m as u32),
-                ),
-            );
-        }
-    } else if let Some(projected) = &volume.projected {
-        let mode = projected.default_mode.unwrap_or(0o644) as u32;
-        for source in projected.sources.iter().flatten() {
-            if let Some(cm) = &source.config_map {
-                let data = objects.config_map_bytes(ns, &cm.name).await;
-                add_items(
-                    &mut files,
-                    data,
-                    cm.items.as_deref(),
-                    mode,
-                    cm.optional.unwrap_or(false),
-                    &format!("configmap \"{}\"", cm.name),
-                )?;
-            }
-            if let Some(s) = &source.secret {
-                let data = objects.secret(ns, &s.name).await;
-                add_items(
-                    &mut files,
-                    data,
-                    s.items.as_deref(),
-                    mode,
-                    s.optional.unwrap_or(false),
-                    &format!("secret \"{}\"", s.name),
-                )?;
-            }
-            if let Some(down) = &source.downward_api {
-                for item in down.items.iter().flatten() {
-                    files.insert(
-                        item.path.clone(),
-                        (
-                            downward_value(ctx, item)?.into_bytes(),
-                            item.mode.map_or(mode, |m| m as u32),
-                        ),
-                    );
-                }
-            }
-            if let Some(sat) = &source.service_account_token {
-                let token = service_account_token(
-                    ctx.pod,
-                    objects,
-                    sat.audience.as_deref(),
-                    sat.expiration_seconds,
-                )
-                .await?;
-                files.insert(sat.path.clone(), (token.into_bytes(), mode.min(0o600)));
-            }
-        }
-    } else {
+    let Some((sources, mode)) = as_projection(volume) else {
         return Err(VolumeError::Invalid(format!(
             "volume {:?}: this volume type is not supported by kelp (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)",
             volume.name
         )));
+    };
+    let mode = mode.unwrap_or(0o644) as u32;
+    let mut files: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
+    for source in &sources {
+        render_source(&mut files, source, mode, ns, ctx, objects).await?;
     }
     write_atomic(dir, &files)?;
     Ok(rendered(dir.to_path_buf()))
+}
+
+/// configMap, secret and downwardAPI volumes are projected volumes with
+/// one source, as upstream treats them; returns the sources and defaultMode.
+fn as_projection(volume: &Volume) -> Option<(Vec<VolumeProjection>, Option<i32>)> {
+    if let Some(cm) = &volume.config_map {
+        let source = ConfigMapProjection {
+            name: cm.name.clone(),
+            items: cm.items.clone(),
+            optional: cm.optional,
+        };
+        return Some((
+            vec![VolumeProjection {
+                config_map: Some(source),
+                ..Default::default()
+            }],
+            cm.default_mode,
+        ));
+    }
+    if let Some(secret) = &volume.secret {
+        let source = SecretProjection {
+            name: secret.secret_name.clone().unwrap_or_default(),
+            items: secret.items.clone(),
+            optional: secret.optional,
+        };
+        return Some((
+            vec![VolumeProjection {
+                secret: Some(source),
+                ..Default::default()
+            }],
+            secret.default_mode,
+        ));
+    }
+    if let Some(down) = &volume.downward_api {
+        let source = DownwardAPIProjection {
+            items: down.items.clone(),
+        };
+        return Some((
+            vec![VolumeProjection {
+                downward_api: Some(source),
+                ..Default::default()
+            }],
+            down.default_mode,
+        ));
+    }
+    let projected = volume.projected.as_ref()?;
+    Some((
+        projected.sources.clone().unwrap_or_default(),
+        projected.default_mode,
+    ))
+}
+
+/// Adds the files of one projected source.
+async fn render_source(
+    files: &mut BTreeMap<String, (Vec<u8>, u32)>,
+    source: &VolumeProjection,
+    mode: u32,
+    ns: &str,
+    ctx: &EnvContext<'_>,
+    objects: &ObjectSource,
+) -> Result<(), VolumeError> {
+    if let Some(cm) = &source.config_map {
+        let data = objects.config_map_bytes(ns, &cm.name).await;
+        let what = format!("configmap \"{}\"", cm.name);
+        add_items(
+            files,
+            data,
+            cm.items.as_deref(),
+            mode,
+            cm.optional.unwrap_or(false),
+            &what,
+        )?;
+    }
+    if let Some(s) = &source.secret {
+        let data = objects.secret(ns, &s.name).await;
+        let what = format!("secret \"{}\"", s.name);
+        add_items(
+            files,
+            data,
+            s.items.as_deref(),
+            mode,
+            s.optional.unwrap_or(false),
+            &what,
+        )?;
+    }
+    for item in source
+        .downward_api
+        .iter()
+        .flat_map(|d| d.items.iter().flatten())
+    {
+        let value = downward_value(ctx, item)?.into_bytes();
+        files.insert(
+            item.path.clone(),
+            (value, item.mode.map_or(mode, |m| m as u32)),
+        );
+    }
+    if let Some(sat) = &source.service_account_token {
+        let token = service_account_token(
+            ctx.pod,
+            objects,
+            sat.audience.as_deref(),
+            sat.expiration_seconds,
+        )
+        .await?;
+        files.insert(sat.path.clone(), (token.into_bytes(), mode.min(0o600)));
+    }
+    Ok(())
 }
 
 fn add_items(
