@@ -139,6 +139,26 @@ fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
         format!("hello-from-{pod}")
     );
 
+    // kubectl run -i: stdin reaches the container's main process (attach)
+    // and its output comes back; --rm deletes the pod afterwards.
+    let out = server.ok_stdin(
+        &[
+            "run",
+            "reader",
+            "-i",
+            "--rm",
+            "--restart=Never",
+            "--image=busybox",
+            "--image-pull-policy=Never",
+            "--",
+            "sh",
+            "-c",
+            "read line; echo got-$line",
+        ],
+        "hello\n",
+    );
+    assert!(out.contains("got-hello"), "{out}");
+
     // logs -f follows until the container exits
     server.ok_stdin(
         &["apply", "-f", "-"],

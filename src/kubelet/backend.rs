@@ -132,28 +132,33 @@ impl NodeBackend for KubeletBackend {
     ) -> BoxFuture<'static, Result<ExecOutcome, BackendError>> {
         let found = self.handle(&target);
         let ctx = self.ctx.clone();
-        let root = self.ctx.log_root.clone();
         Box::pin(async move {
             let handle = found?;
-            let path = log_file(&root, &target, &handle, handle.attempt);
+            let path = log_file(&ctx.log_root, &target, &handle, handle.attempt);
+            // Output: the container's log from now on, partial lines as they
+            // come (a shell prompt has no newline).
             let opts = LogOptions {
                 follow: true,
-                tail_lines: Some(0),
-                since: None,
-                timestamps: false,
-                limit_bytes: None,
-                previous: false,
+                since: Some(std::time::SystemTime::now()),
+                attach_tty: Some(streams.tty),
+                ..Default::default()
             };
+            let stdin_task = attach_stdin(&ctx, &handle.id, streams.stdin, streams.resize);
             let mut log = Box::pin(logs::read_log(vec![path], opts, handle.running.clone()));
             if let Some(mut out) = streams.stdout {
                 use futures::StreamExt;
-                while let Some(chunk) = log.next().await {
-                    let Ok(chunk) = chunk else { break };
+                while let Some(Ok(chunk)) = log.next().await {
                     if out.write_all(&chunk).await.is_err() {
                         break;
                     }
                     let _ = out.flush().await;
                 }
+            } else {
+                let mut running = handle.running.clone();
+                let _ = running.wait_for(|r| !*r).await;
+            }
+            if let Some(t) = stdin_task {
+                t.abort();
             }
             let code = ctx
                 .runtime
@@ -200,6 +205,57 @@ impl NodeBackend for KubeletBackend {
             Ok(io)
         })
     }
+}
+
+/// Forwards an attach session's stdin (and terminal resizes) to the
+/// container's main process; with `stdinOnce`, the end of this session's
+/// input closes the container's stdin.
+fn attach_stdin(
+    ctx: &Arc<NodeContext>,
+    id: &str,
+    stdin: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    resize: Option<tokio::sync::mpsc::Receiver<super::server::TerminalSize>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if let Some(mut sizes) = resize {
+        let (runtime, id) = (ctx.runtime.clone(), id.to_string());
+        tokio::spawn(async move {
+            while let Some(size) = sizes.recv().await {
+                let _ = runtime
+                    .resize_task_pty(&id, size.width.into(), size.height.into())
+                    .await;
+            }
+        });
+    }
+    let mut from = stdin?;
+    let target = ctx.stdins.lock().get(id).cloned()?;
+    let (runtime, id) = (ctx.runtime.clone(), id.to_string());
+    Some(tokio::spawn(async move {
+        let mut buf = vec![0_u8; 8192];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if target
+                .writer
+                .lock()
+                .await
+                .write_all(&buf[..n])
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if target.once {
+            // CloseIO makes the shim drop the container's stdin at once, even
+            // with bytes still in the FIFO; the shim holds its own writer, so
+            // there is no EOF to wait for. Give its copy loop a moment to
+            // drain what this session wrote.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let _ = runtime.close_task_stdin(&id).await;
+        }
+    }))
 }
 
 /// The CRI log file of one attempt of the target container.

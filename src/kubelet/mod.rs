@@ -224,6 +224,7 @@ fn node_context(
         kubernetes_service_ip: config.kubernetes_service_ip.clone(),
         oom: Default::default(),
         containers: Default::default(),
+        stdins: Default::default(),
     })
 }
 

@@ -247,6 +247,35 @@ impl Runtime {
         }
     }
 
+    /// Closes the main process's stdin (`stdinOnce` after the first attach).
+    pub async fn close_task_stdin(&self, id: &str) -> Result<()> {
+        let req = containerd_client::services::v1::CloseIoRequest {
+            container_id: id.into(),
+            exec_id: String::new(),
+            stdin: true,
+        };
+        self.tasks()
+            .close_io(self.req(req))
+            .await
+            .map_err(RuntimeError::rpc("Tasks.CloseIO"))?;
+        Ok(())
+    }
+
+    /// Resizes the main process's TTY.
+    pub async fn resize_task_pty(&self, id: &str, width: u32, height: u32) -> Result<()> {
+        let req = containerd_client::services::v1::ResizePtyRequest {
+            container_id: id.into(),
+            exec_id: String::new(),
+            width,
+            height,
+        };
+        self.tasks()
+            .resize_pty(self.req(req))
+            .await
+            .map_err(RuntimeError::rpc("Tasks.ResizePty"))?;
+        Ok(())
+    }
+
     /// Signals the task (all its processes with `all`); a finished or missing task is Ok.
     pub async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let signal = u32::try_from(signal).map_err(|_| RuntimeError::InvalidRequest {

@@ -49,13 +49,27 @@ const PATH_SET: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Builds the `binary://` URI that makes containerd's shim run `exe` as the logger
 /// for a container writing `log_path`.
-pub fn logger_uri(exe: &Path, log_path: &Path, max_size: u64, max_files: u32) -> String {
+///
+/// `interactive` (containers with stdin or a TTY) writes output that does not
+/// end a line at once as a partial (`P`) line, so `kubectl attach` shows a
+/// shell prompt before its user presses return.
+pub fn logger_uri(
+    exe: &Path,
+    log_path: &Path,
+    max_size: u64,
+    max_files: u32,
+    interactive: bool,
+) -> String {
     let exe = utf8_percent_encode(&exe.to_string_lossy(), PATH_SET).to_string();
-    let query = form_urlencoded::Serializer::new(String::new())
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
         .append_pair("--path", &log_path.to_string_lossy())
         .append_pair("--max-size", &max_size.to_string())
-        .append_pair("--max-files", &max_files.to_string())
-        .finish();
+        .append_pair("--max-files", &max_files.to_string());
+    if interactive {
+        query.append_pair("--interactive", "1");
+    }
+    let query = query.finish();
     format!("binary://{exe}?{query}")
 }
 
@@ -68,6 +82,8 @@ pub struct LoggerConfig {
     pub max_size: u64,
     /// Files kept in total, the current one included (at least 1).
     pub max_files: u32,
+    /// Write unterminated output at once as partial lines.
+    pub interactive: bool,
 }
 
 impl LoggerConfig {
@@ -80,6 +96,7 @@ impl LoggerConfig {
             ));
         }
         let (mut path, mut max_size, mut max_files) = (None, DEFAULT_MAX_SIZE, DEFAULT_MAX_FILES);
+        let mut interactive = false;
         for pair in args.chunks_exact(2) {
             let value = pair[1].to_string_lossy();
             let number_err = || LogError::LoggerArgs(format!("bad number {value:?}"));
@@ -87,6 +104,7 @@ impl LoggerConfig {
                 Some("--path") => path = Some(PathBuf::from(&pair[1])),
                 Some("--max-size") => max_size = value.parse().map_err(|_| number_err())?,
                 Some("--max-files") => max_files = value.parse().map_err(|_| number_err())?,
+                Some("--interactive") => interactive = value == "1",
                 _ => {}
             }
         }
@@ -95,6 +113,7 @@ impl LoggerConfig {
             path,
             max_size,
             max_files: max_files.max(1),
+            interactive,
         })
     }
 }
@@ -141,13 +160,16 @@ pub fn serve<R: Read + Send + 'static>(
     stderr: Option<R>,
     ready: impl FnOnce(),
 ) -> Result<(), LogError> {
+    let interactive = config.interactive;
     let mut sink = LogSink::open(config)?;
     let (tx, rx) = mpsc::channel::<Piece>();
     let mut readers = Vec::new();
     for (input, stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
         if let Some(input) = input {
             let tx = tx.clone();
-            readers.push(std::thread::spawn(move || pump(input, stream, &tx)));
+            readers.push(std::thread::spawn(move || {
+                pump(input, stream, interactive, &tx)
+            }));
         }
     }
     drop(tx);
@@ -177,7 +199,7 @@ pub fn serve<R: Read + Send + 'static>(
 }
 
 /// Reads one pipe to end of file, sending its messages to the writer.
-fn pump(mut input: impl Read, stream: Stream, tx: &mpsc::Sender<Piece>) {
+fn pump(mut input: impl Read, stream: Stream, interactive: bool, tx: &mpsc::Sender<Piece>) {
     let mut splitter = LineSplitter::default();
     let mut send = |m: &[u8], partial: bool| {
         let _ = tx.send(Piece {
@@ -190,7 +212,12 @@ fn pump(mut input: impl Read, stream: Stream, tx: &mpsc::Sender<Piece>) {
     loop {
         match input.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => splitter.push(&buf[..n], &mut send),
+            Ok(n) => {
+                splitter.push(&buf[..n], &mut send);
+                if interactive {
+                    splitter.finish(&mut send);
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 eprintln!("kelp-logger: reading {}: {e}", stream.as_str());

@@ -48,7 +48,8 @@ fn parses_argument_pairs_in_any_order() {
         LoggerConfig {
             path: "/x/0.log".into(),
             max_size: 99,
-            max_files: 3
+            max_files: 3,
+            interactive: false
         }
     );
     let d = LoggerConfig::from_args(&args(&["--path", "/y", "--future", "z"])).expect("valid");
@@ -68,6 +69,7 @@ fn uri_round_trips_through_query_decoding() {
         Path::new("/l/a&b=c 1.log"),
         1024,
         4,
+        false,
     );
     let rest = uri.strip_prefix("binary://").expect("scheme");
     let (exe, query) = rest.split_once('?').expect("query");
@@ -81,7 +83,8 @@ fn uri_round_trips_through_query_decoding() {
         LoggerConfig {
             path: "/l/a&b=c 1.log".into(),
             max_size: 1024,
-            max_files: 4
+            max_files: 4,
+            interactive: false
         }
     );
 }
@@ -94,6 +97,7 @@ fn serve_writes_both_streams_and_closes_partial_tail() {
         path: path.clone(),
         max_size: 0,
         max_files: 2,
+        interactive: false,
     };
     let out: &[u8] = b"one\ntwo\nunterminated";
     let err: &[u8] = b"oops\n";
@@ -126,6 +130,7 @@ fn rotation_keeps_max_files_and_loses_nothing_in_between() {
         path: path.clone(),
         max_size: 500,
         max_files: 3,
+        interactive: false,
     };
     serve(
         config,
@@ -149,6 +154,7 @@ fn rotation_keeps_max_files_and_loses_nothing_in_between() {
         path: path2.clone(),
         max_size: 500,
         max_files: 1000,
+        interactive: false,
     };
     serve(
         config,

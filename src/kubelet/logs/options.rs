@@ -26,6 +26,9 @@ pub struct LogOptions {
     pub limit_bytes: Option<u64>,
     /// The previous instance of the container was asked for (the caller picks files).
     pub previous: bool,
+    /// For `attach`: send partial lines as they come instead of joining them,
+    /// and end lines with `\r\n` when `Some(true)` (a TTY in raw mode).
+    pub attach_tty: Option<bool>,
 }
 
 #[derive(Default)]
@@ -137,6 +140,7 @@ impl LogOptions {
             timestamps: raw.timestamps,
             limit_bytes: raw.limit_bytes.map(|b| b as u64),
             previous: raw.previous,
+            attach_tty: None,
         })
     }
 }

@@ -256,6 +256,16 @@ impl Reader {
             started: false,
         });
         joined.buf.extend_from_slice(line.message);
+        if let Some(tty) = self.opts.attach_tty {
+            // Attached: show everything at once, as the terminal would.
+            let time = joined.time;
+            self.emit(time, &joined.buf, false, false);
+            if !line.partial {
+                self.out
+                    .extend_from_slice(if tty { b"\r\n" } else { b"\n" });
+            }
+            return;
+        }
         if line.partial {
             if joined.buf.len() >= MAX_JOIN {
                 let buf = std::mem::take(&mut joined.buf);

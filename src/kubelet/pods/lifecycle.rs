@@ -180,36 +180,157 @@ pub async fn start(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let uri = logs::logger_uri(&ctx.logger_exe, &log, LOG_MAX_SIZE, LOG_MAX_FILES);
+    let interactive = container.stdin.unwrap_or(false);
+    let stdin = match interactive {
+        true => Some(
+            super::ContainerStdin::open(&ctx.io_dir, &id, container.stdin_once.unwrap_or(false))
+                .map_err(|e| config_error(format!("cannot create the stdin pipe: {e}")))?,
+        ),
+        false => None,
+    };
     let tty = container.tty.unwrap_or(false);
+    // containerd's binary:// logger gives a container no stdin, so
+    // containers with stdin get FIFOs that kelp itself drains into the log.
+    let (stdout, stderr) = match interactive {
+        true => output_fifos(ctx, &id, &log, tty)
+            .map_err(|e| config_error(format!("cannot create output pipes: {e}")))?,
+        false => {
+            let uri = logs::logger_uri(&ctx.logger_exe, &log, LOG_MAX_SIZE, LOG_MAX_FILES, tty);
+            (uri.clone(), if tty { String::new() } else { uri })
+        }
+    };
     let request = CreateContainer {
         id: id.clone(),
         image: image.name.clone(),
         spec,
         labels,
         stdio: Stdio {
-            stdin: None,
-            stdout: uri.clone(),
-            stderr: if tty { String::new() } else { uri },
+            stdin: stdin.as_ref().map(|(path, _)| path.clone()),
+            stdout,
+            stderr,
             terminal: tty,
         },
     };
-    ctx.runtime
-        .create_container(request)
-        .await
-        .map_err(|e| StartError {
+    ctx.runtime.create_container(request).await.map_err(|e| {
+        if interactive {
+            release_fifos(&ctx.io_dir.join(&id));
+        }
+        StartError {
             reason: "CreateContainerError",
             message: e.to_string(),
-        })?;
+        }
+    })?;
     ctx.runtime.start_task(&id).await.map_err(|e| StartError {
         reason: "RunContainerError",
         message: e.to_string(),
     })?;
+    if let Some((_, stdin)) = stdin {
+        ctx.stdins
+            .lock()
+            .insert(id.clone(), std::sync::Arc::new(stdin));
+    }
     Ok(Started {
         id,
         image_id: image_id(&image),
         started_at: SystemTime::now(),
     })
+}
+
+/// Removes a container attempt (task, record, snapshot) and kelp's own
+/// state for it (stdin FIFO).
+pub async fn remove(
+    ctx: &NodeContext,
+    id: &str,
+) -> Result<(), crate::kubelet::containerd::RuntimeError> {
+    ctx.stdins.lock().remove(id);
+    let _ = std::fs::remove_dir_all(ctx.io_dir.join(id));
+    ctx.runtime.remove_container(id).await
+}
+
+/// Creates stdout (and stderr, without a TTY) FIFOs for container `id`
+/// and a thread that copies them into the CRI log at `log`; returns their
+/// paths for containerd. The thread opens each FIFO with a blocking open,
+/// which completes when the shim opens its end (the shim blocks until a
+/// reader exists), and ends at EOF, when the container's output closes.
+pub fn output_fifos(
+    ctx: &NodeContext,
+    id: &str,
+    log: &std::path::Path,
+    tty: bool,
+) -> std::io::Result<(String, String)> {
+    let dir = ctx.io_dir.join(id);
+    std::fs::create_dir_all(&dir)?;
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let fifo = |p: &std::path::Path| {
+        crate::kubelet::containerd::make_fifo(p).map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    fifo(&out)?;
+    if !tty {
+        fifo(&err)?;
+    }
+    spawn_fifo_logger(out.clone(), (!tty).then(|| err.clone()), log.to_path_buf());
+    Ok((
+        out.display().to_string(),
+        if tty {
+            String::new()
+        } else {
+            err.display().to_string()
+        },
+    ))
+}
+
+/// Unblocks the log copier of a container that was never created: opening
+/// the FIFOs read-write completes its pending opens, and closing them again
+/// gives it EOF.
+fn release_fifos(dir: &std::path::Path) {
+    for name in ["stdout", "stderr"] {
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(name));
+    }
+}
+
+fn spawn_fifo_logger(out: PathBuf, err: Option<PathBuf>, log: PathBuf) {
+    std::thread::spawn(move || {
+        // Two opens on two threads: the shim may open its ends in any order.
+        let open = |p: PathBuf| std::thread::spawn(move || std::fs::File::open(p));
+        let (out, err) = (open(out), err.map(open));
+        let out = out.join().ok().and_then(Result::ok);
+        let err = err.and_then(|e| e.join().ok()).and_then(Result::ok);
+        let config = logs::logger::LoggerConfig {
+            path: log,
+            max_size: LOG_MAX_SIZE,
+            max_files: LOG_MAX_FILES,
+            interactive: true,
+        };
+        if let Err(e) = logs::logger::serve(config, out, err, || {}) {
+            tracing::warn!(error = %e, "container log copier failed");
+        }
+    });
+}
+
+/// Reopens the stdin and output FIFOs of a running container with stdin
+/// adopted after a kelp restart (the shim kept their other ends).
+pub fn reopen_stdin(ctx: &NodeContext, container: &Container, id: &str, log: &std::path::Path) {
+    if !container.stdin.unwrap_or(false) {
+        return;
+    }
+    let dir = ctx.io_dir.join(id);
+    let tty = container.tty.unwrap_or(false);
+    spawn_fifo_logger(
+        dir.join("stdout"),
+        (!tty).then(|| dir.join("stderr")),
+        log.to_path_buf(),
+    );
+    match super::ContainerStdin::open(&ctx.io_dir, id, container.stdin_once.unwrap_or(false)) {
+        Ok((_, stdin)) => {
+            ctx.stdins
+                .lock()
+                .insert(id.to_string(), std::sync::Arc::new(stdin));
+        }
+        Err(e) => tracing::warn!(container = id, error = %e, "cannot reopen container stdin"),
+    }
 }
 
 /// The `imageID` a container status reports: `<repo>@<manifest digest>`.

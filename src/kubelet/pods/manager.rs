@@ -220,7 +220,7 @@ impl PodManager {
                     let uid = r.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();
                     if !known.contains(&uid) {
                         tracing::info!(container = %r.id, pod_uid = %uid, "removing orphaned container");
-                        let _ = self.ctx.runtime.remove_container(&r.id).await;
+                        let _ = super::lifecycle::remove(&self.ctx, &r.id).await;
                     }
                 }
             }

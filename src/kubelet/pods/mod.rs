@@ -76,6 +76,44 @@ pub struct NodeContext {
     pub oom: Mutex<HashSet<String>>,
     /// Running attempts by (namespace, pod, container).
     pub containers: Mutex<HashMap<ContainerKey, ContainerHandle>>,
+    /// stdin of containers with `stdin: true`, by containerd id.
+    pub stdins: Mutex<HashMap<String, Arc<ContainerStdin>>>,
+}
+
+/// The kubelet's end of a container's stdin FIFO. kelp keeps it open for
+/// the container's life, so one attach session ending does not close the
+/// container's stdin (unless `stdinOnce`).
+pub struct ContainerStdin {
+    /// Writer into the FIFO the shim reads.
+    pub writer: tokio::sync::Mutex<tokio::net::unix::pipe::Sender>,
+    /// `stdinOnce`: close stdin after the first attach.
+    pub once: bool,
+}
+
+impl ContainerStdin {
+    /// Opens (creating if needed) the stdin FIFO of container `id` under `io_dir`.
+    pub fn open(
+        io_dir: &std::path::Path,
+        id: &str,
+        once: bool,
+    ) -> std::io::Result<(PathBuf, Self)> {
+        let dir = io_dir.join(id);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("stdin");
+        crate::kubelet::containerd::make_fifo(&path)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Read-write so the open never blocks and the FIFO never sees EOF.
+        let writer = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_sender(&path)?;
+        Ok((
+            path,
+            Self {
+                writer: tokio::sync::Mutex::new(writer),
+                once,
+            },
+        ))
+    }
 }
 
 /// Runs exec probes and hooks in one container.

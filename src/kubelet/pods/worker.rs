@@ -209,7 +209,7 @@ impl PodWorker {
             }
         }
         for id in stale {
-            let _ = self.ctx.runtime.remove_container(&id).await;
+            let _ = lifecycle::remove(&self.ctx, &id).await;
         }
         if let Ok(sb) = sandbox::ensure(&self.pod, &self.ctx.sandbox) {
             self.sandbox = Some(sb);
@@ -222,7 +222,7 @@ impl PodWorker {
                 .chain(self.apps.iter_mut())
                 .find(|s| s.name == name)
             else {
-                let _ = self.ctx.runtime.remove_container(&id).await;
+                let _ = lifecycle::remove(&self.ctx, &id).await;
                 continue;
             };
             let started_at = created.unwrap_or_else(SystemTime::now);
@@ -250,6 +250,10 @@ impl PodWorker {
                     slot.backoff = Some(super::container_state::BACKOFF_INITIAL);
                     let ready = was_ready(&name);
                     let is_init = slot.init;
+                    if let Some(c) = self.spec_container(&name) {
+                        let log = lifecycle::log_path(&self.ctx, &self.pod, &name, attempt);
+                        lifecycle::reopen_stdin(&self.ctx, &c, &id, &log);
+                    }
                     self.watch_exit(&id);
                     self.publish_running(&name, &id, attempt, true);
                     if !is_init {
@@ -445,7 +449,7 @@ impl PodWorker {
         match result {
             Ok(started) => {
                 if let Some(prev) = previous {
-                    let _ = self.ctx.runtime.remove_container(&prev).await;
+                    let _ = lifecycle::remove(&self.ctx, &prev).await;
                 }
                 self.ctx.events.normal(
                     &*pod,
@@ -911,7 +915,7 @@ impl PodWorker {
             .await
         {
             for r in records {
-                if let Err(e) = self.ctx.runtime.remove_container(&r.id).await {
+                if let Err(e) = lifecycle::remove(&self.ctx, &r.id).await {
                     tracing::warn!(container = %r.id, error = %e, "cannot remove container");
                 }
             }
