@@ -169,6 +169,7 @@ mod tests {
                 timestamps: true,
                 limit_bytes: Some(500),
                 previous: false,
+                attach_tty: None,
             }
         );
     }
