@@ -154,7 +154,7 @@ impl PodWorker {
             let wake = self.sync().await;
             self.report_status().await;
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(
-                wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+                wake.unwrap_or_else(|| Instant::now() + VOLUME_REFRESH),
             ));
             tokio::select! {
                 changed = updates.changed() => if changed.is_err() { return },
