@@ -250,8 +250,65 @@ spec:
     - {name: cm, mountPath: /etc/settings}
     - {name: sec, mountPath: /etc/creds}
     - {name: scratch, mountPath: /scratch}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: initialized}
+spec:
+  volumes:
+  - {name: shared, emptyDir: {medium: Memory}}
+  - name: token
+    projected:
+      sources:
+      - serviceAccountToken: {path: token, audience: e2e}
+      - downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+  initContainers:
+  - name: first
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo from-init > /shared/msg"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sleep", "1000"]
+    volumeMounts:
+    - {name: shared, mountPath: /shared}
+    - {name: token, mountPath: /var/run/secrets/e2e}
 "#,
     );
+    // init containers run first; emptyDir (Memory) is shared; a projected
+    // service-account token and downward API file are mounted
+    server.wait_for(60, "initialized running", || {
+        server.jsonpath(&["get", "pod", "initialized"], "{.status.phase}") == "Running"
+    });
+    assert_eq!(
+        server.jsonpath(
+            &["get", "pod", "initialized"],
+            "{.status.initContainerStatuses[0].state.terminated.reason}"
+        ),
+        "Completed"
+    );
+    assert_eq!(
+        server.ok(&["exec", "initialized", "--", "cat", "/shared/msg"]),
+        "from-init\n"
+    );
+    let mounts = server.ok(&["exec", "initialized", "--", "cat", "/proc/mounts"]);
+    let shared = mounts
+        .lines()
+        .find(|l| l.contains(" /shared "))
+        .unwrap_or_default();
+    assert!(shared.starts_with("tmpfs "), "{mounts}");
+    let token = server.ok(&[
+        "exec",
+        "initialized",
+        "--",
+        "cat",
+        "/var/run/secrets/e2e/token",
+    ]);
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
     // configMap/secret volumes and env
     server.wait_for(60, "consumer running", || {
         server.jsonpath(&["get", "pod", "consumer"], "{.status.phase}") == "Running"

@@ -312,9 +312,8 @@ async fn service_account_token(
     let body =
         json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec});
     let api: kube::Api<ServiceAccount> = kube::Api::namespaced(objects.client().clone(), ns);
-    let bytes = serde_json::to_vec(&body).map_err(|e| VolumeError::Invalid(e.to_string()))?;
     let answer: serde_json::Value = api
-        .create_subresource("token", &sa, &Default::default(), &bytes)
+        .create_subresource("token", &sa, &Default::default(), &body)
         .await
         .map_err(|e| {
             VolumeError::Missing(format!(

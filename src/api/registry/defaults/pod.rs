@@ -16,9 +16,34 @@ const DEFAULT_MODE: i64 = 0o644;
 
 /// A Pod: pod-level defaults, then the pod spec.
 pub(super) fn pod(obj: &mut Value) {
+    let mirror = obj["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string();
     let Some(spec) = obj.as_object_mut().and_then(|m| child(m, "spec")) else {
         return;
     };
+    // What upstream's ServiceAccount admission plugin does for every pod but
+    // mirror pods: run as the namespace's `default` service account. The
+    // deprecated `serviceAccount` mirrors it, as the v1 conversion does.
+    if !mirror {
+        if spec
+            .get("serviceAccountName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            let legacy = spec
+                .get("serviceAccount")
+                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+                .cloned();
+            spec.insert(
+                "serviceAccountName".into(),
+                legacy.unwrap_or_else(|| json!("default")),
+            );
+        }
+        let name = spec
+            .get("serviceAccountName")
+            .cloned()
+            .unwrap_or(Value::Null);
+        spec.insert("serviceAccount".into(), name);
+    }
     for list in ["containers", "initContainers"] {
         for c in each(spec, list) {
             requests_from_limits(c);
