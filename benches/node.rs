@@ -54,7 +54,7 @@ fn runtime_rss(dir: &std::path::Path) -> (f64, f64, usize) {
 #[tokio::main]
 async fn main() {
     node::require_node_prerequisites();
-    let dir = tempfile::tempdir_in(node::test_root()).expect("dir");
+    let dir = NodeDir(tempfile::tempdir_in(node::test_root()).expect("dir"));
     let images = dir.path().join("data/agent/images");
     std::fs::create_dir_all(&images).unwrap();
     busybox_image::write_busybox_image(
@@ -200,5 +200,21 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(server);
-    node::cleanup(dir.path());
+}
+
+/// The benchmark's node directory; dropping it (also on a panic) kills
+/// what the node started (its containerd outlives kelp by design) and
+/// unmounts what it mounted.
+struct NodeDir(tempfile::TempDir);
+
+impl NodeDir {
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for NodeDir {
+    fn drop(&mut self) {
+        node::cleanup(self.0.path());
+    }
 }
