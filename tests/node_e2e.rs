@@ -360,6 +360,10 @@ spec:
         events.contains("Unhealthy") && events.contains("Liveness probe failed"),
         "{events}"
     );
+    // the previous attempt's log is still there; a pod that never restarted has none
+    server.ok(&["logs", "unhealthy", "--previous"]);
+    let err = server.fails(&["logs", "initialized", "-c", "c", "--previous"]);
+    assert!(err.contains("previous terminated container"), "{err}");
 
     // over its memory limit: OOMKilled
     server.wait_for(90, "hog OOMKilled", || {
