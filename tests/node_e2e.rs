@@ -308,6 +308,46 @@ spec:
         "/var/run/secrets/e2e/token",
     ]);
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    // every pod gets its service account's credentials where in-cluster
+    // clients look (the ServiceAccount admission plugin's volume)
+    let sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let ns = server.ok(&[
+        "exec",
+        "initialized",
+        "--",
+        "cat",
+        &format!("{sa_dir}/namespace"),
+    ]);
+    assert_eq!(ns, "default");
+    let ca = server.ok(&[
+        "exec",
+        "initialized",
+        "--",
+        "cat",
+        &format!("{sa_dir}/ca.crt"),
+    ]);
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    let sa_token = server.ok(&[
+        "exec",
+        "initialized",
+        "--",
+        "cat",
+        &format!("{sa_dir}/token"),
+    ]);
+    // the token alone (no client certificate) authenticates against the apiserver
+    let seen = Command::new(kubectl_path())
+        .args(["--kubeconfig", "/dev/null", "--insecure-skip-tls-verify"])
+        .arg(format!("--server=https://127.0.0.1:{}", server.port))
+        .arg(format!("--token={}", sa_token.trim()))
+        .args(["get", "namespace", "default", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&seen.stdout).trim(),
+        "namespace/default",
+        "{}",
+        String::from_utf8_lossy(&seen.stderr)
+    );
 
     // configMap/secret volumes and env
     server.wait_for(60, "consumer running", || {

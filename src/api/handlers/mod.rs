@@ -10,6 +10,7 @@
 
 mod delete;
 mod read;
+mod service_account_admission;
 mod service_ips;
 mod subresource;
 mod watch;

@@ -134,6 +134,9 @@ impl<S: Store> Api<S> {
         if let Some(ns) = &namespace {
             self.check_namespace(ns).await?;
         }
+        if (info.group, info.resource) == ("", "pods") {
+            self.admit_service_account(&mut obj).await?;
+        }
         let manager = field_manager(call);
         for attempt in 0..MAX_RETRIES {
             let mut candidate = obj.clone();
@@ -381,6 +384,9 @@ impl<S: Store> Api<S> {
         if let Some(ns) = namespace {
             object::set_meta(&mut obj, "namespace", ns.to_string());
             self.check_namespace(ns).await?;
+        }
+        if (info.group, info.resource) == ("", "pods") {
+            self.admit_service_account(&mut obj).await?;
         }
         strategy::prepare_create(info, &mut obj);
         strategy::default_and_validate(info, info.kind, None, &mut obj)?;

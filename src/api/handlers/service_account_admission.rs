@@ -1,0 +1,97 @@
+//! What upstream's ServiceAccount admission plugin does to a new pod:
+//! the pod runs as a service account (`default` unless named), and unless
+//! `automountServiceAccountToken` is false on the pod or on that account,
+//! its containers get the `kube-api-access-…` projected volume at
+//! `/var/run/secrets/kubernetes.io/serviceaccount` (a bound token, the
+//! cluster CA and the namespace), which in-cluster clients read.
+//!
+//! Unlike upstream, a missing service account is not an error: the kubelet
+//! retries the token until the serviceaccount controller has made it, so a
+//! pod created right after its namespace still starts.
+
+use serde_json::{Value, json};
+
+use super::Api;
+use crate::api::object;
+use crate::api::status::{ApiError, ApiResult};
+use crate::api::watch_cache;
+use crate::store::Store;
+
+/// Where in-cluster clients look for their credentials.
+const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+impl<S: Store> Api<S> {
+    /// Adds the service-account volume to a pod being created.
+    pub(super) async fn admit_service_account(&self, pod: &mut Value) -> ApiResult<()> {
+        if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
+            return Ok(());
+        }
+        let spec = &pod["spec"];
+        let account = [&spec["serviceAccountName"], &spec["serviceAccount"]]
+            .into_iter()
+            .filter_map(Value::as_str)
+            .find(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        let automount = match spec["automountServiceAccountToken"].as_bool() {
+            Some(pod_says) => pod_says,
+            None => self.account_automounts(pod, &account).await?,
+        };
+        let already = ["containers", "initContainers"].iter().any(|list| {
+            spec[*list].as_array().is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c["volumeMounts"]
+                        .as_array()
+                        .is_some_and(|m| m.iter().any(|m| m["mountPath"] == MOUNT_PATH))
+                })
+            })
+        });
+        if !automount || already || !spec.is_object() {
+            return Ok(());
+        }
+        let name = format!("kube-api-access-{}", object::random_suffix(5));
+        let volume = json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]}});
+        let spec = &mut pod["spec"];
+        push(&mut spec["volumes"], volume);
+        for list in ["containers", "initContainers"] {
+            if let Some(containers) = spec[list].as_array_mut() {
+                for c in containers {
+                    push(
+                        &mut c["volumeMounts"],
+                        json!({"name": name, "readOnly": true, "mountPath": MOUNT_PATH}),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The service account's own `automountServiceAccountToken` (default
+    /// true, also when the account does not exist yet).
+    async fn account_automounts(&self, pod: &Value, account: &str) -> ApiResult<bool> {
+        let ns = object::namespace(pod).unwrap_or("default");
+        let key = crate::api::registry::resources::find("", "v1", "serviceaccounts")
+            .map(|i| i.key(Some(ns), account))
+            .unwrap_or_default();
+        let (kv, _) = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(kv
+            .and_then(|kv| watch_cache::decode(&kv, kv.mod_revision))
+            .and_then(|sa| sa["automountServiceAccountToken"].as_bool())
+            .unwrap_or(true))
+    }
+}
+
+fn push(list: &mut Value, item: Value) {
+    match list.as_array_mut() {
+        Some(items) => items.push(item),
+        None => *list = json!([item]),
+    }
+}
