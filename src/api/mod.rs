@@ -12,6 +12,7 @@ pub mod allocator;
 pub mod authn;
 mod bootstrap;
 pub mod calendar;
+pub mod cron_schedule;
 pub mod discovery;
 pub mod go_strings;
 pub mod handlers;

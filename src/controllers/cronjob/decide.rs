@@ -10,10 +10,10 @@ use jiff::tz::TimeZone;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::jiff;
 
-use super::cron_schedule::CronSchedule;
 use super::timing::{
     CronTimes, Missed, ScheduleTooDense, job_name, next_schedule_delay, next_schedule_time,
 };
+use crate::api::cron_schedule::CronSchedule;
 use crate::controllers::batch_common::time::plus_seconds;
 
 /// What the controller should do about a CronJob right now.

@@ -11,7 +11,6 @@
 //! Failures: apiserver errors are retried with backoff; an unparseable schedule or unknown
 //! time zone is reported as a Warning event and waits for the spec to change.
 
-pub mod cron_schedule;
 pub mod decide;
 mod sync;
 pub mod timing;

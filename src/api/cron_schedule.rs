@@ -191,7 +191,7 @@ fn parse_fields(spec: &str) -> Result<Kind, CronError> {
     let parts: Vec<&str> = spec.split_whitespace().collect();
     if parts.len() != 5 {
         return Err(CronError(format!(
-            "expected exactly 5 fields, found {}: {}",
+            "expected exactly 5 fields, found {}: [{}]",
             parts.len(),
             parts.join(" ")
         )));
@@ -211,14 +211,25 @@ fn field(text: &str, b: Bounds) -> Result<u64, CronError> {
         .try_fold(0, |acc, expr| Ok(acc | range(expr, b)?))
 }
 
+/// Go's `strconv.Atoi` with its error texts, as robfig reports them.
 fn parse_int(s: &str) -> Result<u32, CronError> {
+    let atoi = |why: &str| {
+        CronError(format!(
+            "failed to parse int from {s}: strconv.Atoi: parsing {s:?}: {why}"
+        ))
+    };
     let n: i64 = s
         .parse()
-        .map_err(|e| CronError(format!("failed to parse int from {s}: {e}")))?;
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                atoi("value out of range")
+            }
+            _ => atoi("invalid syntax"),
+        })?;
     if n < 0 {
         return Err(CronError(format!("negative number ({n}) not allowed: {s}")));
     }
-    u32::try_from(n).map_err(|e| CronError(format!("failed to parse int from {s}: {e}")))
+    u32::try_from(n).map_err(|_| atoi("value out of range"))
 }
 
 fn int_or_name(s: &str, b: Bounds) -> Result<u32, CronError> {

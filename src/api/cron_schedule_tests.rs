@@ -92,7 +92,7 @@ fn malformed_schedules_are_rejected_with_robfig_messages() {
     let err = |s: &str| CronSchedule::parse(s).err().map(|e| e.to_string());
     assert_eq!(
         err("* * * *").as_deref(),
-        Some("expected exactly 5 fields, found 4: * * * *")
+        Some("expected exactly 5 fields, found 4: [* * * *]")
     );
     assert_eq!(
         err("61 * * * *").as_deref(),
