@@ -1,4 +1,5 @@
-//! Cron schedules as the CronJob controller understands them: robfig/cron v3's
+//! Cron schedules as CronJob validation and the CronJob controller understand
+//! them (one parser for both): robfig/cron v3's
 //! `ParseStandard` (five fields, names, ranges, steps, `?`, the `@yearly`..`@hourly`
 //! descriptors and `@every <duration>`, an optional `TZ=`/`CRON_TZ=` prefix) and its
 //! `Next` algorithm, including the day-of-month/day-of-week OR rule and daylight-saving
