@@ -131,6 +131,39 @@ pub struct RevisionSpec {
 }
 
 impl RevisionSpec {
+    /// The spec of revision `number` of a workload with a pod template
+    /// (DaemonSet, StatefulSet): named and owned after it, labelled like its
+    /// template, annotated like the workload.
+    pub fn for_workload<K: kube::Resource<DynamicType = ()>>(
+        owner: &K,
+        kind: &'static str,
+        template: &PodTemplateSpec,
+        data: Value,
+        number: i64,
+        fnv1a: bool,
+    ) -> Result<Self, ControllerError> {
+        let meta = owner.meta();
+        Ok(Self {
+            owner_name: meta.name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            owner_ref: super::ownership::controller_ref(owner).ok_or(
+                ControllerError::MissingField {
+                    kind,
+                    field: "metadata.uid",
+                },
+            )?,
+            labels: template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            data,
+            number,
+            fnv1a,
+        })
+    }
+
     fn build(&self, collision_count: i32) -> ControllerRevision {
         let hash = hash_value(&self.data, collision_count, self.fnv1a);
         let mut labels = self.labels.clone();

@@ -86,25 +86,14 @@ pub(super) async fn construct(
     let api: Api<ControllerRevision> =
         Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
     let current = if current.is_empty() {
-        let spec = RevisionSpec {
-            owner_name: ds.name_any(),
-            namespace: ds.namespace().unwrap_or_default(),
-            owner_ref: controller_ref(ds).ok_or(ControllerError::MissingField {
-                kind: "DaemonSet",
-                field: "metadata.uid",
-            })?,
-            labels: ds
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default(),
-            annotations: ds.metadata.annotations.clone().unwrap_or_default(),
+        let spec = RevisionSpec::for_workload(
+            ds,
+            "DaemonSet",
+            &ds.spec.template,
             data,
-            number: next_number,
-            fnv1a: true,
-        };
+            next_number,
+            true,
+        )?;
         create_revision(&api, &spec, &mut collision_count).await?
     } else {
         let keep = dedup(ctx, ds, &api, current, pods).await?;

@@ -91,25 +91,14 @@ pub(super) async fn revisions(
         }
         Some(eq) => renumber(&api, eq, next).await?,
         None => {
-            let spec = RevisionSpec {
-                owner_name: set.name_any(),
-                namespace: set.namespace().unwrap_or_default(),
-                owner_ref: controller_ref(set).ok_or(ControllerError::MissingField {
-                    kind: "StatefulSet",
-                    field: "metadata.uid",
-                })?,
-                labels: set
-                    .spec
-                    .template
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.labels.clone())
-                    .unwrap_or_default(),
-                annotations: set.metadata.annotations.clone().unwrap_or_default(),
+            let spec = RevisionSpec::for_workload(
+                set,
+                "StatefulSet",
+                &set.spec.template,
                 data,
-                number: next,
-                fnv1a: false,
-            };
+                next,
+                false,
+            )?;
             create_revision(&api, &spec, &mut collision_count).await?
         }
     };
