@@ -200,6 +200,42 @@ where
         })
 }
 
+/// Upstream's `RecheckDeletionTimestamp`: adoption needs a live owner, read
+/// fresh from the server rather than from the cache.
+pub async fn recheck_owner<K>(
+    api: &Api<K>,
+    kind: &'static str,
+    meta: &ObjectMeta,
+) -> Result<(), ControllerError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let ns = meta.namespace.as_deref().unwrap_or_default();
+    let name = meta.name.as_deref().unwrap_or_default();
+    let fresh = api
+        .get(name)
+        .await
+        .map_err(|e| ControllerError::api("get", kind, ns, name, e))?;
+    let refuse = |reason: String| ControllerError::Adoption {
+        kind,
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+        reason,
+    };
+    let fresh = fresh.meta();
+    if fresh.uid != meta.uid {
+        return Err(refuse(format!(
+            "original {kind} is gone: got uid {}, wanted {}",
+            fresh.uid.as_deref().unwrap_or_default(),
+            meta.uid.as_deref().unwrap_or_default()
+        )));
+    }
+    if fresh.deletion_timestamp.is_some() {
+        return Err(refuse("it has just been deleted".into()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,7 +195,7 @@ async fn claim_pods(
     };
     let api = Api::<Pod>::namespaced(ctx.client.clone(), namespace(meta));
     let rs_api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), namespace(meta));
-    let recheck = async || recheck_owner(&rs_api, meta).await;
+    let recheck = async || owner::recheck_owner(&rs_api, KIND, meta).await;
     owner::claim(
         &api,
         "Pod",
@@ -205,32 +205,6 @@ async fn claim_pods(
         recheck,
     )
     .await
-}
-
-/// Upstream's `RecheckDeletionTimestamp`: adoption needs a live owner, read
-/// fresh from the server rather than from the cache.
-async fn recheck_owner(api: &Api<ReplicaSet>, meta: &ObjectMeta) -> Result<(), ControllerError> {
-    let fresh = api
-        .get(name(meta))
-        .await
-        .map_err(|e| ControllerError::api("get", KIND, namespace(meta), name(meta), e))?;
-    let refuse = |reason: String| ControllerError::Adoption {
-        kind: KIND,
-        namespace: namespace(meta).to_owned(),
-        name: name(meta).to_owned(),
-        reason,
-    };
-    if fresh.metadata.uid != meta.uid {
-        return Err(refuse(format!(
-            "original ReplicaSet is gone: got uid {}, wanted {}",
-            fresh.metadata.uid.unwrap_or_default(),
-            meta.uid.as_deref().unwrap_or_default()
-        )));
-    }
-    if fresh.metadata.deletion_timestamp.is_some() {
-        return Err(refuse("it has just been deleted".into()));
-    }
-    Ok(())
 }
 
 async fn manage_replicas(

@@ -190,33 +190,9 @@ async fn replica_sets_for(
     };
     let api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), namespace(meta));
     let d_api = Api::<Deployment>::namespaced(ctx.client.clone(), namespace(meta));
-    let recheck = async || recheck_owner(&d_api, meta).await;
+    let recheck = async || owner::recheck_owner(&d_api, KIND, meta).await;
     let matches = |rs: &ReplicaSet| selector.matches(rs.metadata.labels.as_ref());
     owner::claim(&api, "ReplicaSet", &claimant, candidates, matches, recheck).await
-}
-
-async fn recheck_owner(api: &Api<Deployment>, meta: &ObjectMeta) -> Result<(), ControllerError> {
-    let fresh = api
-        .get(name(meta))
-        .await
-        .map_err(|e| ControllerError::api("get", KIND, namespace(meta), name(meta), e))?;
-    let refuse = |reason: String| ControllerError::Adoption {
-        kind: KIND,
-        namespace: namespace(meta).to_owned(),
-        name: name(meta).to_owned(),
-        reason,
-    };
-    if fresh.metadata.uid != meta.uid {
-        return Err(refuse(format!(
-            "original Deployment is gone: got uid {}, wanted {}",
-            fresh.metadata.uid.unwrap_or_default(),
-            meta.uid.as_deref().unwrap_or_default()
-        )));
-    }
-    if fresh.metadata.deletion_timestamp.is_some() {
-        return Err(refuse("it has just been deleted".into()));
-    }
-    Ok(())
 }
 
 /// Upstream's `getPodMapForDeployment`: the deployment's pods by the UID of
