@@ -28,6 +28,16 @@ elif [ -x "$here/kelp" ]; then
   src=$here/kelp
 elif [ -f "$here/Cargo.toml" ]; then
   command -v cargo >/dev/null 2>&1 || fatal "cargo not found; install Rust (https://rustup.rs) or set INSTALL_KELP_BIN"
+  # Build dependencies: protoc for containerd-client's build script (it
+  # brings its own well-known protos), a C compiler for ring and zstd.
+  if ! command -v protoc >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 \
+      || fatal "building needs protoc and a C compiler: install protobuf-compiler and gcc"
+    info "installing build dependencies (protobuf-compiler gcc libc6-dev)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler gcc libc6-dev >/dev/null \
+      || fatal "apt-get install protobuf-compiler gcc libc6-dev failed"
+  fi
   info "building release binary (this takes a few minutes on a small machine)"
   (cd "$here" && cargo build --release --locked 2>&1 | tail -n 3) || fatal "cargo build failed"
   src=$here/target/release/kelp

@@ -20,7 +20,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 
-const PODS: usize = 30;
+/// Pods started at full scale.
+const FULL_PODS: usize = 30;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -54,6 +55,8 @@ fn runtime_rss(dir: &std::path::Path) -> (f64, f64, usize) {
 #[tokio::main]
 async fn main() {
     node::require_node_prerequisites();
+    let pod_count = ((FULL_PODS as f64 * common::scale()).round() as usize).max(3);
+    let idle_wait = if pod_count < FULL_PODS { 1 } else { 10 };
     let dir = NodeDir(tempfile::tempdir_in(node::test_root()).expect("dir"));
     let images = dir.path().join("data/agent/images");
     std::fs::create_dir_all(&images).unwrap();
@@ -92,7 +95,7 @@ async fn main() {
         "node Ready after start: {:.0} ms",
         node_ready.as_secs_f64() * 1000.0
     );
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(idle_wait)).await;
     let (cd_idle, _, _) = runtime_rss(dir.path());
     let kelp_idle = common::rss_mib(pid);
     println!(
@@ -116,7 +119,7 @@ async fn main() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut created: HashMap<String, Instant> = HashMap::new();
-    for i in 0..PODS {
+    for i in 0..pod_count {
         let name = format!("bench-{i}");
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name},
@@ -131,7 +134,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(120);
-    while running.len() < PODS && Instant::now() < deadline {
+    while running.len() < pod_count && Instant::now() < deadline {
         if let Ok(Some((name, at))) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
         {
             running.entry(name).or_insert(at);
@@ -146,7 +149,7 @@ async fn main() {
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    if latencies.len() != PODS {
+    if latencies.len() != pod_count {
         let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         for p in pods
@@ -169,22 +172,22 @@ async fn main() {
             n.and_then(|n| n.status).map(|s| s.conditions)
         );
         panic!(
-            "only {} of {PODS} pods reached Running; server log tail:\n{}",
+            "only {} of {pod_count} pods reached Running; server log tail:\n{}",
             latencies.len(),
             lines[lines.len().saturating_sub(40)..].join("\n")
         );
     }
     println!(
-        "pod startup (create -> Running by watch), {PODS} pods: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (upstream SLO p99 <= 5000 ms)",
+        "pod startup (create -> Running by watch), {pod_count} pods: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (upstream SLO p99 <= 5000 ms)",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies[latencies.len() - 1]
     );
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(idle_wait.min(5))).await;
     let (cd, shims, shim_count) = runtime_rss(dir.path());
     let kelp = common::rss_mib(pid);
     println!(
-        "RSS with {PODS} pods: kelp {kelp:.1} MiB, containerd {cd:.1} MiB, {shim_count} shims {shims:.1} MiB (runc's, one per container)"
+        "RSS with {pod_count} pods: kelp {kelp:.1} MiB, containerd {cd:.1} MiB, {shim_count} shims {shims:.1} MiB (runc's, one per container)"
     );
     let _ = pods
         .delete_collection(&DeleteParams::default(), &ListParams::default())

@@ -50,10 +50,7 @@ fn pod(i: usize) -> Pod {
 }
 
 fn main() {
-    let scale: f64 = std::env::var("KELP_BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
+    let scale = common::scale();
     let nodes = ((5000.0 * scale) as usize).max(10);
     let pods = ((10_000.0 * scale) as usize).max(20);
     let dir = tempfile::tempdir_in("target").expect("temp dir");

@@ -18,6 +18,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bytes::Bytes;
 use etcd_client::{Client, GetOptions, WatchOptions};
 use futures::StreamExt;
@@ -394,10 +396,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let scale: f64 = std::env::var("KELP_BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
+    let scale = common::scale();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -361,3 +361,95 @@ fn snapshot_save_and_restore_through_the_cli() {
         &["in use"],
     );
 }
+
+/// Runs kelp in a private mount namespace with a fresh /sys mounted, as
+/// `ip netns exec` does: no cgroup filesystem is visible there.
+fn kelp_without_cgroup_mounts(args: &[&str]) -> Output {
+    common::node::require_node_prerequisites();
+    // Lazily detaching /sys/fs/cgroup takes every cgroup mount with it.
+    let script = r#"umount -l /sys/fs/cgroup && exec "$@""#;
+    Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(env!("CARGO_BIN_EXE_kelp"))
+        .args(args)
+        .env_remove("KELP_DATA_DIR")
+        .env_remove("KELP_CONFIG")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run unshare (util-linux)")
+}
+
+#[test]
+fn check_config_reports_missing_cgroup_mounts() {
+    let here = kelp(&["check-config"], &[]);
+    let out = String::from_utf8_lossy(&here.stdout).into_owned();
+    let line = out.lines().find(|l| l.starts_with("cgroup mounts"));
+    assert!(line.is_some_and(|l| l.ends_with(" ok")), "{out}");
+
+    let hidden = kelp_without_cgroup_mounts(&["check-config"]);
+    let out = String::from_utf8_lossy(&hidden.stdout).into_owned();
+    assert_eq!(hidden.status.code(), Some(1), "{out}\n{}", stderr(&hidden));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("cgroup mounts"))
+        .unwrap_or_else(|| panic!("no cgroup mounts line in {out}"));
+    assert!(
+        line.contains("missing: no cgroup filesystem is mounted"),
+        "{line}"
+    );
+    assert!(line.contains("ip netns exec"), "{line}");
+}
+
+#[test]
+fn node_agent_refuses_to_start_without_cgroup_mounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+            .to_string()
+    };
+    let data = dir.path().join("data");
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    let run_dir = dir.path().join("run");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "").unwrap();
+    let o = kelp_without_cgroup_mounts(&[
+        "server",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--bind-address",
+        "127.0.0.1",
+        "--node-ip",
+        "127.0.0.1",
+        "--https-listen-port",
+        &free_port(),
+        "--kubelet-port",
+        &free_port(),
+        "--write-kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+    ]);
+    let err = assert_one_line_error(
+        &o,
+        &[
+            "cannot start the node agent",
+            "no cgroup filesystem is mounted",
+        ],
+    );
+    assert!(err.contains("nsenter --net="), "{err}");
+    // It stopped before starting containerd.
+    assert!(!run_dir.join("containerd/containerd.sock").exists());
+}

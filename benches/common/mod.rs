@@ -9,6 +9,30 @@ use std::process::{Child, Command, Stdio};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+/// The scale a benchmark runs at, 1.0 being the sizes its doc names.
+///
+/// `cargo bench` passes `--bench` to the binary: full scale. `cargo test
+/// --benches` (the quick mode `tests/run.sh` runs in CI) does not: every
+/// benchmark then runs to its end at [`QUICK_SCALE`] in seconds, so none can
+/// rot unnoticed. `KELP_BENCH_SCALE` overrides both.
+pub fn scale() -> f64 {
+    if let Some(s) = std::env::var("KELP_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return s;
+    }
+    if std::env::args().any(|a| a == "--bench") {
+        1.0
+    } else {
+        println!("quick mode (run by `cargo test --benches`): scale {QUICK_SCALE}");
+        QUICK_SCALE
+    }
+}
+
+/// The scale of the quick mode: big enough to go through every step.
+pub const QUICK_SCALE: f64 = 0.01;
+
 /// A child process killed when dropped.
 pub struct Process(pub Child);
 

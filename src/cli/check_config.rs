@@ -5,9 +5,12 @@
 //! missing. It only reads files under /proc, /sys and /lib/modules and
 //! searches PATH; it changes nothing.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use clap::Args;
+
+use crate::kubelet::cgroup_mounts::CgroupMounts;
 
 /// Flags of `kelp check-config` (none yet).
 #[derive(Debug, Args)]
@@ -17,7 +20,7 @@ struct Check {
     name: &'static str,
     required: bool,
     ok: bool,
-    hint: &'static str,
+    hint: Cow<'static, str>,
 }
 
 pub(super) fn run(_args: CheckConfigArgs) -> anyhow::Result<()> {
@@ -33,72 +36,83 @@ pub(super) fn run(_args: CheckConfigArgs) -> anyhow::Result<()> {
                 f.len() >= 4 && f[0] == c && f[3] == "1"
             })
     };
+    let mount_problem = match CgroupMounts::of_this_process() {
+        Ok(m) => m.problem(),
+        Err(e) => Some(format!("cannot read /proc/self/mountinfo: {e}")),
+    };
     let checks = [
         Check {
             name: "cgroups",
             required: true,
             ok: !v2.is_empty() || !v1.is_empty(),
-            hint: "mount cgroupfs (v2 preferred)",
+            hint: "mount cgroupfs (v2 preferred)".into(),
+        },
+        Check {
+            name: "cgroup mounts",
+            required: true,
+            ok: mount_problem.is_none(),
+            hint: mount_problem.clone().unwrap_or_default().into(),
         },
         Check {
             name: "cgroup controller cpu",
             required: true,
             ok: has_controller("cpu"),
-            hint: "enable the cpu controller",
+            hint: "enable the cpu controller".into(),
         },
         Check {
             name: "cgroup controller memory",
             required: true,
             ok: has_controller("memory"),
-            hint: "boot with cgroup_enable=memory",
+            hint: "boot with cgroup_enable=memory".into(),
         },
         Check {
             name: "cgroup controller pids",
             required: true,
             ok: has_controller("pids"),
-            hint: "enable the pids controller",
+            hint: "enable the pids controller".into(),
         },
         Check {
             name: "overlay filesystem",
             required: true,
             ok: filesystems.contains("overlay") || module_available("overlay"),
-            hint: "modprobe overlay",
+            hint: "modprobe overlay".into(),
         },
         Check {
             name: "network namespaces",
             required: true,
             ok: Path::new("/proc/self/ns/net").exists(),
-            hint: "kernel needs CONFIG_NET_NS",
+            hint: "kernel needs CONFIG_NET_NS".into(),
         },
         Check {
             name: "bridge netfilter",
             required: false,
             ok: Path::new("/proc/sys/net/bridge").exists() || module_available("br_netfilter"),
-            hint: "modprobe br_netfilter (Services reached from pods on the same node need it)",
+            hint: "modprobe br_netfilter (Services reached from pods on the same node need it)"
+                .into(),
         },
         Check {
             name: "vxlan",
             required: false,
             ok: Path::new("/sys/module/vxlan").exists() || module_available("vxlan"),
-            hint: "modprobe vxlan (needed for multi-node pod networking)",
+            hint: "modprobe vxlan (needed for multi-node pod networking)".into(),
         },
         Check {
             name: "iptables",
             required: true,
             ok: in_path("iptables"),
-            hint: "apt-get install iptables",
+            hint: "apt-get install iptables".into(),
         },
         Check {
             name: "containerd",
             required: false,
             ok: in_path("containerd"),
-            hint: "apt-get install containerd, or pass --container-runtime-endpoint",
+            hint: "apt-get install containerd, or pass --container-runtime-endpoint".into(),
         },
         Check {
             name: "runc",
             required: true,
             ok: in_path("runc"),
-            hint: "apt-get install runc",
+            hint: "apt-get install runc".into(),
         },
     ];
     let mut missing = 0;

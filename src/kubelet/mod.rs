@@ -12,6 +12,7 @@
 //! [`netns`], [`probes`] and [`images`] are the pieces workers use.
 
 pub mod backend;
+pub mod cgroup_mounts;
 pub mod containerd;
 pub mod images;
 pub mod logs;
@@ -46,6 +47,9 @@ pub enum KubeletError {
     /// An API call failed.
     #[error("api call failed: {0}")]
     Api(#[from] kube::Error),
+    /// This host (or mount namespace) cannot run containers.
+    #[error("this host cannot run pods: {0}")]
+    Host(String),
     /// An object could not be encoded.
     #[error("cannot encode an object: {0}")]
     Encode(serde_json::Error),
@@ -116,6 +120,19 @@ pub async fn start(
     let (containerd, socket) = match &config.container_runtime_endpoint {
         Some(socket) => (None, socket.clone()),
         None => {
+            // Our containerd child (and so runc) shares kelp's mount
+            // namespace: without cgroup mounts here every container would
+            // fail later with an obscure runc error. A containerd given by
+            // --container-runtime-endpoint lives in its own namespace.
+            let mounts = cgroup_mounts::CgroupMounts::of_this_process().map_err(|source| {
+                KubeletError::Io {
+                    what: "cannot read /proc/self/mountinfo".into(),
+                    source,
+                }
+            })?;
+            if let Some(problem) = mounts.problem() {
+                return Err(KubeletError::Host(problem));
+            }
             let c = SupervisedContainerd::start(ContainerdConfig {
                 root: config.agent_dir.join("containerd"),
                 state: config.run_dir.join("containerd"),
