@@ -236,8 +236,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         ),
         default_toleration_seconds: args.default_unreachable_toleration_seconds as i64,
     };
+    // One informer per resource for every in-process client (client-go's
+    // shared informer factory): one watch and one decoded copy of each pod.
+    let informers =
+        crate::client::informer::SharedInformers::new(controller_client, cancel.child_token());
     tokio::spawn(controllers::run(
-        controller_client,
+        informers.clone(),
         controllers,
         health.clone(),
         cancel.child_token(),
@@ -245,6 +249,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let scheduler_client = component_client(&pki, &local_url, "system:kube-scheduler").await?;
     tokio::spawn(run_scheduler(
         scheduler_client,
+        informers,
         health.clone(),
         cancel.child_token(),
     ));
@@ -344,14 +349,20 @@ async fn start_kubelet(
 /// Runs the scheduler, restarting it if it stops, and reports its health.
 async fn run_scheduler(
     client: kube::Client,
+    informers: crate::client::informer::SharedInformers,
     health: Arc<crate::api::health::ComponentHealth>,
     cancel: CancellationToken,
 ) {
     let mut backoff = std::time::Duration::from_millis(500);
     loop {
         health.set("scheduler", Ok(()));
-        let result =
-            crate::scheduler::run(client.clone(), Default::default(), cancel.child_token()).await;
+        let result = crate::scheduler::run(
+            client.clone(),
+            informers.clone(),
+            Default::default(),
+            cancel.child_token(),
+        )
+        .await;
         if cancel.is_cancelled() {
             health.set("scheduler", Err("stopped".into()));
             return;

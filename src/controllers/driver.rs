@@ -22,9 +22,9 @@ use kube::runtime::controller::{self, Action, ReconcileRequest, applier};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::change_feed::key_of;
 use super::error::{ControllerConfig, ControllerError};
 use super::retry::RetryBackoff;
+use crate::client::informer::key_of;
 
 /// Reconciles every object named by `triggers` until `cancel` fires.
 pub async fn drive<K, C, F, Fut>(

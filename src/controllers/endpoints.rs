@@ -11,6 +11,7 @@
 //! Failure: API errors fail the reconcile of that Service, which is retried with per-Service
 //! backoff; a conflict (stale cache) heals on the retry.
 
+use crate::client::informer::SharedInformers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,6 @@ use k8s_openapi::api::core::v1::{
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::{Action, Config};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -219,34 +219,32 @@ struct Ctx {
 
 /// Runs the Endpoints controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: EndpointsConfig,
     cancel: CancellationToken,
 ) -> Result<(), EndpointsError> {
+    let client = informers.client();
     let queue = Queue::<Service>::new();
     let (cleanup_tx, cleanup_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Service>>();
     let mut self_trigger = queue.self_trigger();
     let (services, svc_task) = informer::spawn(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Service>(),
         cancel.clone(),
         move |event, store| {
-            if let watcher::Event::Delete(svc) = event {
+            if let informer::Change::Deleted(svc) = event {
                 let _ = cleanup_tx.unbounded_send(ObjectRef::from_obj(svc));
             }
             self_trigger(event, store);
         },
     );
     let (pods, pod_task) = informer::spawn(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Pod>(),
         cancel.clone(),
         pod_trigger(queue.sender.clone(), services.clone()),
     );
     let ep_sender = queue.sender.clone();
     let (endpoints, ep_task) = informer::spawn(
-        Api::<Endpoints>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Endpoints>(),
         cancel.clone(),
         move |event, _| {
             if let Some(ep) = touched(event) {

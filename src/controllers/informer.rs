@@ -1,18 +1,14 @@
-//! Informers for the core controllers: a watcher feeding a reflector store, driven by its own
-//! task, plus the glue that turns watch events into reconcile requests for an applier.
+//! Event handlers on shared informers for the core controllers, plus the glue that turns
+//! changes into reconcile requests for an applier.
 //!
 //! Each controller reconciles one primary kind but reads several others (pods for endpoints,
-//! leases for node health…). kube-runtime's `Controller` builder can only watch secondary kinds
-//! through its own watchers and cannot expose their stores without unstable features, so the
-//! controllers here build the same pipeline by hand: every kind gets exactly one
-//! watcher → reflector task ([`spawn`]), whose event hook maps touched objects to
-//! [`ObjectRef`]s of the primary kind and sends them down an unbounded channel that feeds
-//! [`kube::runtime::applier`] ([`drive`]). Because the stores are driven by independent tasks,
-//! a reconciler can wait for them without deadlocking the applier.
-//!
-//! Failure: watch errors are logged and retried with exponential backoff (a 410 Gone restarts
-//! with a fresh list, which the reflector turns into a consistent store); events that cannot be
-//! decoded are skipped without backoff. The tasks end only when the cancellation token fires.
+//! leases for node health…). Every kind comes from the process's
+//! [`SharedInformers`](crate::client::informer::SharedInformers): one watch and one cache per
+//! kind, whatever the number of controllers reading it. [`spawn`] registers a handler task on
+//! an informer; the handler maps touched objects to [`ObjectRef`]s of the primary kind and
+//! sends them down an unbounded channel that feeds [`kube::runtime::applier`] ([`drive`]).
+//! Because the handlers run in tasks of their own, a reconciler can wait for the caches
+//! without deadlocking the applier.
 
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -24,99 +20,52 @@ use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{StreamExt, TryFuture};
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::Resource;
-use kube::api::Api;
+use kube::runtime::applier;
 use kube::runtime::controller::{Action, Config, Error as ApplierError};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, applier, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Spawns a watcher → reflector task for `api` and returns the store it fills.
+pub use crate::client::informer::Change;
+use crate::client::informer::Informer;
+
+/// Runs `on_change` for every change of `informer` (starting with its current content) in a
+/// task of its own, until `cancel` fires; returns the informer's store and the task.
 ///
-/// `on_event` runs after the store has applied each event and is handed the store, so it can
-/// read a consistent view (for instance to map an object to the primary objects depending on it).
+/// `on_change` runs after the shared store has applied the change and is handed the store,
+/// so it can read a view at least as new (for instance to map an object to the primary
+/// objects depending on it).
 pub fn spawn<K, F>(
-    api: Api<K>,
-    config: watcher::Config,
+    informer: &Informer<K>,
     cancel: CancellationToken,
-    mut on_event: F,
+    mut on_change: F,
 ) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
-    F: FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
+    F: FnMut(&Change<K>, &Store<K>) + Send + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let hook_reader = reader.clone();
-    let kind = K::kind(&K::DynamicType::default()).into_owned();
-    // managedFields are never read by controllers and are a large share of
-    // every cached object.
-    let stream = watcher(api, config)
-        .modify(|o| o.meta_mut().managed_fields = None)
-        .reflect(writer);
+    let store = informer.store();
+    let hook_store = store.clone();
+    let mut changes = informer.subscribe();
     let task = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        let mut failures = 0u32;
         loop {
-            let item = tokio::select! {
+            let change = tokio::select! {
                 () = cancel.cancelled() => break,
-                item = stream.next() => item,
+                change = changes.next() => change,
             };
-            match item {
-                Some(Ok(event)) => {
-                    failures = 0;
-                    on_event(&event, &hook_reader);
-                }
-                Some(Err(err)) if is_undecodable(&err) => {
-                    tracing::debug!(%kind, error = %err, "skipping undecodable watch event");
-                }
-                Some(Err(err)) => {
-                    failures = failures.saturating_add(1);
-                    let delay = retry_delay(failures);
-                    tracing::warn!(%kind, error = %err, ?delay, "watch failed, retrying");
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
+            match change {
+                Some(change) => on_change(&change, &hook_store),
                 None => break,
             }
         }
     });
-    (reader, task)
+    (store, task)
 }
 
-/// True for a watch event the client could not decode. The watch itself is intact (kube's
-/// watcher keeps the stream), so the event is skipped without the backoff reserved for broken
-/// connections: one malformed or foreign object must not slow the informer down.
-///
-/// kube reports a line that fails to decode as an event but parses as a (fully defaulted)
-/// `Status` as an API error with code 0; a genuine error status always carries a code.
-pub fn is_undecodable(err: &watcher::Error) -> bool {
-    match err {
-        watcher::Error::WatchFailed(kube::Error::SerdeError(_)) => true,
-        watcher::Error::WatchFailed(kube::Error::Api(status)) => {
-            status.code == 0 && status.reason.is_empty()
-        }
-        _ => false,
-    }
-}
-
-/// Delay before re-polling a failed watch: 500 ms doubling to 30 s, like kube-runtime's
-/// default backoff.
-pub fn retry_delay(failures: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << failures.saturating_sub(1).min(6)))
-        .min(Duration::from_secs(30))
-}
-
-/// The objects an event touched (applied, listed or deleted); `Init`/`InitDone` touch none.
-pub fn touched<K>(event: &watcher::Event<K>) -> Option<&K> {
-    match event {
-        watcher::Event::Apply(obj)
-        | watcher::Event::InitApply(obj)
-        | watcher::Event::Delete(obj) => Some(obj),
-        watcher::Event::Init | watcher::Event::InitDone => None,
-    }
+/// The object a change touched (added, updated or deleted); `Synced` touches none.
+pub fn touched<K>(change: &Change<K>) -> Option<&K> {
+    change.object().map(|o| &**o)
 }
 
 /// A channel of reconcile requests for the primary kind `K`.
@@ -137,7 +86,7 @@ where
     }
 
     /// Returns a hook that enqueues every object an event of the primary kind touched.
-    pub fn self_trigger(&self) -> impl FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static
+    pub fn self_trigger(&self) -> impl FnMut(&Change<K>, &Store<K>) + Send + 'static
     where
         K: Send + Sync + 'static,
         K::DynamicType: Send + Sync,
@@ -169,7 +118,7 @@ where
     for store in stores {
         tokio::select! {
             () = cancel.cancelled() => return false,
-            res = store.wait_until_ready() => if res.is_err() { return false },
+            res = crate::client::informer::wait_synced(store) => if res.is_err() { return false },
         }
     }
     true
@@ -240,13 +189,6 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn watch_retry_delay_grows_to_thirty_seconds() {
-        assert_eq!(retry_delay(1), Duration::from_millis(500));
-        assert_eq!(retry_delay(2), Duration::from_secs(1));
-        assert_eq!(retry_delay(50), Duration::from_secs(30));
-    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {

@@ -9,7 +9,6 @@
 
 pub mod api_status;
 pub mod batch_common;
-pub mod change_feed;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -48,6 +47,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::health::ComponentHealth;
+use crate::client::informer::SharedInformers;
 
 /// Cluster-wide settings the controllers need.
 #[derive(Clone, Debug)]
@@ -65,11 +65,11 @@ pub struct ControllerManagerConfig {
 }
 
 type Running = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-type Starter = Box<dyn Fn(kube::Client, CancellationToken) -> Running + Send + Sync>;
+type Starter = Box<dyn Fn(SharedInformers, CancellationToken) -> Running + Send + Sync>;
 
 fn starter<F, Fut, E>(f: F) -> Starter
 where
-    F: Fn(kube::Client, CancellationToken) -> Fut + Send + Sync + 'static,
+    F: Fn(SharedInformers, CancellationToken) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display,
 {
@@ -154,9 +154,11 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
     ]
 }
 
-/// Runs every controller until `cancel` fires.
+/// Runs every controller until `cancel` fires. They read through
+/// `informers` (shared with the rest of the process) and write with its
+/// client.
 pub async fn run(
-    client: kube::Client,
+    informers: SharedInformers,
     config: ControllerManagerConfig,
     health: Arc<ComponentHealth>,
     cancel: CancellationToken,
@@ -165,8 +167,8 @@ pub async fn run(
     health.set("controller-manager", Ok(()));
     let mut tasks = JoinSet::new();
     for (name, start) in controllers(&config) {
-        let (client, cancel, health, failing) = (
-            client.clone(),
+        let (informers, cancel, health, failing) = (
+            informers.clone(),
             cancel.clone(),
             health.clone(),
             failing.clone(),
@@ -174,7 +176,7 @@ pub async fn run(
         tasks.spawn(async move {
             let mut backoff = Duration::from_millis(500);
             loop {
-                let result = start(client.clone(), cancel.child_token()).await;
+                let result = start(informers.clone(), cancel.child_token()).await;
                 if cancel.is_cancelled() {
                     return;
                 }

@@ -12,6 +12,7 @@
 //! Failure: discovery or deletion errors are reported in the conditions and the pass is
 //! retried with backoff; the namespace is never finalized while anything might remain.
 
+use crate::client::informer::SharedInformers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,6 @@ use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -90,14 +90,14 @@ struct Ctx {
 
 /// Runs the namespace controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: NamespaceConfig,
     cancel: CancellationToken,
 ) -> Result<(), NamespaceError> {
+    let client = informers.client();
     let queue = Queue::<Namespace>::new();
     let (namespaces, task) = informer::spawn(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Namespace>(),
         cancel.clone(),
         queue.self_trigger(),
     );

@@ -11,6 +11,7 @@
 //!
 //! Failure: individual API errors are logged and the pod is retried at the next sweep.
 
+use crate::client::informer::SharedInformers;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -87,27 +87,16 @@ pub fn excess_terminated(pods: &[Arc<Pod>], threshold: usize) -> Vec<Arc<Pod>> {
 
 /// Runs the pod garbage collector until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: PodGcConfig,
     cancel: CancellationToken,
 ) -> Result<(), PodGcError> {
-    let (pods, pod_task) = informer::spawn(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        cancel.clone(),
-        |_, _| {},
-    );
-    let (nodes, node_task) = informer::spawn(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        cancel.clone(),
-        |_, _| {},
-    );
+    let client = informers.client();
+    let pods = informers.get::<Pod>().store();
+    let nodes = informers.get::<Node>().store();
     let ready = informer::wait_ready(&[&pods], &cancel).await
         && informer::wait_ready(&[&nodes], &cancel).await;
     if !ready {
-        pod_task.abort();
-        node_task.abort();
         return if cancel.is_cancelled() {
             Ok(())
         } else {
@@ -128,8 +117,6 @@ pub async fn run(
             _ = ticker.tick() => gc.sweep().await,
         }
     }
-    pod_task.abort();
-    node_task.abort();
     Ok(())
 }
 

@@ -28,16 +28,15 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
-use super::change_feed::{change_feed, key_of};
 use super::error::{ControllerConfig, ControllerError};
 use super::events::EventSink;
 use super::expectations::Expectations;
 use super::label_selector::LabelMatcher;
 use super::owner::{self, Claimant};
 use super::{driver, pod_ranking, pod_state};
+use crate::client::informer::{SharedInformers, key_of};
 
 /// Most pods created or deleted in one sync (upstream's `BurstReplicas`).
 pub const BURST_REPLICAS: usize = 500;
@@ -50,16 +49,13 @@ mod status;
 
 /// Runs the ReplicaSet controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: ControllerConfig,
     cancel: CancellationToken,
 ) -> Result<(), ControllerError> {
-    let (replica_sets, rs_changes) = change_feed(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let (pods, pod_changes) =
-        change_feed(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let client = informers.client();
+    let (replica_sets, rs_changes) = informers.get::<ReplicaSet>().feed();
+    let (pods, pod_changes) = informers.get::<Pod>().feed();
     let ctx = Arc::new(Context {
         events: EventSink::new(client.clone(), "replicaset-controller"),
         client,
@@ -111,8 +107,7 @@ fn name(meta: &ObjectMeta) -> &str {
 }
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
-    ctx.pods
-        .wait_until_ready()
+    crate::client::informer::wait_synced(&ctx.pods)
         .await
         .map_err(|_| ControllerError::CacheClosed { kind: "Pod" })?;
     let key = key_of(&*rs);

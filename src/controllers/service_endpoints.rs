@@ -156,11 +156,11 @@ pub fn selected_pods(pods: &Store<Pod>, svc: &Service) -> Vec<std::sync::Arc<Pod
 pub fn pod_trigger(
     sender: futures::channel::mpsc::UnboundedSender<ObjectRef<Service>>,
     services: Store<Service>,
-) -> impl FnMut(&kube::runtime::watcher::Event<Pod>, &Store<Pod>) + Send + 'static {
+) -> impl FnMut(&super::informer::Change<Pod>, &Store<Pod>) + Send + 'static {
     let index = PodServiceIndex::default();
     move |event, _| {
         if let Some(pod) = super::informer::touched(event) {
-            let deleted = matches!(event, kube::runtime::watcher::Event::Delete(_));
+            let deleted = event.is_deleted();
             for svc in index.services_for(&services, pod, deleted) {
                 let _ = sender.unbounded_send(svc);
             }

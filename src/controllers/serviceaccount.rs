@@ -10,6 +10,7 @@
 //! Failure: API errors fail that namespace's reconcile, retried with per-namespace backoff;
 //! an AlreadyExists from a stale cache counts as success.
 
+use crate::client::informer::SharedInformers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,29 +78,29 @@ struct Ctx {
 
 /// Runs the ServiceAccounts controller and root CA publisher until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: ServiceAccountConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceAccountError> {
+    let client = informers.client();
     let queue = Queue::<Namespace>::new();
     let (namespaces, ns_task) = informer::spawn(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Namespace>(),
         cancel.clone(),
         queue.self_trigger(),
     );
     let names = config.service_accounts.clone();
     let (accounts, sa_task) = informer::spawn(
-        Api::<ServiceAccount>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<ServiceAccount>(),
         cancel.clone(),
         namespace_trigger(queue.sender.clone(), move |sa: &ServiceAccount| {
             names.contains(&sa.name_any())
         }),
     );
     let (config_maps, cm_task) = informer::spawn(
-        Api::<ConfigMap>::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIG_MAP}")),
+        &informers.get_with::<ConfigMap>(
+            watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIG_MAP}")),
+        ),
         cancel.clone(),
         namespace_trigger(queue.sender.clone(), |cm: &ConfigMap| {
             cm.name_any() == ROOT_CA_CONFIG_MAP
@@ -137,7 +138,7 @@ pub async fn run(
 fn namespace_trigger<K>(
     sender: futures::channel::mpsc::UnboundedSender<ObjectRef<Namespace>>,
     filter: impl Fn(&K) -> bool + Send + 'static,
-) -> impl FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static
+) -> impl FnMut(&informer::Change<K>, &Store<K>) + Send + 'static
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {

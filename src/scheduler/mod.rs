@@ -46,6 +46,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::SchedulerError;
 
+use crate::client::informer::SharedInformers;
+
 /// The scheduler name pods get when `spec.schedulerName` is unset.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 
@@ -130,18 +132,21 @@ impl SchedulerHealth {
     }
 }
 
-/// Runs the scheduler until `cancel` fires.
+/// Runs the scheduler until `cancel` fires: it reads nodes, pods and namespaces through
+/// `informers` and writes bindings, events and status with `client` (its own identity).
 pub async fn run(
     client: kube::Client,
+    informers: SharedInformers,
     config: SchedulerConfig,
     cancel: CancellationToken,
 ) -> Result<(), SchedulerError> {
-    run_with_health(client, config, SchedulerHealth::new(), cancel).await
+    run_with_health(client, informers, config, SchedulerHealth::new(), cancel).await
 }
 
 /// [`run`], reporting liveness and counters through `health`.
 pub async fn run_with_health(
     client: kube::Client,
+    informers: SharedInformers,
     config: SchedulerConfig,
     health: SchedulerHealth,
     cancel: CancellationToken,
@@ -162,7 +167,7 @@ pub async fn run_with_health(
         queue: shared.queue.clone(),
         stop: stop.clone(),
     };
-    let (mut tasks, synced) = spawn_watchers(&client, &shared, &stop);
+    let (mut tasks, synced) = spawn_watchers(&informers, &shared, &stop);
     let outcome = tokio::select! {
         biased;
         () = cancel.cancelled() => Err(None),
@@ -205,7 +210,7 @@ type Tasks = JoinSet<Result<(), SchedulerError>>;
 
 /// Starts the watches and the flush timer; the future resolves once nodes and pods listed.
 fn spawn_watchers(
-    client: &kube::Client,
+    informers: &SharedInformers,
     shared: &watch::Shared,
     stop: &CancellationToken,
 ) -> (Tasks, impl Future<Output = Result<(), String>> + use<>) {
@@ -214,19 +219,19 @@ fn spawn_watchers(
     let (pods_tx, mut pods_rx) = tokio_watch::channel(false);
     let (ns_tx, _) = tokio_watch::channel(false);
     tasks.spawn(watch::nodes(
-        client.clone(),
+        informers.get(),
         shared.clone(),
         nodes_tx,
         stop.clone(),
     ));
     tasks.spawn(watch::pods(
-        client.clone(),
+        informers.get(),
         shared.clone(),
         pods_tx,
         stop.clone(),
     ));
     tasks.spawn(watch::namespaces(
-        client.clone(),
+        informers.get(),
         shared.clone(),
         ns_tx,
         stop.clone(),

@@ -1,22 +1,19 @@
-//! Watches of nodes, pods and namespaces feeding the cache and the queue.
+//! Node, pod and namespace changes from the shared informers, feeding the cache and the
+//! queue.
 //!
-//! kube-runtime's watcher does list+watch and relists after 410 Gone or a dropped stream,
-//! emitting `Init`, `InitApply`..., `InitDone`; on `InitDone` anything not seen in the fresh
-//! list is removed, so deletions missed while disconnected are not kept forever. Stream
-//! errors are logged and retried with the watcher's default backoff; they never stop the
-//! scheduler. Node and pod events also decide which unschedulable pods to retry: a node
-//! added or changed (in a field the scheduler reads) and a counted pod deleted retry all of
-//! them; a pod appearing on a node retries only pods rejected by spread or inter-pod
-//! affinity, the only plugins such an event can satisfy.
+//! The informers do list+watch and relist after 410 Gone or a dropped stream; a relist
+//! reports what vanished meanwhile as deletions, so nothing is kept forever. Node and pod
+//! changes also decide which unschedulable pods to retry: a node added or changed (in a
+//! field the scheduler reads) and a counted pod deleted retry all of them; a pod appearing
+//! on a node retries only pods rejected by spread or inter-pod affinity, the only plugins
+//! such an event can satisfy. The scheduler keeps no copy of the objects: pods are
+//! compiled into [`PodInfo`] and nodes into aggregates.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client, Resource};
+use kube::Resource;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +22,7 @@ use super::cache::{Cache, NodeChange};
 use super::error::SchedulerError;
 use super::podinfo::PodInfo;
 use super::queue::SchedulingQueue;
+use crate::client::informer::{Change, Informer};
 
 /// State the watch handlers update.
 #[derive(Clone)]
@@ -37,55 +35,40 @@ pub struct Shared {
     pub scheduler_name: String,
 }
 
-/// Applies the events of one watched kind.
+/// Applies the changes of one watched kind.
 trait Handler<K> {
-    fn apply(&mut self, obj: K) -> Option<String>;
+    fn apply(&mut self, obj: &K);
     fn delete(&mut self, obj: &K);
-    fn known(&self) -> Vec<String>;
-    fn remove_key(&mut self, key: &str);
 }
 
-/// Drives `stream` into `handler` until `cancel`; flips `synced` after the first full list.
-async fn drive<K, H, S>(
+/// Feeds the changes of `informer` into `handler` until `cancel`; flips `synced` after
+/// each full list.
+async fn drive<K, H>(
     kind: &'static str,
-    stream: S,
+    informer: Informer<K>,
     mut handler: H,
     synced: watch::Sender<bool>,
     cancel: CancellationToken,
 ) -> Result<(), SchedulerError>
 where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
     H: Handler<K>,
-    S: Stream<Item = Result<Event<K>, watcher::Error>>,
 {
-    let mut stream = std::pin::pin!(stream);
-    let mut seen: Option<HashSet<String>> = None;
+    let mut changes = informer.subscribe();
     loop {
-        let ev = tokio::select! {
+        let change = tokio::select! {
             () = cancel.cancelled() => return Ok(()),
-            ev = stream.next() => ev,
+            change = changes.next() => change,
         };
-        match ev {
+        match change {
             None => return Err(SchedulerError::WatchEnded(kind)),
-            Some(Err(e)) => tracing::warn!(kind, error = %e, "watch error; retrying"),
-            Some(Ok(Event::Init)) => seen = Some(HashSet::new()),
-            Some(Ok(Event::InitApply(obj))) => {
-                let key = handler.apply(obj);
-                if let (Some(set), Some(key)) = (seen.as_mut(), key) {
-                    set.insert(key);
-                }
-            }
-            Some(Ok(Event::InitDone)) => {
-                let seen = seen.take().unwrap_or_default();
-                for key in handler.known().into_iter().filter(|k| !seen.contains(k)) {
-                    handler.remove_key(&key);
-                }
+            Some(Change::Added(obj) | Change::Updated { new: obj, .. }) => handler.apply(&obj),
+            Some(Change::Deleted(obj)) => handler.delete(&obj),
+            Some(Change::Synced) => {
                 synced.send_replace(true);
                 tracing::debug!(kind, "watch (re)listed");
             }
-            Some(Ok(Event::Apply(obj))) => {
-                handler.apply(obj);
-            }
-            Some(Ok(Event::Delete(obj))) => handler.delete(&obj),
         }
     }
 }
@@ -93,33 +76,26 @@ where
 struct Nodes(Shared);
 
 impl Handler<Node> for Nodes {
-    fn apply(&mut self, node: Node) -> Option<String> {
-        let change = self.0.cache.write().upsert_node(&node);
+    fn apply(&mut self, node: &Node) {
+        let change = self.0.cache.write().upsert_node(node);
         if change != NodeChange::Unchanged {
             self.0.queue.move_all_unschedulable();
         }
-        node.metadata.name
     }
     fn delete(&mut self, node: &Node) {
         if let Some(name) = node.meta().name.as_deref() {
-            self.remove_key(name);
+            self.0.cache.write().delete_node(name);
         }
-    }
-    fn known(&self) -> Vec<String> {
-        self.0.cache.read().node_names()
-    }
-    fn remove_key(&mut self, name: &str) {
-        self.0.cache.write().delete_node(name);
     }
 }
 
 struct Pods(Shared);
 
 impl Handler<Pod> for Pods {
-    fn apply(&mut self, pod: Pod) -> Option<String> {
-        let info = Arc::new(PodInfo::from_pod(&pod));
+    fn apply(&mut self, pod: &Pod) {
+        let info = Arc::new(PodInfo::from_pod(pod));
         if info.uid.is_empty() {
-            return None;
+            return;
         }
         let uid = info.uid.clone();
         let s = &self.0;
@@ -135,18 +111,15 @@ impl Handler<Pod> for Pods {
             // Pods counted in the cache are assumed (binding in flight): stale event.
             s.queue.add_or_update(info);
         }
-        Some(uid)
     }
     fn delete(&mut self, pod: &Pod) {
         if let Some(uid) = pod.meta().uid.as_deref() {
             self.remove_key(uid);
         }
     }
-    fn known(&self) -> Vec<String> {
-        let mut keys = self.0.cache.read().pod_uids();
-        keys.extend(self.0.queue.uids());
-        keys
-    }
+}
+
+impl Pods {
     fn remove_key(&mut self, uid: &str) {
         if self.0.cache.write().remove_pod(uid) {
             self.0.queue.move_all_unschedulable();
@@ -158,79 +131,50 @@ impl Handler<Pod> for Pods {
 struct Namespaces(Shared);
 
 impl Handler<Namespace> for Namespaces {
-    fn apply(&mut self, ns: Namespace) -> Option<String> {
-        let name = ns.metadata.name?;
-        let labels = ns.metadata.labels.unwrap_or_default();
-        let changed = self.0.cache.read().namespace_labels(&name) != Some(&labels);
-        self.0.cache.write().set_namespace(&name, labels);
+    fn apply(&mut self, ns: &Namespace) {
+        let Some(name) = ns.metadata.name.as_deref() else {
+            return;
+        };
+        let labels = ns.metadata.labels.clone().unwrap_or_default();
+        let changed = self.0.cache.read().namespace_labels(name) != Some(&labels);
+        self.0.cache.write().set_namespace(name, labels);
         if changed {
             self.0.queue.move_pod_dependent();
         }
-        Some(name)
     }
     fn delete(&mut self, ns: &Namespace) {
         if let Some(name) = ns.meta().name.as_deref() {
-            self.remove_key(name);
+            self.0.cache.write().delete_namespace(name);
         }
     }
-    fn known(&self) -> Vec<String> {
-        self.0.cache.read().namespace_names()
-    }
-    fn remove_key(&mut self, name: &str) {
-        self.0.cache.write().delete_namespace(name);
-    }
 }
 
-/// Watches nodes.
+/// Follows nodes.
 pub async fn nodes(
-    client: Client,
+    informer: Informer<Node>,
     shared: Shared,
     synced: watch::Sender<bool>,
     cancel: CancellationToken,
 ) -> Result<(), SchedulerError> {
-    let stream = watcher::watcher(Api::<Node>::all(client), watcher::Config::default());
-    drive(
-        "nodes",
-        stream.default_backoff(),
-        Nodes(shared),
-        synced,
-        cancel,
-    )
-    .await
+    drive("nodes", informer, Nodes(shared), synced, cancel).await
 }
 
-/// Watches pods of all namespaces.
+/// Follows pods of all namespaces.
 pub async fn pods(
-    client: Client,
+    informer: Informer<Pod>,
     shared: Shared,
     synced: watch::Sender<bool>,
     cancel: CancellationToken,
 ) -> Result<(), SchedulerError> {
-    let stream = watcher::watcher(Api::<Pod>::all(client), watcher::Config::default());
-    drive(
-        "pods",
-        stream.default_backoff(),
-        Pods(shared),
-        synced,
-        cancel,
-    )
-    .await
+    drive("pods", informer, Pods(shared), synced, cancel).await
 }
 
-/// Watches namespaces (their labels feed affinity namespaceSelectors).
+/// Follows namespaces (their labels feed affinity namespaceSelectors).
 pub async fn namespaces(
-    client: Client,
+    informer: Informer<Namespace>,
     shared: Shared,
     synced: watch::Sender<bool>,
     cancel: CancellationToken,
 ) -> Result<(), SchedulerError> {
-    let stream = watcher::watcher(Api::<Namespace>::all(client), watcher::Config::default());
-    drive(
-        "namespaces",
-        stream.default_backoff(),
-        Namespaces(shared),
-        synced,
-        cancel,
-    )
-    .await
+    drive("namespaces", informer, Namespaces(shared), synced, cancel).await
 }

@@ -1,16 +1,14 @@
-//! The controller loop: reflectors feeding kube-runtime's `applier`.
+//! The controller loop: shared informers feeding kube-runtime's `applier`.
 //!
 //! kube-runtime's `Controller` builder cannot share one watch between the trigger stream and
 //! a cache the reconciler reads (that needs unstable features), so this module builds the
-//! same pipeline by hand: every watched type gets exactly one `watcher → reflector`, whose
-//! store is the controller's cache and whose events are mapped to reconcile requests for
-//! the owning objects. The `applier` then guarantees that one object is never reconciled
+//! same pipeline by hand: every watched type comes from the process's shared informers,
+//! whose store is the controller's cache and whose changes are mapped to reconcile requests
+//! for the owning objects. The `applier` then guarantees that one object is never reconciled
 //! concurrently, debounces bursts, and schedules requeues.
 //!
-//! Watch failures are retried by the watcher's default backoff (a 410 Gone relists). During
-//! a relist the reflector swaps its store only at `InitDone`, so per-object triggers during
-//! `Init` could look up objects the store does not hold yet; instead every relist (including
-//! the first list) triggers a reconcile of every main object once the new list is in place.
+//! Every completed list (the first one and every relist) triggers a reconcile of every main
+//! object once the new list is in place.
 //! Reconcile failures are retried per object with exponential backoff, reset on success.
 
 use std::collections::HashMap;
@@ -24,17 +22,16 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryFutureExt};
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::Resource;
-use kube::api::Api;
+use kube::runtime::Config as ApplierConfig;
 use kube::runtime::controller::{Action, ReconcileRequest, applier};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::utils::CancelableJoinHandle;
-use kube::runtime::watcher::{self, Event, watcher};
-use kube::runtime::{Config as ApplierConfig, WatchStreamExt};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::error::ControllerError;
+use crate::client::informer::{Change, Informer};
 
 /// How a controller loop runs.
 #[derive(Debug, Clone)]
@@ -79,27 +76,21 @@ impl<K> Runner<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    /// Watches the main type; `on_delete` runs for every observed deletion.
-    pub fn new(api: Api<K>, on_delete: impl Fn(&K) + Send + Sync + 'static) -> Self {
-        let (reader, writer) = reflector::store();
+    /// Reconciles the objects of `informer`; `on_delete` runs for every observed deletion.
+    pub fn new(informer: &Informer<K>, on_delete: impl Fn(&K) + Send + Sync + 'static) -> Self {
+        let (reader, changes) = informer.feed();
         let all = reader.clone();
-        let stream = decodable(watcher(api, watcher::Config::default()))
-            .modify(|o| o.meta_mut().managed_fields = None)
-            .default_backoff()
-            .reflect(writer)
-            .map(move |event| {
-                let refs = match event {
-                    Ok(Event::Apply(obj)) => vec![ObjectRef::from_obj(&obj)],
-                    Ok(Event::Delete(obj)) => {
+        let stream = changes
+            .map(move |change| {
+                let refs = match change {
+                    Change::Added(obj) | Change::Updated { new: obj, .. } => {
+                        vec![ObjectRef::from_obj(&*obj)]
+                    }
+                    Change::Deleted(obj) => {
                         on_delete(&obj);
                         Vec::new()
                     }
-                    Ok(Event::InitDone) => all_refs(&all),
-                    Ok(Event::Init | Event::InitApply(_)) => Vec::new(),
-                    Err(error) => {
-                        tracing::warn!(%error, kind = %K::kind(&()), "watch failed; retrying");
-                        Vec::new()
-                    }
+                    Change::Synced => all_refs(&all),
                 };
                 stream::iter(refs)
             })
@@ -116,32 +107,23 @@ where
         self.store.clone()
     }
 
-    /// Watches a related type; `mapper(obj, deleted)` names the main objects to reconcile.
+    /// Follows a related type; `mapper(obj, deleted)` names the main objects to reconcile.
     pub fn watch<C>(
         &mut self,
-        api: Api<C>,
-        config: watcher::Config,
+        informer: &Informer<C>,
         mapper: impl Fn(&C, bool) -> Vec<ObjectRef<K>> + Send + Sync + 'static,
     ) -> Store<C>
     where
         C: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let (reader, writer) = reflector::store();
+        let (reader, changes) = informer.feed();
         let all = self.store.clone();
-        let stream = decodable(watcher(api, config))
-            .modify(|o| o.meta_mut().managed_fields = None)
-            .default_backoff()
-            .reflect(writer)
-            .map(move |event| {
-                let refs = match event {
-                    Ok(Event::Apply(obj)) => mapper(&obj, false),
-                    Ok(Event::Delete(obj)) => mapper(&obj, true),
-                    Ok(Event::InitDone) => all_refs(&all),
-                    Ok(Event::Init | Event::InitApply(_)) => Vec::new(),
-                    Err(error) => {
-                        tracing::warn!(%error, kind = %C::kind(&()), "watch failed; retrying");
-                        Vec::new()
-                    }
+        let stream = changes
+            .map(move |change| {
+                let refs = match change {
+                    Change::Added(obj) | Change::Updated { new: obj, .. } => mapper(&obj, false),
+                    Change::Deleted(obj) => mapper(&obj, true),
+                    Change::Synced => all_refs(&all),
                 };
                 stream::iter(refs)
             })
@@ -214,28 +196,6 @@ where
     }
 }
 
-/// Drops watch lines that do not decode as the watched kind.
-///
-/// kube-client reports such a line as a watch failure carrying an empty `Status`; feeding it
-/// to the backoff would pause the whole watch for every bad line, so one undecodable object
-/// would delay every other event. The line is logged and skipped instead; real connection
-/// failures still back off. (kelp's apiserver currently streams objects of other kinds into
-/// watches, which is exactly such a line.)
-fn decodable<S, K>(events: S) -> impl futures::Stream<Item = watcher::Result<Event<K>>> + Send
-where
-    S: futures::Stream<Item = watcher::Result<Event<K>>> + Send,
-    K: Resource<DynamicType = ()> + Send,
-{
-    events.filter(|event| {
-        let bad_line = matches!(event, Err(watcher::Error::WatchFailed(kube::Error::Api(s)))
-            if s.code == 0 && s.reason.is_empty() && s.message.is_empty());
-        if bad_line {
-            tracing::debug!(kind = %K::kind(&()), "skipping a watch event that does not decode");
-        }
-        ready(!bad_line)
-    })
-}
-
 /// Consecutive failures per object, for exponential retry delays.
 #[derive(Default)]
 struct Failures {
@@ -262,8 +222,7 @@ where
     C: Resource + Clone + 'static,
     C::DynamicType: std::hash::Hash + Eq + Clone,
 {
-    store
-        .wait_until_ready()
+    crate::client::informer::wait_synced(store)
         .await
         .map_err(|_| ControllerError::CacheClosed(what))
 }

@@ -16,6 +16,7 @@ mod sync;
 pub mod timing;
 pub mod zone;
 
+use crate::client::informer::SharedInformers;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,6 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -59,22 +59,19 @@ struct Ctx {
 
 /// Runs the CronJob controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: CronJobConfig,
     cancel: CancellationToken,
 ) -> Result<(), ControllerError> {
-    let mut runner = Runner::new(Api::<CronJob>::all(client.clone()), |_| {});
-    let jobs = runner.watch(
-        Api::<Job>::all(client.clone()),
-        watcher::Config::default(),
-        |job: &Job, _deleted| {
-            let owner = controller_of(&job.metadata).filter(|r| ref_is_kind(r, "batch", "CronJob"));
-            owner
-                .map(|r| object_ref(&job.namespace().unwrap_or_default(), &r.name))
-                .into_iter()
-                .collect()
-        },
-    );
+    let client = informers.client();
+    let mut runner = Runner::new(&informers.get::<CronJob>(), |_| {});
+    let jobs = runner.watch(&informers.get::<Job>(), |job: &Job, _deleted| {
+        let owner = controller_of(&job.metadata).filter(|r| ref_is_kind(r, "batch", "CronJob"));
+        owner
+            .map(|r| object_ref(&job.namespace().unwrap_or_default(), &r.name))
+            .into_iter()
+            .collect()
+    });
     let loop_config = LoopConfig {
         name: "cronjob-controller",
         concurrency: config.concurrency,

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod predicates;
 mod sync;
 
+use crate::client::informer::SharedInformers;
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -30,9 +31,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -116,32 +115,24 @@ struct Ctx {
 
 /// Runs the DaemonSet controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: DaemonSetConfig,
     cancel: CancellationToken,
 ) -> Result<(), ControllerError> {
+    let client = informers.client();
     let expectations = Arc::new(Expectations::default());
     let forget = expectations.clone();
-    let mut runner = Runner::new(
-        Api::<DaemonSet>::all(client.clone()),
-        move |ds: &DaemonSet| {
-            forget.forget(&ds.uid().unwrap_or_default());
-        },
-    );
+    let mut runner = Runner::new(&informers.get::<DaemonSet>(), move |ds: &DaemonSet| {
+        forget.forget(&ds.uid().unwrap_or_default());
+    });
     let sets = runner.store();
     let pods = runner.watch(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Pod>(),
         pod_mapper(sets.clone(), expectations.clone()),
     );
-    let nodes = runner.watch(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        node_mapper(sets.clone()),
-    );
+    let nodes = runner.watch(&informers.get::<Node>(), node_mapper(sets.clone()));
     let revisions = runner.watch(
-        Api::<ControllerRevision>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<ControllerRevision>(),
         |rev: &ControllerRevision, _| {
             owner_of(
                 rev.metadata.namespace.as_deref(),

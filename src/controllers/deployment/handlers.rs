@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use std::sync::Arc;
 
 use super::{Context, KIND, namespace, scaling};
-use crate::controllers::change_feed::Change;
+use crate::client::informer::Change;
 use crate::controllers::label_selector::{LabelMatcher, selects_everything};
 use crate::controllers::owner;
 
@@ -23,7 +23,7 @@ impl Context {
     pub(super) fn on_deployment_change(&self, change: Change<Deployment>) -> Targets {
         match change {
             Change::Added(d) | Change::Updated { new: d, .. } => vec![ObjectRef::from_obj(&*d)],
-            Change::Deleted(_) => Vec::new(),
+            Change::Deleted(_) | Change::Synced => Vec::new(),
         }
     }
 
@@ -41,6 +41,7 @@ impl Context {
             }
             Change::Updated { old, new } => self.replica_set_updated(&old, &new),
             Change::Deleted(rs) => self.owner_of(&rs),
+            Change::Synced => Vec::new(),
         }
     }
 

@@ -27,15 +27,14 @@ use kube::Client;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
-use super::change_feed::change_feed;
 use super::driver;
 use super::error::{ControllerConfig, ControllerError};
 use super::events::EventSink;
 use super::label_selector::{LabelMatcher, selects_everything};
 use super::owner::{self, Claimant};
+use crate::client::informer::{SharedInformers, wait_synced};
 use rollout::PodMap;
 
 mod handlers;
@@ -51,14 +50,14 @@ const KIND: &str = "Deployment";
 
 /// Runs the Deployment controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: ControllerConfig,
     cancel: CancellationToken,
 ) -> Result<(), ControllerError> {
-    let wc = watcher::Config::default;
-    let (deployments, d_changes) = change_feed(Api::<Deployment>::all(client.clone()), wc());
-    let (replica_sets, rs_changes) = change_feed(Api::<ReplicaSet>::all(client.clone()), wc());
-    let (pods, pod_changes) = change_feed(Api::<Pod>::all(client.clone()), wc());
+    let client = informers.client();
+    let (deployments, d_changes) = informers.get::<Deployment>().feed();
+    let (replica_sets, rs_changes) = informers.get::<ReplicaSet>().feed();
+    let (pods, pod_changes) = informers.get::<Pod>().feed();
     let ctx = Arc::new(Context {
         events: EventSink::new(client.clone(), "deployment-controller"),
         client,
@@ -107,11 +106,10 @@ fn name(meta: &ObjectMeta) -> &str {
 /// Upstream's `syncDeployment`.
 async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     let closed = |kind| move |_| ControllerError::CacheClosed { kind };
-    ctx.replica_sets
-        .wait_until_ready()
+    wait_synced(&ctx.replica_sets)
         .await
         .map_err(closed("ReplicaSet"))?;
-    ctx.pods.wait_until_ready().await.map_err(closed("Pod"))?;
+    wait_synced(&ctx.pods).await.map_err(closed("Pod"))?;
     let mut d = (*d).clone();
     if selects_everything(Some(&d.spec.selector)) {
         return select_all_warning(&ctx, &mut d).await;

@@ -12,7 +12,7 @@ use super::hash::POD_TEMPLATE_HASH_LABEL;
 use super::rollout::old_pods_running;
 use super::scaling::tests::{deployment, rs};
 use super::*;
-use crate::controllers::change_feed::Change;
+use crate::client::informer::Change;
 
 fn with_template(rs: &Arc<ReplicaSet>, d: &Deployment, hash: &str) -> Arc<ReplicaSet> {
     let mut copy = (**rs).clone();

@@ -13,6 +13,7 @@
 
 mod desired;
 
+use crate::client::informer::SharedInformers;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,35 +98,30 @@ struct Ctx {
 
 /// Runs the EndpointSlice controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: EndpointSliceConfig,
     cancel: CancellationToken,
 ) -> Result<(), EndpointSliceError> {
+    let client = informers.client();
     let queue = Queue::<Service>::new();
     let (services, svc_task) = informer::spawn(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Service>(),
         cancel.clone(),
         queue.self_trigger(),
     );
     let (pods, pod_task) = informer::spawn(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Pod>(),
         cancel.clone(),
         pod_trigger(queue.sender.clone(), services.clone()),
     );
     let (slices, slice_task) = informer::spawn(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}")),
+        &informers.get_with::<EndpointSlice>(
+            watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}")),
+        ),
         cancel.clone(),
         slice_trigger(queue.sender.clone()),
     );
-    let (nodes, node_task) = informer::spawn(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        cancel.clone(),
-        |_, _| {},
-    );
+    let nodes = informers.get::<Node>().store();
     let ready = informer::wait_ready(&[&pods], &cancel).await
         && informer::wait_ready(&[&services], &cancel).await
         && informer::wait_ready(&[&slices], &cancel).await
@@ -154,7 +150,7 @@ pub async fn run(
         )
         .await;
     }
-    for task in [svc_task, pod_task, slice_task, node_task] {
+    for task in [svc_task, pod_task, slice_task] {
         task.abort();
     }
     Ok(())
@@ -163,7 +159,7 @@ pub async fn run(
 /// Requeues the service a managed slice belongs to.
 fn slice_trigger(
     sender: futures::channel::mpsc::UnboundedSender<ObjectRef<Service>>,
-) -> impl FnMut(&watcher::Event<EndpointSlice>, &Store<EndpointSlice>) + Send + 'static {
+) -> impl FnMut(&informer::Change<EndpointSlice>, &Store<EndpointSlice>) + Send + 'static {
     move |event, _| {
         let Some(slice) = touched(event) else { return };
         if let Some(svc) = slice.labels().get(LABEL_SERVICE_NAME) {

@@ -22,6 +22,7 @@ pub mod graph;
 pub mod queue;
 mod worker;
 
+use crate::client::informer::SharedInformers;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +39,6 @@ use tokio_util::sync::CancellationToken;
 
 use self::graph::{Graph, Identity, Observed, Work};
 use self::queue::WorkQueue;
-use super::informer;
 use super::resource_discovery::{DiscoveredResource, discover};
 
 /// Configuration of the garbage collector.
@@ -109,10 +109,11 @@ enum GraphEvent {
 
 /// Runs the garbage collector until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: GarbageCollectorConfig,
     cancel: CancellationToken,
 ) -> Result<(), GarbageCollectorError> {
+    let client = informers.client();
     let shared = Arc::new(Shared {
         client: client.clone(),
         graph: Mutex::new(Graph::default()),
@@ -263,10 +264,10 @@ async fn monitor(
         };
         let event = match item {
             None => return,
-            Some(Err(err)) if informer::is_undecodable(&err) => continue,
+            Some(Err(err)) if crate::client::informer::is_undecodable(&err) => continue,
             Some(Err(err)) => {
                 failures = failures.saturating_add(1);
-                let delay = informer::retry_delay(failures);
+                let delay = crate::client::informer::retry_delay(failures);
                 tracing::warn!(resource = %key, error = %err, ?delay, "monitor watch failed, retrying");
                 tokio::time::sleep(delay).await;
                 continue;

@@ -27,15 +27,14 @@ mod sync;
 mod tracking;
 mod ttl;
 
+use crate::client::informer::SharedInformers;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -91,10 +90,11 @@ struct Ctx {
 
 /// Runs the Job controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: JobConfig,
     cancel: CancellationToken,
 ) -> Result<(), ControllerError> {
+    let client = informers.client();
     let expectations = Arc::new(Expectations::default());
     let backoff = Arc::new(BackoffStore::default());
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
@@ -115,14 +115,10 @@ pub async fn run(
             }
         }
     };
-    let mut runner = Runner::new(Api::<Job>::all(client.clone()), on_delete);
+    let mut runner = Runner::new(&informers.get::<Job>(), on_delete);
     let jobs = runner.store();
     let mapper = pod_mapper(jobs.clone(), expectations.clone(), orphan_tx.clone());
-    let pods = runner.watch(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        mapper,
-    );
+    let pods = runner.watch(&informers.get::<Pod>(), mapper);
     let _ = pods_cell.set(pods.clone());
     let ctx = Arc::new(Ctx {
         events: EventSink::new(client.clone(), "job-controller"),

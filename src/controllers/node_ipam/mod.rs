@@ -12,6 +12,7 @@
 
 mod cidr_set;
 
+use crate::client::informer::SharedInformers;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,6 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -192,17 +192,17 @@ struct Ctx {
 
 /// Runs the node IPAM controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: NodeIpamConfig,
     cancel: CancellationToken,
 ) -> Result<(), NodeIpamError> {
+    let client = informers.client();
     let allocator = Arc::new(Mutex::new(Allocator::new(&config)?));
     let queue = Queue::<Node>::new();
     let mut trigger = queue.self_trigger();
     let hook_allocator = allocator.clone();
     let (store, task) = informer::spawn(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Node>(),
         cancel.clone(),
         move |event, store| {
             on_node_event(&hook_allocator, store, event);
@@ -236,9 +236,13 @@ pub async fn run(
 }
 
 /// Keeps the allocator in step with deletions and relists.
-fn on_node_event(allocator: &Mutex<Allocator>, store: &Store<Node>, event: &watcher::Event<Node>) {
+fn on_node_event(
+    allocator: &Mutex<Allocator>,
+    store: &Store<Node>,
+    event: &informer::Change<Node>,
+) {
     match event {
-        watcher::Event::Delete(node) => {
+        informer::Change::Deleted(node) => {
             let mut allocator = allocator.lock();
             let name = node.name_any();
             let pending = allocator.pending.remove(&name).unwrap_or_default();
@@ -247,7 +251,7 @@ fn on_node_event(allocator: &Mutex<Allocator>, store: &Store<Node>, event: &watc
             }
             tracing::info!(node = %name, "released pod CIDRs of deleted node");
         }
-        watcher::Event::InitDone => {
+        informer::Change::Synced => {
             let nodes = store.state();
             let mut allocator = allocator.lock();
             allocator

@@ -20,6 +20,7 @@
 mod eviction;
 mod health;
 
+use crate::client::informer::SharedInformers;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +30,6 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -81,34 +81,18 @@ pub enum NodeLifecycleError {
 
 /// Runs the node lifecycle controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: NodeLifecycleConfig,
     cancel: CancellationToken,
 ) -> Result<(), NodeLifecycleError> {
-    let (nodes, node_task) = informer::spawn(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        cancel.clone(),
-        |_, _| {},
-    );
-    let (leases, lease_task) = informer::spawn(
-        Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
-        watcher::Config::default(),
-        cancel.clone(),
-        |_, _| {},
-    );
-    let (pods, pod_task) = informer::spawn(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        cancel.clone(),
-        |_, _| {},
-    );
-    let tasks = [node_task, lease_task, pod_task];
+    let client = informers.client();
+    let nodes = informers.get::<Node>().store();
+    let leases = informers.get_namespaced::<Lease>(LEASE_NAMESPACE).store();
+    let pods = informers.get::<Pod>().store();
     let ready = informer::wait_ready(&[&nodes], &cancel).await
         && informer::wait_ready(&[&leases], &cancel).await
         && informer::wait_ready(&[&pods], &cancel).await;
     if !ready {
-        tasks.iter().for_each(|t| t.abort());
         return if cancel.is_cancelled() {
             Ok(())
         } else {
@@ -133,7 +117,6 @@ pub async fn run(
             _ = evict.tick() => controller.eviction_pass().await,
         }
     }
-    tasks.iter().for_each(|t| t.abort());
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 
 use super::{Context, namespace};
-use crate::controllers::change_feed::{Change, key_of};
+use crate::client::informer::{Change, key_of};
 use crate::controllers::label_selector::LabelMatcher;
 use crate::controllers::owner;
 
@@ -28,6 +28,7 @@ impl Context {
                 self.expectations.forget(&key_of(&*rs));
                 Vec::new()
             }
+            Change::Synced => Vec::new(),
         }
     }
 
@@ -37,6 +38,7 @@ impl Context {
             Change::Added(pod) => self.pod_added(&pod),
             Change::Updated { old, new } => self.pod_updated(&old, &new),
             Change::Deleted(pod) => self.pod_deleted(&pod),
+            Change::Synced => Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::Event;
 
 use super::*;
-use crate::controllers::change_feed::Change;
+use crate::client::informer::Change;
 use crate::controllers::pod_state::tests::pod_with;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

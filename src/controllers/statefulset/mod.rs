@@ -22,14 +22,13 @@ pub mod plan;
 mod pods;
 mod revisions;
 
+use crate::client::informer::SharedInformers;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -65,32 +64,27 @@ struct Ctx {
 
 /// Runs the StatefulSet controller until `cancel` fires.
 pub async fn run(
-    client: Client,
+    informers: SharedInformers,
     config: StatefulSetConfig,
     cancel: CancellationToken,
 ) -> Result<(), ControllerError> {
+    let client = informers.client();
     let expectations = Arc::new(Expectations::default());
     let forget = expectations.clone();
-    let mut runner = Runner::new(
-        Api::<StatefulSet>::all(client.clone()),
-        move |s: &StatefulSet| {
-            forget.forget(&s.uid().unwrap_or_default());
-        },
-    );
+    let mut runner = Runner::new(&informers.get::<StatefulSet>(), move |s: &StatefulSet| {
+        forget.forget(&s.uid().unwrap_or_default());
+    });
     let sets = runner.store();
     let pods = runner.watch(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<Pod>(),
         pod_mapper(sets, expectations.clone()),
     );
     let claims = runner.watch(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<PersistentVolumeClaim>(),
         |_: &PersistentVolumeClaim, _| Vec::new(),
     );
     let revisions = runner.watch(
-        Api::<ControllerRevision>::all(client.clone()),
-        watcher::Config::default(),
+        &informers.get::<ControllerRevision>(),
         |rev: &ControllerRevision, _| {
             let ns = rev.namespace().unwrap_or_default();
             controller_of(&rev.metadata)
