@@ -11,12 +11,11 @@
 pub mod allocator;
 pub mod authn;
 mod bootstrap;
-pub mod calendar;
-pub mod cron_schedule;
+pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
 pub mod go_strings;
 pub mod handlers;
-pub mod health;
+pub use crate::client::health;
 pub mod node_proxy;
 pub mod object;
 pub mod openapi;
@@ -46,7 +45,7 @@ use handlers::{Api, ApiSettings};
 
 /// The Kubernetes version kelp serves (the k8s-openapi types it compiles
 /// against).
-pub const KUBERNETES_MINOR: u32 = 37;
+pub use crate::client::version::KUBERNETES_MINOR;
 
 /// `/version`.
 pub fn version_info() -> Value {

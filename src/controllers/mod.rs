@@ -3,7 +3,7 @@
 //!
 //! Each controller follows watcher → reflector → reconcile and is
 //! restarted (after a short backoff) if it ever returns; the supervisor
-//! records in the [`ComponentHealth`](crate::api::health::ComponentHealth)
+//! records in the [`ComponentHealth`](crate::client::health::ComponentHealth)
 //! registry whether all of them are running, which is what `kubectl get
 //! cs` shows for `controller-manager`.
 
@@ -16,7 +16,7 @@ pub mod driver;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod error;
-pub mod events;
+
 pub mod expectations;
 pub mod garbage_collector;
 pub mod informer;
@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::health::ComponentHealth;
+use crate::client::health::ComponentHealth;
 use crate::client::informer::SharedInformers;
 
 /// Cluster-wide settings the controllers need.

@@ -31,11 +31,11 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ControllerConfig, ControllerError};
-use super::events::EventSink;
 use super::expectations::Expectations;
 use super::label_selector::LabelMatcher;
 use super::owner::{self, Claimant};
 use super::{driver, pod_ranking, pod_state};
+use crate::client::events::EventSink;
 use crate::client::informer::{SharedInformers, key_of};
 
 /// Most pods created or deleted in one sync (upstream's `BurstReplicas`).

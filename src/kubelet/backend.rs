@@ -106,7 +106,7 @@ impl NodeBackend for KubeletBackend {
             }
             let request = ExecRequest {
                 container_id: handle.id.clone(),
-                exec_id: format!("exec-{}", crate::api::object::random_suffix(12)),
+                exec_id: format!("exec-{}", crate::client::names::random_suffix(12)),
                 args: command,
                 env: Vec::new(),
                 cwd: "/".into(),

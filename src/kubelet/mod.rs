@@ -224,7 +224,7 @@ fn node_context(
     std::fs::create_dir_all(&io_dir).map_err(io(format!("cannot create {}", io_dir.display())))?;
     Ok(NodeContext {
         objects: pods::objects::ObjectSource::new(client.clone()),
-        events: crate::controllers::events::EventSink::new(client.clone(), "kubelet"),
+        events: crate::client::events::EventSink::new(client.clone(), "kubelet"),
         client,
         runtime,
         sandbox: pods::sandbox::SandboxSettings {

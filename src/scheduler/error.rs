@@ -18,8 +18,3 @@ pub enum SchedulerError {
     #[error("watch of {0} ended unexpectedly")]
     WatchEnded(&'static str),
 }
-
-/// A quantity string that does not follow the Kubernetes quantity grammar.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid quantity {0:?}")]
-pub struct QuantityError(pub String);

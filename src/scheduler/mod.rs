@@ -24,7 +24,6 @@ pub mod error;
 pub mod events;
 pub mod filter;
 pub mod podinfo;
-pub mod quantity;
 pub mod queue;
 pub mod resources;
 pub mod score;

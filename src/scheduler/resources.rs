@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::quantity::{parse_milli_value, parse_value};
+use crate::client::quantity::{parse_milli_value, parse_value};
 
 /// Default cpu request (millicores) assumed for scoring when a container sets none.
 pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;

@@ -48,7 +48,7 @@ pub enum SimError {
 }
 
 fn now() -> String {
-    crate::api::object::now_rfc3339()
+    crate::client::timestamps::now_rfc3339()
 }
 
 fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Value {
@@ -81,7 +81,7 @@ fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Valu
             ],
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
             "nodeInfo": {
-                "kubeletVersion": format!("v1.{}.0-kelp-sim", crate::api::KUBERNETES_MINOR), "kubeProxyVersion": "",
+                "kubeletVersion": format!("v1.{}.0-kelp-sim", crate::client::version::KUBERNETES_MINOR), "kubeProxyVersion": "",
                 "containerRuntimeVersion": "sim://0", "osImage": "kelp sim", "kernelVersion": "", "operatingSystem": "linux",
                 "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": "",
             },
@@ -144,7 +144,7 @@ async fn renew_leases(
 ) {
     let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     loop {
-        let stamp = crate::api::object::now_rfc3339_micros();
+        let stamp = crate::client::timestamps::now_rfc3339_micros();
         let _ = futures::stream::iter(names.iter().cloned())
             .map(|name| {
                 let leases = leases.clone();

@@ -13,7 +13,7 @@ use k8s_openapi::jiff;
 use super::timing::{
     CronTimes, Missed, ScheduleTooDense, job_name, next_schedule_delay, next_schedule_time,
 };
-use crate::api::cron_schedule::CronSchedule;
+use crate::client::cron_schedule::CronSchedule;
 use crate::controllers::batch_common::time::plus_seconds;
 
 /// What the controller should do about a CronJob right now.

@@ -27,10 +27,10 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::client::events::EventSink;
 use crate::controllers::batch_common::ownership::{controller_of, is_controlled_by, ref_is_kind};
 use crate::controllers::batch_common::runtime::{LoopConfig, Runner, cache_ready, object_ref};
 use crate::controllers::batch_common::{ControllerError, time};
-use crate::controllers::events::EventSink;
 
 /// Settings of the CronJob controller.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use super::Ctx;
 use super::decide::{Decision, cron_times, decide};
 use super::timing::{job_name, next_schedule_delay, rfc3339_in};
 use super::zone::load_zone;
-use crate::api::cron_schedule::CronSchedule;
+use crate::client::cron_schedule::CronSchedule;
 use crate::controllers::batch_common::ControllerError;
 use crate::controllers::batch_common::error::{is_already_exists, is_not_found};
 use crate::controllers::batch_common::ownership::{controller_ref, is_controlled_by};

@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::jiff;
 
-use crate::api::cron_schedule::CronSchedule;
+use crate::client::cron_schedule::CronSchedule;
 use crate::controllers::batch_common::time::{plus_seconds, until};
 
 /// Padding added to requeues to absorb clock skew (upstream `nextScheduleDelta`).

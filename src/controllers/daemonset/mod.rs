@@ -36,13 +36,13 @@ use kube::{Client, ResourceExt};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::events::EventSink;
 use crate::controllers::batch_common::ControllerError;
 use crate::controllers::batch_common::expectations::{ChildView, Expectations};
 use crate::controllers::batch_common::ownership::{controller_of, ref_is_kind};
 use crate::controllers::batch_common::runtime::{LoopConfig, Runner, object_ref};
 use crate::controllers::batch_common::selector::Matcher;
 use crate::controllers::batch_common::time::{plus_seconds, since, until};
-use crate::controllers::events::EventSink;
 
 /// Settings of the DaemonSet controller.
 #[derive(Debug, Clone)]

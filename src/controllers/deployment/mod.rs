@@ -31,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver;
 use super::error::{ControllerConfig, ControllerError};
-use super::events::EventSink;
 use super::label_selector::{LabelMatcher, selects_everything};
 use super::owner::{self, Claimant};
+use crate::client::events::EventSink;
 use crate::client::informer::{SharedInformers, wait_synced};
 use rollout::PodMap;
 

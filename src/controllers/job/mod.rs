@@ -41,12 +41,12 @@ use tokio_util::sync::CancellationToken;
 
 use self::backoff::BackoffStore;
 use self::state::{finished, has_tracking_finalizer, managed_by_external};
+use crate::client::events::EventSink;
 use crate::controllers::batch_common::ControllerError;
 use crate::controllers::batch_common::expectations::{ChildView, Expectations};
 use crate::controllers::batch_common::ownership::{controller_of, ref_is_kind};
 use crate::controllers::batch_common::runtime::{LoopConfig, Runner, cache_ready, object_ref};
 use crate::controllers::batch_common::selector::Matcher;
-use crate::controllers::events::EventSink;
 
 /// Settings of the Job controller.
 #[derive(Debug, Clone)]

@@ -33,12 +33,12 @@ use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use self::identity::is_member;
+use crate::client::events::EventSink;
 use crate::controllers::batch_common::ControllerError;
 use crate::controllers::batch_common::expectations::{ChildView, Expectations};
 use crate::controllers::batch_common::ownership::{controller_of, ref_is_kind};
 use crate::controllers::batch_common::runtime::{LoopConfig, Runner, object_ref};
 use crate::controllers::batch_common::selector::Matcher;
-use crate::controllers::events::EventSink;
 
 /// Settings of the StatefulSet controller.
 #[derive(Debug, Clone)]

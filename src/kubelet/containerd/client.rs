@@ -168,7 +168,7 @@ pub(crate) fn to_system_time(ts: Option<&prost_types::Timestamp>) -> Option<Syst
 
 /// Formats `t` as RFC 3339 in UTC (what containerd's `gc.expire` label expects).
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    crate::api::object::rfc3339(t)
+    crate::client::timestamps::rfc3339(t)
 }
 
 /// True when `status` says the object is already gone.

@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps for CRI log lines, `sinceTime` and rotated file names.
 //!
-//! The calendar arithmetic is [`crate::api::calendar`]'s; this module adds
+//! The calendar arithmetic is [`crate::client::calendar`]'s; this module adds
 //! nanosecond formatting and lenient parsing. Parsing is lenient like Go's
 //! `time.RFC3339Nano` input: the fraction is optional and of any length up to
 //! nine digits, and the zone is `Z` or `±hh:mm`. Bad input gives `None`, never a
@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Splits a Unix time in seconds into (year, month, day, hour, minute, second), UTC.
 fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let (year, month, day) = crate::api::calendar::civil_from_days(secs.div_euclid(86_400));
+    let (year, month, day) = crate::client::calendar::civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     (year, month as u32, day as u32, h as u32, m as u32, s as u32)
@@ -18,7 +18,7 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 
 /// Days since the Unix epoch of a civil date.
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    crate::api::calendar::days_from_civil(year, i64::from(month), i64::from(day))
+    crate::client::calendar::days_from_civil(year, i64::from(month), i64::from(day))
 }
 
 fn since_epoch(t: SystemTime) -> Duration {

@@ -60,7 +60,7 @@ impl EvictionHard {
                         .ok_or_else(|| format!("{part:?}: bad percentage"))?,
                 ),
                 None => Threshold::Bytes(
-                    crate::scheduler::quantity::parse_value(value)
+                    crate::client::quantity::parse_value(value)
                         .ok()
                         .and_then(|v| u64::try_from(v).ok())
                         .ok_or_else(|| format!("{part:?}: bad quantity (e.g. 100Mi)"))?,

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::host_info::HostInfo;
 use super::KubeletError;
-use crate::api::object::{now_rfc3339, now_rfc3339_micros};
+use crate::client::timestamps::{now_rfc3339, now_rfc3339_micros};
 
 /// How often the Lease is renewed (upstream: 10 s for a 40 s lease).
 pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
@@ -208,7 +208,7 @@ fn node_status(settings: &NodeSettings, info: &HostInfo, conds: &[ConditionState
             "machineID": info.machine_id, "systemUUID": info.machine_id, "bootID": info.boot_id,
             "kernelVersion": info.kernel_version, "osImage": info.os_image,
             "containerRuntimeVersion": settings.runtime_version,
-            "kubeletVersion": format!("v1.{}.0+kelp", crate::api::KUBERNETES_MINOR),
+            "kubeletVersion": format!("v1.{}.0+kelp", crate::client::version::KUBERNETES_MINOR),
             "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": info.architecture,
         },
     })

@@ -214,7 +214,7 @@ fn terminated_json(t: &Terminated) -> Value {
 
 /// RFC 3339 with second precision, as metav1.Time serialises.
 pub fn rfc3339(t: SystemTime) -> String {
-    crate::api::object::rfc3339(t)
+    crate::client::timestamps::rfc3339(t)
 }
 
 /// Go's `time.Duration.String()` for whole seconds and minutes ("10s", "5m0s").

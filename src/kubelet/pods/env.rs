@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::objects::ObjectSource;
-use crate::scheduler::quantity;
+use crate::client::quantity;
 
 /// Why an environment cannot be built; the message is shown in the
 /// container's waiting state.

@@ -351,7 +351,7 @@ pub async fn exec_capture(
     timeout: Duration,
 ) -> Result<(i32, Vec<u8>), String> {
     use tokio::io::AsyncReadExt;
-    let exec_id = format!("probe-{}", crate::api::object::random_suffix(10));
+    let exec_id = format!("probe-{}", crate::client::names::random_suffix(10));
     let req = ExecRequest {
         container_id: container_id.to_string(),
         exec_id,

@@ -28,7 +28,7 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::controllers::events::EventSink;
+use crate::client::events::EventSink;
 use crate::kubelet::containerd::Runtime;
 
 /// (namespace, pod, container).

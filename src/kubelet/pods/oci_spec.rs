@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};
 
 use super::volumes::PreparedVolume;
+use crate::client::quantity;
 use crate::kubelet::containerd::ImageConfig;
-use crate::scheduler::quantity;
 
 /// Why a container's spec cannot be built (a CreateContainerConfigError).
 #[derive(Debug, thiserror::Error)]

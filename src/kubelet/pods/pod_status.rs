@@ -114,7 +114,7 @@ pub fn conditions(
             .find(|c| c.type_ == ty && c.status == status)
             .and_then(|c| c.last_transition_time.as_ref())
             .map(|t| t.0.to_string())
-            .unwrap_or_else(crate::api::object::now_rfc3339);
+            .unwrap_or_else(crate::client::timestamps::now_rfc3339);
         let mut c = json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": since});
         if !ok && !reason.is_empty() {
             c["reason"] = json!(reason);

@@ -244,7 +244,7 @@ pub fn cgroup_parent(pod: &Pod) -> String {
         .status
         .as_ref()
         .and_then(|s| s.qos_class.clone())
-        .unwrap_or_else(|| crate::api::strategy::qos_class(spec.as_ref()).to_string());
+        .unwrap_or_else(|| crate::client::pod_qos::qos_class(spec.as_ref()).to_string());
     let uid = uid_of(pod);
     match qos.as_str() {
         "Guaranteed" => format!("/kubepods/pod{uid}"),

@@ -75,7 +75,7 @@ fn read_one(path: &Path, node: &str) -> Result<Pod, String> {
     let digest = Sha256::digest(hash_input.as_bytes());
     let mut first = [0_u8; 16];
     first.copy_from_slice(&digest[..16]);
-    let uid = crate::api::object::uuid_string(&first);
+    let uid = crate::client::names::uuid_string(&first);
     let hex: String = first.iter().map(|b| format!("{b:02x}")).collect();
     let meta = &mut value["metadata"];
     meta["name"] = json!(format!("{name}-{node}"));

@@ -394,7 +394,7 @@ fn mount_tmpfs(dir: &Path, size: Option<&str>) -> Result<(), VolumeError> {
         return Ok(());
     }
     let mut options = String::from("mode=0777");
-    if let Some(bytes) = size.and_then(|s| crate::scheduler::quantity::parse_value(s).ok()) {
+    if let Some(bytes) = size.and_then(|s| crate::client::quantity::parse_value(s).ok()) {
         options.push_str(&format!(",size={bytes}"));
     }
     nix::mount::mount(

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
 
+use crate::client::quantity::parse_value;
 use crate::scheduler::podinfo::{HostPort, PodInfo, Taint, taints_of};
-use crate::scheduler::quantity::parse_value;
 use crate::scheduler::resources::Resource;
 use crate::scheduler::selector::Labels;
 

@@ -35,7 +35,7 @@ mod meta;
 mod netaddr;
 mod networking;
 mod pod;
-pub(crate) mod quantity;
+pub(crate) use crate::client::quantity;
 mod rbac;
 mod service;
 mod storage;

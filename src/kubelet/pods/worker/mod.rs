@@ -92,7 +92,7 @@ impl PodWorker {
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string())
-            .unwrap_or_else(crate::api::object::now_rfc3339);
+            .unwrap_or_else(crate::client::timestamps::now_rfc3339);
         let (signals_tx, signals_rx) = mpsc::unbounded_channel();
         // A pod that already ended never runs again, not even after a
         // kelp restart that lost its containers.

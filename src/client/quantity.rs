@@ -1,5 +1,7 @@
-//! Kubernetes resource quantities ("100m", "1Gi", "1e3", "0.5"): parsing, comparison and
-//! the canonical string form the apiserver writes back.
+//! Kubernetes resource quantities ("100m", "1Gi", "1e3", "0.5"): parsing, comparison, the
+//! canonical string form the apiserver writes back, and the integer projections the
+//! scheduler and the kubelet use ([`parse_value`], [`parse_milli_value`]). One parser for
+//! the apiserver and its clients.
 //!
 //! Mirrors apimachinery's `resource.Quantity`: the same grammar, the same three formats
 //! (decimal SI, binary SI, decimal exponent), rounding of sub-nano values up to 1n, and the
@@ -12,7 +14,7 @@ use std::cmp::Ordering;
 
 /// How a quantity was written, which decides how it is written back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
     /// Powers of 1000: n, u, m, "", k, M, G, T, P, E.
     DecimalSi,
     /// Powers of 1024: Ki, Mi, Gi, Ti, Pi, Ei.
@@ -23,7 +25,7 @@ pub(crate) enum Format {
 
 /// Why a string is not a quantity; the texts are upstream's error values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum QuantityError {
+pub enum QuantityError {
     /// The string does not match the quantity grammar.
     Format,
     /// The suffix is not a known one.
@@ -34,7 +36,7 @@ pub(crate) enum QuantityError {
 
 impl QuantityError {
     /// Upstream's message for this error.
-    pub(crate) fn message(self) -> &'static str {
+    pub fn message(self) -> &'static str {
         match self {
             QuantityError::Format => {
                 "quantities must match the regular expression \
@@ -48,7 +50,7 @@ impl QuantityError {
 
 /// A parsed quantity: `mantissa × 10^exp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Quantity {
+pub struct Quantity {
     mantissa: i128,
     exp: i32,
     format: Format,
@@ -146,7 +148,7 @@ fn pow10(n: u32) -> Option<i128> {
 }
 
 /// Parses a quantity string.
-pub(crate) fn parse(s: &str) -> Result<Quantity, QuantityError> {
+pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
     if s.is_empty() {
         return Err(QuantityError::Format);
     }
@@ -185,17 +187,17 @@ pub(crate) fn parse(s: &str) -> Result<Quantity, QuantityError> {
 
 impl Quantity {
     /// Whether the value is zero.
-    pub(crate) fn is_zero(&self) -> bool {
+    pub fn is_zero(&self) -> bool {
         self.mantissa == 0
     }
 
     /// Whether the value is below zero.
-    pub(crate) fn is_negative(&self) -> bool {
+    pub fn is_negative(&self) -> bool {
         self.mantissa < 0
     }
 
     /// Rounds away from zero so that no digit is finer than `10^scale` (upstream `RoundUp`).
-    pub(crate) fn round_up(&mut self, scale: i32) {
+    pub fn round_up(&mut self, scale: i32) {
         if self.exp >= scale {
             return;
         }
@@ -215,7 +217,7 @@ impl Quantity {
     }
 
     /// The value times 1000, if it is a whole number of thousandths and fits.
-    pub(crate) fn milli_value(&self) -> Option<i128> {
+    pub fn milli_value(&self) -> Option<i128> {
         let e = self.exp + 3;
         if e >= 0 {
             self.mantissa.checked_mul(pow10(e.unsigned_abs())?)
@@ -226,7 +228,7 @@ impl Quantity {
     }
 
     /// The value as a whole number, if it is one and fits.
-    pub(crate) fn int_value(&self) -> Option<i128> {
+    pub fn int_value(&self) -> Option<i128> {
         if self.exp >= 0 {
             self.mantissa.checked_mul(pow10(self.exp.unsigned_abs())?)
         } else {
@@ -244,7 +246,7 @@ impl Quantity {
     }
 
     /// Numeric comparison, ignoring format.
-    pub(crate) fn cmp_value(&self, other: &Quantity) -> Ordering {
+    pub fn cmp_value(&self, other: &Quantity) -> Ordering {
         let (a, b) = (self.mantissa, other.mantissa);
         if a.signum() != b.signum() || a == 0 {
             return a.signum().cmp(&b.signum());
@@ -266,7 +268,7 @@ impl Quantity {
     }
 
     /// The canonical string form (upstream `CanonicalizeBytes`).
-    pub(crate) fn canonical(&self) -> String {
+    pub fn canonical(&self) -> String {
         if self.mantissa == 0 {
             return "0".to_string();
         }
@@ -332,6 +334,113 @@ fn decimal_form(mut m: i128, mut e: i32, format: Format) -> String {
             Some((_, s)) => format!("{m}{s}"),
             None => format!("{m}e{e}"),
         },
+    }
+}
+
+/// Parses `s` and returns its value in whole units, rounded up (apimachinery's
+/// `Quantity.Value()`): memory, storage, pods, extended resources.
+///
+/// Values saturate at the `i64` range, so absurd inputs ("1e100") cannot wrap around into
+/// small numbers that would make a node look free; a numeric part too long to represent
+/// (which upstream would keep in arbitrary precision) saturates too.
+pub fn parse_value(s: &str) -> Result<i64, QuantityError> {
+    scaled(s, 0)
+}
+
+/// Parses `s` and returns its value in thousandths of a unit, rounded up
+/// (`Quantity.MilliValue()`): cpu.
+pub fn parse_milli_value(s: &str) -> Result<i64, QuantityError> {
+    scaled(s, 3)
+}
+
+/// The value of `s` times `10^digits`, rounded up and saturated.
+fn scaled(s: &str, digits: i32) -> Result<i64, QuantityError> {
+    let negative = s.starts_with('-');
+    let saturated = if negative { i64::MIN } else { i64::MAX };
+    let mut q = match parse(s) {
+        Ok(q) => q,
+        Err(QuantityError::Numeric) if s.bytes().any(|b| b.is_ascii_digit()) => {
+            return Ok(saturated);
+        }
+        Err(e) => return Err(e),
+    };
+    q.round_up(-digits);
+    let scaled = if digits == 0 {
+        q.int_value()
+    } else {
+        q.milli_value()
+    };
+    Ok(scaled
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or(if q.is_negative() { i64::MIN } else { saturated }))
+}
+
+#[cfg(test)]
+mod projection_tests {
+    use super::*;
+
+    #[test]
+    fn cpu_quantities_parse_to_millicores() {
+        assert_eq!(parse_milli_value("100m"), Ok(100));
+        assert_eq!(parse_milli_value("1"), Ok(1000));
+        assert_eq!(parse_milli_value("0.5"), Ok(500));
+        assert_eq!(parse_milli_value("1.5"), Ok(1500));
+        assert_eq!(parse_milli_value("2k"), Ok(2_000_000));
+        assert_eq!(parse_milli_value(".25"), Ok(250));
+    }
+
+    #[test]
+    fn memory_quantities_parse_to_bytes() {
+        assert_eq!(parse_value("1Gi"), Ok(1 << 30));
+        assert_eq!(parse_value("200Mi"), Ok(200 << 20));
+        assert_eq!(parse_value("1e3"), Ok(1000));
+        assert_eq!(parse_value("1E3"), Ok(1000));
+        assert_eq!(parse_value("1M"), Ok(1_000_000));
+        assert_eq!(parse_value("1.5Gi"), Ok(3 << 29));
+        assert_eq!(parse_value("129e6"), Ok(129_000_000));
+    }
+
+    #[test]
+    fn fractional_values_round_up() {
+        assert_eq!(parse_value("0.5"), Ok(1));
+        assert_eq!(parse_value("100m"), Ok(1));
+        assert_eq!(parse_milli_value("1u"), Ok(1));
+        assert_eq!(parse_milli_value("0.0001"), Ok(1));
+        assert_eq!(parse_value("1e-3"), Ok(1));
+    }
+
+    #[test]
+    fn capital_e_alone_is_exa() {
+        assert_eq!(parse_value("1E"), Ok(1_000_000_000_000_000_000));
+        assert!(parse_value("1e").is_err());
+    }
+
+    #[test]
+    fn huge_values_saturate_instead_of_wrapping() {
+        assert_eq!(parse_value("1e100"), Ok(i64::MAX));
+        assert_eq!(parse_milli_value("100Ei"), Ok(i64::MAX));
+        assert_eq!(
+            parse_value("99999999999999999999999999999999999999999"),
+            Ok(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn zero_and_signs() {
+        assert_eq!(parse_value("0"), Ok(0));
+        assert_eq!(parse_value("0Gi"), Ok(0));
+        assert_eq!(parse_value("+5"), Ok(5));
+        assert_eq!(parse_value("-5"), Ok(-5));
+        assert_eq!(parse_milli_value("-0.5"), Ok(-500));
+    }
+
+    #[test]
+    fn malformed_quantities_are_errors() {
+        for bad in ["", "abc", "1.2.3", "1Gb", "1 Gi", "--1", "1e+"] {
+            assert!(parse_value(bad).is_err(), "{bad:?} should fail");
+        }
+        // Upstream reads an empty numeric part as 0 ("Gi" is 0Gi).
+        assert_eq!(parse_value("Gi"), Ok(0));
     }
 }
 
