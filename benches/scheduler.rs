@@ -80,6 +80,8 @@ fn main() {
                 ])
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

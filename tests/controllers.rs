@@ -119,6 +119,8 @@ fn nodes_get_pod_cidrs_and_services_get_endpoints() {
     let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
         .args(["sim", "nodes", "--count", "3", "--kubeconfig"])
         .arg(&s.kubeconfig)
+        .arg("--data-dir")
+        .arg(s.data_dir())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -175,6 +177,118 @@ spec:
         ]);
         String::from_utf8_lossy(&out.stdout) == "true"
     });
+    let _ = sim.kill();
+    let _ = sim.wait();
+}
+
+/// Remote addresses of the TCP connections `pid` holds (its own sockets
+/// only: fds matched to /proc/<pid>/net/tcp{,6} inodes).
+fn tcp_peers(pid: u32) -> Vec<String> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut peers = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && inodes.contains(f[9]) {
+                peers.push(f[2].to_string());
+            }
+        }
+    }
+    peers
+}
+
+/// Whether a /proc/net/tcp{,6} address (hex `IP:PORT`) is loopback or unset.
+fn is_local(hex_addr: &str) -> bool {
+    let ip = hex_addr.split(':').next().unwrap_or_default();
+    match ip.len() {
+        // IPv4, little-endian: 127.x.x.x has 7F as its last byte.
+        8 => ip.ends_with("7F") || ip == "00000000",
+        // IPv6: ::1, ::, or ::ffff:127.x.x.x.
+        _ => {
+            ip == "00000000000000000000000001000000"
+                || ip.chars().all(|c| c == '0')
+                || (ip.starts_with("0000000000000000FFFF0000") && ip.ends_with("7F"))
+        }
+    }
+}
+
+#[test]
+fn sim_node_pods_answer_exec_with_a_clear_error_on_loopback() {
+    let s = Server::start();
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .args(["sim", "nodes", "--count", "2", "--kubeconfig"])
+        .arg(&s.kubeconfig)
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("sim-0 with a pod CIDR", || {
+        !s.kubectl(&["get", "node", "sim-0", "-o", "jsonpath={.spec.podCIDR}"])
+            .stdout
+            .is_empty()
+    });
+    for name in ["a", "b"] {
+        s.ok(&[
+            "run",
+            name,
+            "--image=busybox",
+            r#"--overrides={"spec":{"nodeName":"sim-0"}}"#,
+        ]);
+    }
+    eventually("both pods Running with IPs", || {
+        let out = s.kubectl(&["get", "pods", "-o", "jsonpath={.items[*].status.podIP}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .count()
+            == 2
+    });
+    let cidr = s.ok(&["get", "node", "sim-0", "-o", "jsonpath={.spec.podCIDR}"]);
+    let prefix = cidr.trim_end_matches("0/24").to_string();
+    let ips = s.ok(&["get", "pods", "-o", "jsonpath={.items[*].status.podIP}"]);
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert!(
+        ips.iter().all(|ip| ip.starts_with(&prefix)),
+        "{ips:?} not in {cidr}"
+    );
+    assert_ne!(ips[0], ips[1], "each pod gets its own IP");
+    let address = s.ok(&[
+        "get",
+        "node",
+        "sim-0",
+        "-o",
+        r#"jsonpath={.status.addresses[?(@.type=="InternalIP")].address}"#,
+    ]);
+    assert_eq!(address, "127.0.0.1");
+
+    let exec = s.kubectl(&["exec", "a", "--", "true"]);
+    let err = String::from_utf8_lossy(&exec.stderr).into_owned();
+    assert!(!exec.status.success());
+    assert!(err.contains("sim node: no containers run here"), "{err}");
+    let logs = s.kubectl(&["logs", "a"]);
+    let err = String::from_utf8_lossy(&logs.stderr).into_owned();
+    assert!(err.contains("sim node: no containers run here"), "{err}");
+    // The apiserver keeps its kubelet connections open for reuse: every
+    // peer it has is on this machine.
+    let peers = tcp_peers(s.pid());
+    assert!(!peers.is_empty(), "no sockets seen for the server");
+    let remote: Vec<&String> = peers.iter().filter(|p| !is_local(p)).collect();
+    assert!(
+        remote.is_empty(),
+        "server connected off this machine: {remote:?}"
+    );
     let _ = sim.kill();
     let _ = sim.wait();
 }

@@ -32,6 +32,8 @@ fn sim(s: &Server, prefix: &str, count: usize) -> Sim {
             "--kubeconfig",
         ])
         .arg(&s.kubeconfig)
+        .arg("--data-dir")
+        .arg(s.data_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -43,6 +43,10 @@ enum SimCommand {
         /// Seconds between Lease renewals.
         #[arg(long, default_value_t = 10)]
         lease_interval: u64,
+        /// Data dir of the server: the nodes' kubelet port gets a certificate
+        /// from its cluster CA (`<data-dir>/server/tls`), as a kubelet's is.
+        #[arg(long, default_value = "/var/lib/kelp")]
+        data_dir: PathBuf,
         /// Kubeconfig of the cluster to join.
         #[arg(long, env = "KUBECONFIG", default_value = "/etc/kelp/kelp.yaml")]
         kubeconfig: PathBuf,
@@ -58,8 +62,18 @@ pub(super) fn run(args: SimArgs) -> anyhow::Result<()> {
         pods,
         node_label,
         lease_interval,
+        data_dir,
         kubeconfig,
     } = args.command;
+    let tls_dir = data_dir.join("server/tls");
+    let kubelet_tls =
+        crate::pki::kubelet_serving_tls(&tls_dir, &[std::net::IpAddr::from([127, 0, 0, 1])])
+            .with_context(|| {
+                format!(
+                    "cannot issue the sim nodes' kubelet certificate (--data-dir {})",
+                    data_dir.display()
+                )
+            })?;
     super::init_logging(false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -81,6 +95,7 @@ pub(super) fn run(args: SimArgs) -> anyhow::Result<()> {
             pods,
             labels: node_label.into_iter().map(|l| (l.key, l.value)).collect(),
             lease_interval: Duration::from_secs(lease_interval.max(1)),
+            kubelet_tls,
         };
         let stop = cancel.clone();
         tokio::spawn(async move {

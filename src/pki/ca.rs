@@ -91,6 +91,20 @@ impl CertAuthority {
         Self::from_parts(cert_pem, key, &cert_path)
     }
 
+    /// Loads an existing CA from `dir`; never creates one.
+    pub(super) fn load(dir: &Path) -> Result<Self, PkiError> {
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key_path = dir.join(CA_KEY_FILE);
+        let missing = |path: &Path| PkiError::MissingCa {
+            dir: dir.to_path_buf(),
+            missing: path.to_path_buf(),
+        };
+        let cert_pem = read_optional(&cert_path)?.ok_or_else(|| missing(&cert_path))?;
+        let key_text = read_optional(&key_path)?.ok_or_else(|| missing(&key_path))?;
+        let key = parse_key(&key_text, &key_path)?;
+        Self::from_parts(cert_pem, key, &cert_path)
+    }
+
     fn from_parts(cert_pem: String, key: KeyPair, cert_path: &Path) -> Result<Self, PkiError> {
         let cert_der = tls::first_cert(&cert_pem).map_err(|_| PkiError::InvalidPem {
             path: cert_path.to_path_buf(),

@@ -39,6 +39,14 @@ pub enum PkiError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// No cluster CA where one must already exist.
+    #[error("no cluster CA in {} ({}); point --data-dir at the server's data dir", dir.display(), missing.display())]
+    MissingCa {
+        /// The TLS directory searched.
+        dir: PathBuf,
+        /// The file that is missing.
+        missing: PathBuf,
+    },
     /// Only the certificate half of the CA is on disk; creating a new key
     /// would silently invalidate every credential the old CA issued.
     #[error(

@@ -75,6 +75,27 @@ pub struct PkiConfig {
     pub ips: Vec<IpAddr>,
 }
 
+/// TLS for a kubelet-like server on this machine (`kelp sim nodes`): a
+/// fresh serving certificate for `ips`, signed by the existing cluster CA in
+/// `tls_dir` (`<data>/server/tls`), which is never created or changed here.
+/// The apiserver verifies kubelets against that CA.
+pub fn kubelet_serving_tls(
+    tls_dir: &std::path::Path,
+    ips: &[IpAddr],
+) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let ca = CertAuthority::load(tls_dir)?;
+    let common_name = ips
+        .first()
+        .map_or_else(|| "kubelet".to_string(), |ip| ip.to_string());
+    let spec = LeafSpec::Serving {
+        common_name,
+        dns: Vec::new(),
+        ips: ips.to_vec(),
+    };
+    let cred = ca.issue_with_new_key(&spec, now_unix())?;
+    tls::kubelet_server_config(ca.cert_der(), &cred.cert_pem, &cred.key_pem)
+}
+
 /// Everything the server needs, loaded from or created under `<data>/server/tls/`.
 pub struct ClusterPki {
     ca: CertAuthority,

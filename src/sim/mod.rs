@@ -5,6 +5,13 @@
 //! Running and Ready (no container runs), and a pod being deleted is
 //! removed at once. It is an ordinary API client, so it works against any
 //! conformant apiserver. It never starts anything on the host.
+//!
+//! Fake nodes never make the apiserver send traffic off this machine: they
+//! advertise 127.0.0.1 and the port of [`kubelet_stub`], which this process
+//! serves and which answers exec/logs/port-forward with a clear 501. Pod IPs
+//! come from each node's `spec.podCIDR`, one per pod.
+
+pub mod kubelet_stub;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,7 +44,13 @@ pub struct SimConfig {
     pub labels: Vec<(String, String)>,
     /// How often Leases are renewed.
     pub lease_interval: Duration,
+    /// TLS of the nodes' kubelet port (a certificate from the cluster CA).
+    pub kubelet_tls: Arc<rustls::ServerConfig>,
 }
+
+/// The address every fake node advertises: loopback, so nothing the
+/// apiserver dials for a fake node leaves this machine.
+pub const NODE_IP: &str = "127.0.0.1";
 
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +58,16 @@ pub enum SimError {
     /// An API call failed.
     #[error("api call failed: {0}")]
     Api(#[from] kube::Error),
+    /// The kubelet port could not be opened.
+    #[error("cannot listen on {NODE_IP} for the sim kubelet port: {0}")]
+    Listen(#[source] std::io::Error),
 }
 
 fn now() -> String {
     crate::client::timestamps::now_rfc3339()
 }
 
-fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Value {
+fn node_object(config: &SimConfig, name: &str, kubelet_port: u16) -> serde_json::Value {
     let mut labels = serde_json::Map::new();
     labels.insert("kubernetes.io/hostname".into(), json!(name));
     labels.insert("kubernetes.io/os".into(), json!("linux"));
@@ -61,12 +77,6 @@ fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Valu
         labels.insert(k.clone(), json!(v));
     }
     let resources = json!({"cpu": config.cpu, "memory": config.memory, "pods": config.pods.to_string(), "ephemeral-storage": "100Gi"});
-    let ip = format!(
-        "10.{}.{}.{}",
-        200 + (index >> 16) % 50,
-        (index >> 8) % 256,
-        index % 256
-    );
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels, "annotations": {"kelp.io/simulated": "true"}},
@@ -79,7 +89,8 @@ fn node_object(config: &SimConfig, name: &str, index: usize) -> serde_json::Valu
                 {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "lastHeartbeatTime": now(), "lastTransitionTime": now()},
                 {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "lastHeartbeatTime": now(), "lastTransitionTime": now()},
             ],
-            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
             "nodeInfo": {
                 "kubeletVersion": format!("v1.{}.0-kelp-sim", crate::client::version::KUBERNETES_MINOR), "kubeProxyVersion": "",
                 "containerRuntimeVersion": "sim://0", "osImage": "kelp sim", "kernelVersion": "", "operatingSystem": "linux",
@@ -100,7 +111,16 @@ pub async fn run(
     let names: Vec<String> = (0..config.count)
         .map(|i| format!("{}{i}", config.prefix))
         .collect();
-    register(&nodes, &config, &names).await?;
+    let listener = tokio::net::TcpListener::bind((NODE_IP, 0))
+        .await
+        .map_err(SimError::Listen)?;
+    let kubelet_port = listener.local_addr().map_err(SimError::Listen)?.port();
+    let stub = tokio::spawn(kubelet_stub::serve(
+        listener,
+        config.kubelet_tls.clone(),
+        cancel.clone(),
+    ));
+    register(&nodes, &config, &names, kubelet_port).await?;
     tracing::info!(count = names.len(), "sim nodes registered");
     let ours: Arc<HashSet<String>> = Arc::new(names.iter().cloned().collect());
     let leases = tokio::spawn(renew_leases(
@@ -115,14 +135,20 @@ pub async fn run(
         _ = cancel.cancelled() => {}
     }
     leases.abort();
+    stub.abort();
     Ok(())
 }
 
-async fn register(nodes: &Api<Node>, config: &SimConfig, names: &[String]) -> Result<(), SimError> {
+async fn register(
+    nodes: &Api<Node>,
+    config: &SimConfig,
+    names: &[String],
+    kubelet_port: u16,
+) -> Result<(), SimError> {
     // Bounded concurrency: registering 5 000 nodes one by one is slow, all at once floods.
-    let results: Vec<Result<(), SimError>> = futures::stream::iter(names.iter().enumerate())
-        .map(|(i, name)| async move {
-            let node: Node = serde_json::from_value(node_object(config, name, i))
+    let results: Vec<Result<(), SimError>> = futures::stream::iter(names.iter())
+        .map(|name| async move {
+            let node: Node = serde_json::from_value(node_object(config, name, kubelet_port))
                 .expect("node object is well-formed");
             match nodes.create(&PostParams::default(), &node).await {
                 Ok(_) => Ok(()),
@@ -177,7 +203,9 @@ async fn play_kubelet(
     ours: Arc<HashSet<String>>,
     cancel: CancellationToken,
 ) -> Result<(), SimError> {
+    let nodes: Api<Node> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client);
+    let mut pod_ips = PodIps::default();
     let done: Arc<Mutex<HashSet<String>>> = Arc::default();
     let limit = Arc::new(tokio::sync::Semaphore::new(32));
     let stream = watcher(pods.clone(), watcher::Config::default());
@@ -251,9 +279,13 @@ async fn play_kubelet(
                 .await;
             continue;
         }
+        let pod_ip = pod_ips.next(&nodes, &node).await;
+        let pod_ips_field: Vec<serde_json::Value> =
+            pod_ip.iter().map(|ip| json!({"ip": ip})).collect();
         let status = json!({"status": {
-            "phase": "Running", "startTime": now(), "hostIP": "10.200.0.1",
-            "podIP": format!("10.244.{}.{}", (name.len() * 7) % 250, (uid.len() + name.len()) % 250),
+            "phase": "Running", "startTime": now(), "hostIP": NODE_IP,
+            "hostIPs": [{"ip": NODE_IP}],
+            "podIP": pod_ip, "podIPs": pod_ips_field,
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": now()},
                 {"type": "Initialized", "status": "True", "lastTransitionTime": now()},
@@ -273,5 +305,37 @@ async fn play_kubelet(
                 tracing::debug!(pod = %name, error = %e, "status update failed");
             }
         });
+    }
+}
+
+/// One IP per pod from each node's `spec.podCIDR` (.2 upwards, .1 being
+/// the node's bridge on real nodes). A sim node hands out each address
+/// once; when its CIDR is full, or node IPAM has not given it one, pods get
+/// no IP.
+#[derive(Default)]
+struct PodIps {
+    next: std::collections::HashMap<String, (ipnet::Ipv4Net, u32)>,
+}
+
+impl PodIps {
+    async fn next(&mut self, nodes: &Api<Node>, node: &str) -> Option<String> {
+        if !self.next.contains_key(node) {
+            let cidr = nodes
+                .get_opt(node)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|n| n.spec?.pod_cidr)
+                .and_then(|c| c.parse::<ipnet::Ipv4Net>().ok())?;
+            self.next.insert(node.to_string(), (cidr, 2));
+        }
+        let (cidr, offset) = self.next.get_mut(node)?;
+        let ip = u32::from(cidr.network()).checked_add(*offset)?;
+        let ip = std::net::Ipv4Addr::from(ip);
+        if !cidr.contains(&ip) || ip == cidr.broadcast() {
+            return None;
+        }
+        *offset += 1;
+        Some(ip.to_string())
     }
 }

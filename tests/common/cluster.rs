@@ -42,6 +42,16 @@ pub fn kubectl_path() -> PathBuf {
 }
 
 impl Server {
+    /// The server's `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Starts a server and waits until /readyz answers.
     pub fn start() -> Server {
         Self::start_with(&[])
