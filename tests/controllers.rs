@@ -37,6 +37,25 @@ fn exists(s: &Server, name: &str) -> bool {
     s.kubectl(&["get", "cm", name]).status.success()
 }
 
+/// `count` fake nodes (sim-0, sim-1, …) joined to `s`.
+fn start_sim(s: &Server, count: usize) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .args([
+            "sim",
+            "nodes",
+            "--count",
+            &count.to_string(),
+            "--kubeconfig",
+        ])
+        .arg(&s.kubeconfig)
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn garbage_collector_honours_propagation_policies() {
     let s = Server::start();
@@ -116,15 +135,7 @@ fn namespace_delete_removes_everything_in_it() {
 #[test]
 fn nodes_get_pod_cidrs_and_services_get_endpoints() {
     let s = Server::start();
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
-        .args(["sim", "nodes", "--count", "3", "--kubeconfig"])
-        .arg(&s.kubeconfig)
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sim = start_sim(&s, 3);
     eventually("three nodes with pod CIDRs", || {
         let cidrs = String::from_utf8_lossy(
             &s.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"])
@@ -226,15 +237,7 @@ fn is_local(hex_addr: &str) -> bool {
 #[test]
 fn sim_node_pods_answer_exec_with_a_clear_error_on_loopback() {
     let s = Server::start();
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
-        .args(["sim", "nodes", "--count", "2", "--kubeconfig"])
-        .arg(&s.kubeconfig)
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sim = start_sim(&s, 2);
     eventually("sim-0 with a pod CIDR", || {
         !s.kubectl(&["get", "node", "sim-0", "-o", "jsonpath={.spec.podCIDR}"])
             .stdout
