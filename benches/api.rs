@@ -203,15 +203,20 @@ fn main() {
         for (i, clients) in [1usize, 16, 64].into_iter().enumerate() {
             let ns = format!("create{i}");
             make_namespace(&admin, &ns).await;
-            let f = run(&kubeconfig, clients, n(2000) / clients, move |c, w, k| {
-                let ns = ns.clone();
-                async move {
-                    let api: Api<ConfigMap> = Api::namespaced(c, &ns);
-                    api.create(&PostParams::default(), &cm(&format!("c{w}-{k}")))
-                        .await
-                        .expect("create");
-                }
-            })
+            let f = run(
+                &kubeconfig,
+                clients,
+                (n(2000) / clients).max(1),
+                move |c, w, k| {
+                    let ns = ns.clone();
+                    async move {
+                        let api: Api<ConfigMap> = Api::namespaced(c, &ns);
+                        api.create(&PostParams::default(), &cm(&format!("c{w}-{k}")))
+                            .await
+                            .expect("create");
+                    }
+                },
+            )
             .await;
             print(&format!("create, {clients} client(s)"), &f);
         }
@@ -221,7 +226,7 @@ fn main() {
             let f = run(
                 &kubeconfig,
                 clients,
-                n(4000) / clients,
+                (n(4000) / clients).max(1),
                 move |c, w, k| async move {
                     let api: Api<ConfigMap> = Api::namespaced(c, "create0");
                     api.get(&format!("c0-{}", (w * 31 + k * 7) % gettable))
