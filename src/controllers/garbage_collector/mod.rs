@@ -12,9 +12,12 @@
 //! deletion never finalizes an owner whose dependents have not been seen yet. Resources are
 //! rediscovered periodically; new ones (CRDs) get monitors.
 //!
-//! Monitors watch full objects rather than `PartialObjectMetadata`: a metadata-only event
-//! carries no kind, so an apiserver that leaked another resource's events into a watch would
-//! silently corrupt the graph, whereas full objects let each monitor drop foreign kinds.
+//! Monitors decode only the type and metadata of each object
+//! ([`ObjectMetadata`](crate::client::object_metadata::ObjectMetadata)), not a full
+//! `DynamicObject`: the rest of the document is skipped without being allocated. They do not
+//! ask for `PartialObjectMetadata`: such an event carries no kind of its own, so an apiserver
+//! that leaked another resource's events into a watch would silently corrupt the graph,
+//! whereas the object's own `kind` lets each monitor drop foreign kinds.
 //!
 //! Failure: discovery errors are retried; a failed work item is retried with per-item backoff.
 
@@ -31,7 +34,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
+
+use crate::client::object_metadata::ObjectMetadata;
 use kube::runtime::watcher;
 use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
@@ -253,7 +258,7 @@ async fn monitor(
     events: UnboundedSender<GraphEvent>,
     cancel: CancellationToken,
 ) {
-    let api = Api::<DynamicObject>::all_with(client, &resource.resource);
+    let api = Api::<ObjectMetadata>::all_with(client, &resource.resource);
     let stream = watcher(api, watcher::Config::default());
     let mut stream = std::pin::pin!(stream);
     let mut failures = 0u32;
@@ -277,7 +282,7 @@ async fn monitor(
                 event
             }
         };
-        let observe = |obj: &DynamicObject| observed(&resource, obj);
+        let observe = |obj: &ObjectMetadata| observed(&resource, obj);
         let message = match event {
             watcher::Event::Init => Some(GraphEvent::Init(key.clone())),
             watcher::Event::InitDone => Some(GraphEvent::InitDone(key.clone())),
@@ -298,7 +303,7 @@ async fn monitor(
 }
 
 /// The object as the graph sees it; `None` for objects of another kind (see the module docs).
-fn observed(resource: &DiscoveredResource, obj: &DynamicObject) -> Option<Observed> {
+fn observed(resource: &DiscoveredResource, obj: &ObjectMetadata) -> Option<Observed> {
     let types = obj.types.as_ref()?;
     if types.kind != resource.resource.kind || types.api_version != resource.resource.api_version {
         return None;
