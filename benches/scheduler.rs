@@ -2,7 +2,9 @@
 //! 5 000 fake nodes (`kelp sim nodes`, no containers) and 10 000 pods with
 //! small requests, created as fast as the API takes them; prints pods/s
 //! bound (first create → last binding observed by a watch) and the
-//! server's RSS and CPU while it ran. `KELP_BENCH_SCALE=0.1` for a quick run.
+//! server's RSS and CPU while it ran; then fills the same cluster to 100 000
+//! pods and prints the same figures (the memory target: ≤ 2 GiB).
+//! `KELP_BENCH_SCALE=0.1` for a quick run.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,10 +51,120 @@ fn pod(i: usize) -> Pod {
     .expect("pod")
 }
 
+/// What one round of pod creation measured.
+struct Phase {
+    bound: usize,
+    elapsed: Duration,
+    created: Duration,
+    rss: (f64, f64),
+    cpu: f64,
+}
+
+impl Phase {
+    fn print(&self, name: &str) {
+        println!("{name}:");
+        println!("  {:<42} {:>10}", "pods bound", self.bound);
+        println!(
+            "  {:<42} {:>10.0} pods/s",
+            "throughput (first create -> last bind)",
+            self.bound as f64 / self.elapsed.as_secs_f64()
+        );
+        println!(
+            "  {:<42} {:>10.0} pods/s",
+            "API create rate",
+            self.bound as f64 / self.created.as_secs_f64()
+        );
+        println!(
+            "  {:<42} {:>10.1} MiB -> {:.1} MiB",
+            "server RSS before -> after", self.rss.0, self.rss.1
+        );
+        println!(
+            "  {:<42} {:>10.2} s over {:.2} s wall ({:.0}% of one core)",
+            "server CPU",
+            self.cpu,
+            self.elapsed.as_secs_f64(),
+            self.cpu / self.elapsed.as_secs_f64() * 100.0
+        );
+    }
+}
+
+/// Creates pods `first..first + count` (64 at a time) and waits until a
+/// watch has seen each of them bound.
+async fn bind_phase(pod_api: &Api<Pod>, pid: u32, first: usize, count: usize) -> Phase {
+    let (rss0, cpu0) = proc_stat(pid);
+    let rv = pod_api
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let mut watch = pod_api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let start = Instant::now();
+    let creator = {
+        let pod_api = pod_api.clone();
+        tokio::spawn(async move {
+            futures::stream::iter(first..first + count)
+                .map(|i| {
+                    let api = pod_api.clone();
+                    async move {
+                        api.create(&PostParams::default(), &pod(i))
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .buffer_unordered(64)
+                .try_collect::<Vec<()>>()
+                .await
+                .expect("create pods");
+            Instant::now()
+        })
+    };
+    let mut bound = std::collections::HashSet::new();
+    let mut last_rv = rv;
+    while bound.len() < count {
+        match tokio::time::timeout(Duration::from_secs(60), watch.next()).await {
+            Ok(Some(Ok(WatchEvent::Modified(p)))) | Ok(Some(Ok(WatchEvent::Added(p)))) => {
+                if let Some(rv) = &p.metadata.resource_version {
+                    last_rv.clone_from(rv);
+                }
+                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                    bound.insert(p.metadata.name.unwrap_or_default());
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            // A long watch may end (server timeout); go on from where it was.
+            Ok(None) | Ok(Some(Err(_))) => {
+                watch = pod_api
+                    .watch(&WatchParams::default(), &last_rv)
+                    .await
+                    .expect("watch")
+                    .boxed();
+            }
+            Err(_) => break,
+        }
+    }
+    let elapsed = start.elapsed();
+    let created = creator.await.expect("creator").duration_since(start);
+    let (rss1, cpu1) = proc_stat(pid);
+    Phase {
+        bound: bound.len(),
+        elapsed,
+        created,
+        rss: (rss0, rss1),
+        cpu: cpu1 - cpu0,
+    }
+}
+
 fn main() {
     let scale = common::scale();
     let nodes = ((5000.0 * scale) as usize).max(10);
     let pods = ((10_000.0 * scale) as usize).max(20);
+    let big_pods = (100_000.0 * scale) as usize;
     let dir = tempfile::tempdir_in("target").expect("temp dir");
     let (server, kubeconfig) = common::start_server(dir.path());
     let pid = server.0.id();
@@ -69,7 +181,7 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let admin = client(&kubeconfig).await;
         let sim = Process(
-            Command::new(env!("CARGO_BIN_EXE_kelp"))
+            Command::new(common::kelp_bin())
                 .args([
                     "sim",
                     "nodes",
@@ -109,79 +221,15 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let pod_api: Api<Pod> = Api::namespaced(admin.clone(), "default");
-        let (rss0, cpu0) = proc_stat(pid);
-        let rv = pod_api
-            .list(&ListParams::default().limit(1))
-            .await
-            .expect("list")
-            .metadata
-            .resource_version
-            .unwrap_or_default();
-        let mut watch = pod_api
-            .watch(&WatchParams::default(), &rv)
-            .await
-            .expect("watch")
-            .boxed();
-        let start = Instant::now();
-        let creator = {
-            let pod_api = pod_api.clone();
-            tokio::spawn(async move {
-                futures::stream::iter(0..pods)
-                    .map(|i| {
-                        let api = pod_api.clone();
-                        async move {
-                            api.create(&PostParams::default(), &pod(i))
-                                .await
-                                .map(|_| ())
-                        }
-                    })
-                    .buffer_unordered(64)
-                    .try_collect::<Vec<()>>()
-                    .await
-                    .expect("create pods");
-                Instant::now()
-            })
-        };
-        let mut bound = std::collections::HashSet::new();
-        let mut first_bind = None;
-        while bound.len() < pods {
-            match tokio::time::timeout(Duration::from_secs(60), watch.next()).await {
-                Ok(Some(Ok(WatchEvent::Modified(p)))) | Ok(Some(Ok(WatchEvent::Added(p)))) => {
-                    if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
-                        first_bind.get_or_insert_with(Instant::now);
-                        bound.insert(p.metadata.name.unwrap_or_default());
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                _ => break,
-            }
+        println!("scheduler benchmark: {nodes} nodes (scale {scale})");
+        let phase = bind_phase(&pod_api, pid, 0, pods).await;
+        phase.print(&format!("{pods} pods"));
+        // The memory target: the same cluster filled to ten times as many pods.
+        let more = big_pods.saturating_sub(pods);
+        if more > 0 {
+            let phase = bind_phase(&pod_api, pid, pods, more).await;
+            phase.print(&format!("{pods} -> {big_pods} pods"));
         }
-        let elapsed = start.elapsed();
-        let created = creator.await.expect("creator").duration_since(start);
-        let (rss1, cpu1) = proc_stat(pid);
-        println!("scheduler benchmark: {nodes} nodes, {pods} pods (scale {scale})");
-        println!("{:<44} {:>10}", "pods bound", bound.len());
-        println!(
-            "{:<44} {:>10.0} pods/s",
-            "throughput (first create -> last bind)",
-            bound.len() as f64 / elapsed.as_secs_f64()
-        );
-        println!(
-            "{:<44} {:>10.0} pods/s",
-            "API create rate",
-            pods as f64 / created.as_secs_f64()
-        );
-        println!(
-            "{:<44} {:>10.1} MiB -> {:.1} MiB",
-            "server RSS before -> after", rss0, rss1
-        );
-        println!(
-            "{:<44} {:>10.2} s over {:.2} s wall ({:.0}% of one core)",
-            "server CPU",
-            cpu1 - cpu0,
-            elapsed.as_secs_f64(),
-            (cpu1 - cpu0) / elapsed.as_secs_f64() * 100.0
-        );
         drop(sim);
     });
     drop(server);

@@ -33,6 +33,13 @@ pub fn scale() -> f64 {
 /// The scale of the quick mode: big enough to go through every step.
 pub const QUICK_SCALE: f64 = 0.01;
 
+/// The kelp binary to run: `KELP_BENCH_BIN` (say, a `--profile profiling`
+/// build to record with perf), else the one cargo built for this bench.
+pub fn kelp_bin() -> PathBuf {
+    std::env::var_os("KELP_BENCH_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kelp")), PathBuf::from)
+}
+
 /// A child process killed when dropped.
 pub struct Process(pub Child);
 
@@ -63,7 +70,7 @@ pub fn spawn_server(dir: &Path, node: Option<&str>) -> (Process, PathBuf) {
     let kubeconfig = dir.join("kubeconfig.yaml");
     let config = dir.join("config.yaml");
     std::fs::write(&config, "").expect("config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kelp"));
+    let mut command = Command::new(kelp_bin());
     command.args([
         "server",
         "--bind-address",

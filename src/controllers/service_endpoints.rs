@@ -201,7 +201,9 @@ impl PodServiceIndex {
                 .collect()
         };
         let mut last = self.last.lock();
-        let before = if deleted {
+        // Only pods that match a service are remembered: most pods match
+        // none, and an entry per pod would cost memory at 100 000 pods.
+        let before = if deleted || now.is_empty() {
             last.remove(&key)
         } else {
             last.insert(key, now.clone())
