@@ -185,6 +185,30 @@ async fn service_account_tokens_authenticate_bearer_requests() {
         Client::try_from(config).unwrap()
     };
     let as_robot: Api<ConfigMap> = Api::namespaced(bearer(&token), "default");
+    // Authenticated, but not yet allowed anything: 403, not 401.
+    match as_robot.list(&Default::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden")),
+        other => panic!("a token without RBAC grants must be refused, got {other:?}"),
+    }
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cm-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "robot-reads"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "default"}],
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
     assert!(as_robot.list(&Default::default()).await.is_ok());
     let mut forged = token.clone();
     forged.replace_range(forged.len() - 4.., "AAAA");

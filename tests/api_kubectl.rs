@@ -593,17 +593,50 @@ fn anonymous_requests_reach_only_public_endpoints() {
     assert_eq!(anon("/readyz"), ("200".into(), "ok".into()));
     assert_eq!(anon("/version").0, "200");
     assert!(anon("/cacerts").1.contains("BEGIN CERTIFICATE"));
+    // As upstream with anonymous auth on: anonymous requests are authorized
+    // like any other, and RBAC (system:public-info-viewer) lets them reach
+    // only health and version.
     let (code, body) = anon("/api/v1/namespaces");
-    assert_eq!(code, "401");
+    assert_eq!(code, "403");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (
             status["kind"].as_str(),
             status["reason"].as_str(),
-            status["code"].as_i64()
+            status["code"].as_i64(),
+            status["message"].as_str(),
         ),
-        (Some("Status"), Some("Unauthorized"), Some(401))
+        (
+            Some("Status"),
+            Some("Forbidden"),
+            Some(403),
+            Some(
+                "namespaces is forbidden: User \"system:anonymous\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+            )
+        )
     );
+    let (code, body) = anon("/api");
+    assert_eq!(code, "403", "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        status["message"],
+        "forbidden: User \"system:anonymous\" cannot get path \"/api\""
+    );
+    drop(s);
+    // --anonymous-auth=false: no credentials, no entry (401), except the CA
+    // bundle that joining agents fetch first.
+    let s = Server::start_with(&["--anonymous-auth=false"]);
+    let anon = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://127.0.0.1:{}{path}", s.port))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(anon("/version"), "401");
+    assert_eq!(anon("/api/v1/namespaces"), "401");
+    assert_eq!(anon("/cacerts"), "200");
 }
 
 #[test]
@@ -774,7 +807,7 @@ fn kubectl_create_subcommands_and_tokens() {
             "--token",
             token,
             "get",
-            "cm",
+            "pods",
             "-n",
             "team",
         ])
@@ -783,6 +816,26 @@ fn kubectl_create_subcommands_and_tokens() {
         .unwrap();
     assert!(
         as_bot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_bot.stderr)
+    );
+    // The role grants pods only.
+    let as_bot = std::process::Command::new(kubectl_path())
+        .args([
+            "--server",
+            &server,
+            "--insecure-skip-tls-verify",
+            "--token",
+            token,
+        ])
+        .args(["get", "cm", "-n", "team"])
+        .env("HOME", s.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&as_bot.stderr).contains(
+            "configmaps is forbidden: User \"system:serviceaccount:team:bot\" cannot list resource \"configmaps\""
+        ),
         "{}",
         String::from_utf8_lossy(&as_bot.stderr)
     );

@@ -334,17 +334,32 @@ spec:
         "cat",
         &format!("{sa_dir}/token"),
     ]);
-    // the token alone (no client certificate) authenticates against the apiserver
-    let seen = Command::new(kubectl_path())
-        .args(["--kubeconfig", "/dev/null", "--insecure-skip-tls-verify"])
-        .arg(format!("--server=https://127.0.0.1:{}", server.port))
-        .arg(format!("--token={}", sa_token.trim()))
-        .args(["get", "namespace", "default", "-o", "name"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&seen.stdout).trim(),
-        "namespace/default",
+    // the token alone (no client certificate) authenticates against the
+    // apiserver as the pod's service account, bound to the pod; RBAC gives
+    // the default account nothing beyond discovery and self-review
+    let as_pod = |args: &[&str]| {
+        Command::new(kubectl_path())
+            .args(["--kubeconfig", "/dev/null", "--insecure-skip-tls-verify"])
+            .arg(format!("--server=https://127.0.0.1:{}", server.port))
+            .arg(format!("--token={}", sa_token.trim()))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let whoami = as_pod(&["auth", "whoami", "-o", "jsonpath={.status.userInfo}"]);
+    let info = String::from_utf8_lossy(&whoami.stdout);
+    assert!(
+        info.contains("system:serviceaccount:default:default")
+            && info.contains("authentication.kubernetes.io/pod-name")
+            && info.contains("initialized"),
+        "{info} {}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    let seen = as_pod(&["get", "namespace", "default", "-o", "name"]);
+    assert!(
+        String::from_utf8_lossy(&seen.stderr).contains(
+            "namespaces \"default\" is forbidden: User \"system:serviceaccount:default:default\""
+        ),
         "{}",
         String::from_utf8_lossy(&seen.stderr)
     );

@@ -10,6 +10,7 @@
 
 pub mod allocator;
 pub mod authn;
+pub mod authz;
 mod bootstrap;
 pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
@@ -21,6 +22,7 @@ pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod rbac_bootstrap;
 pub mod registry;
 pub mod render;
 pub mod request;
@@ -75,6 +77,10 @@ pub struct ApiConfig {
     pub settings: ApiSettings,
     /// Where the in-process components report whether they run.
     pub health: Arc<health::ComponentHealth>,
+    /// `--authorization-mode`.
+    pub authorization: authz::Mode,
+    /// `--anonymous-auth`.
+    pub anonymous_auth: bool,
 }
 
 /// Errors that stop the apiserver from starting.
@@ -96,6 +102,9 @@ pub enum ApiServerError {
     #[error("bootstrap: {0}")]
     Bootstrap(String),
 }
+
+/// The user the apiserver calls kubelets as.
+pub const KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
 
 /// A running apiserver.
 pub struct RunningApi {
@@ -125,7 +134,15 @@ pub async fn start<S: Store + Clone>(
     let existing: Vec<serde_json::Value> = existing.iter().map(|s| s.value()).collect();
     allocator.load(existing.iter());
     let tokens: Arc<dyn handlers::TokenIssuer> = Arc::new(bootstrap::PkiTokens(pki.clone()));
+    let authz = authz::Authorizer::new(
+        cache.clone(),
+        config.authorization,
+        rbac_bootstrap::node_rules(),
+    );
+    authz.spawn(cancel.child_token());
     let api = Api {
+        authz,
+        pki: pki.clone(),
         store,
         cache,
         allocator,
@@ -134,6 +151,9 @@ pub async fn start<S: Store + Clone>(
         health: config.health.clone(),
     };
     bootstrap::ensure_builtins(&api, config.advertise)
+        .await
+        .map_err(ApiServerError::Bootstrap)?;
+    rbac_bootstrap::reconcile(&api)
         .await
         .map_err(ApiServerError::Bootstrap)?;
     let listener = TcpListener::bind(config.bind)
@@ -150,8 +170,9 @@ pub async fn start<S: Store + Clone>(
         })?;
     let tls = TlsAcceptor::from(pki.server_tls_config()?);
     let openapi = openapi::OpenApi::new(openapi_resources());
-    let (kubelet_cert, kubelet_key) =
-        pki.issue_client_cert("kube-apiserver-kubelet-client", &["system:masters"])?;
+    // Not in system:masters: kubelets authorize it through RBAC
+    // (system:kubelet-api-admin), as they would any other caller.
+    let (kubelet_cert, kubelet_key) = pki.issue_client_cert(KUBELET_CLIENT, &[])?;
     let kubelets = node_proxy::KubeletDialer {
         tls: pki.client_tls_config(&kubelet_cert, &kubelet_key)?,
     };
@@ -161,6 +182,7 @@ pub async fn start<S: Store + Clone>(
         openapi,
         advertise: config.advertise.to_string(),
         kubelets,
+        anonymous_auth: config.anonymous_auth,
     });
     tracing::info!(%local_addr, "apiserver listening");
     let task = tokio::spawn(server::accept_loop(server, listener, tls, cancel));

@@ -68,11 +68,13 @@ impl ApiError {
         self.details.get_or_insert_with(Box::default)
     }
 
-    fn about(mut self, group: &str, resource: &str, name: &str) -> Self {
+    /// Names the object the error is about (`details`); an empty name is
+    /// left out, as Go's `omitempty` does.
+    pub fn about(mut self, group: &str, resource: &str, name: &str) -> Self {
         let d = self.details_mut();
         d.group = Some(group.to_string());
         d.kind = Some(resource.to_string());
-        d.name = Some(name.to_string());
+        d.name = (!name.is_empty()).then(|| name.to_string());
         self
     }
 

@@ -131,6 +131,32 @@ pub struct ServerArgs {
         default_value = "0600"
     )]
     write_kubeconfig_mode: FileMode,
+    /// Authorizers to run (kube-apiserver's --authorization-mode): `Node,RBAC`, or
+    /// `AlwaysAllow` to measure what authorization costs (never in production).
+    #[arg(
+        long,
+        env = "KELP_AUTHORIZATION_MODE",
+        value_name = "MODES",
+        default_value = "Node,RBAC",
+        value_parser = parse_authorization_mode,
+        hide = true
+    )]
+    authorization_mode: crate::api::authz::Mode,
+    /// Serve requests without credentials as system:anonymous (limited by RBAC to
+    /// health and version endpoints); false answers them 401 (kube-apiserver's --anonymous-auth).
+    #[arg(long, env = "KELP_ANONYMOUS_AUTH", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
+}
+
+fn parse_authorization_mode(s: &str) -> Result<crate::api::authz::Mode, String> {
+    let modes: Vec<&str> = s.split(',').map(str::trim).collect();
+    match modes.as_slice() {
+        ["Node", "RBAC"] | ["RBAC", "Node"] => Ok(crate::api::authz::Mode::NodeRbac),
+        ["AlwaysAllow"] => Ok(crate::api::authz::Mode::AlwaysAllow),
+        _ => Err(format!(
+            "unsupported authorization mode {s:?}: use Node,RBAC (the default) or AlwaysAllow"
+        )),
+    }
 }
 
 impl ServerArgs {
@@ -218,6 +244,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         advertise: SocketAddr::new(advertise_ip, args.https_listen_port),
         settings,
         health: health.clone(),
+        authorization: args.authorization_mode,
+        anonymous_auth: args.anonymous_auth,
     };
     let cancel = CancellationToken::new();
     let running = api::start(config, store, pki.clone(), cancel.clone())
@@ -256,17 +284,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let kubelet = if args.disable_agent {
         None
     } else {
-        Some(
-            start_kubelet(
-                &args,
-                &pki,
-                &local_url,
-                advertise_ip,
-                first_service_ip,
-                &cancel,
-            )
-            .await?,
+        let (kubelet, node) = start_kubelet(
+            &args,
+            &pki,
+            &local_url,
+            advertise_ip,
+            first_service_ip,
+            &cancel,
         )
+        .await?;
+        mark_control_plane(&pki, &local_url, &node).await?;
+        Some(kubelet)
     };
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -278,8 +306,29 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Labels this server's Node as a control-plane node. NodeRestriction
+/// forbids a kubelet to give itself `node-role.kubernetes.io/*` labels (a
+/// node could attract privileged workloads that way), so the server sets
+/// it with its own admin identity, as kubeadm's mark-control-plane phase
+/// and k3s's server do.
+async fn mark_control_plane(pki: &ClusterPki, url: &str, node: &str) -> anyhow::Result<()> {
+    let client = component_client_in(pki, url, "kelp-supervisor", &["system:masters"]).await?;
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    let patch = serde_json::json!({"metadata": {"labels": {"node-role.kubernetes.io/control-plane": "true"}}});
+    nodes
+        .patch(
+            node,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .with_context(|| format!("cannot label node {node} as control-plane"))?;
+    Ok(())
+}
+
 /// Starts the node side of the server: the kubelet with its own node
 /// identity (CN=system:node:<name>, O=system:nodes) and serving cert.
+/// Returns the kubelet and its node's name.
 async fn start_kubelet(
     args: &ServerArgs,
     pki: &ClusterPki,
@@ -287,7 +336,7 @@ async fn start_kubelet(
     node_ip: IpAddr,
     kubernetes_ip: IpAddr,
     cancel: &CancellationToken,
-) -> anyhow::Result<crate::kubelet::Kubelet> {
+) -> anyhow::Result<(crate::kubelet::Kubelet, String)> {
     let name = args
         .node
         .node_name
@@ -324,7 +373,6 @@ async fn start_kubelet(
                 .iter()
                 .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
                 .collect(),
-            control_plane: true,
             max_pods: kubelet_args.max_pods.unwrap_or(110),
             kubelet_port: node.kubelet_port,
             data_dir: args.common.data_dir.join("agent"),
@@ -341,9 +389,13 @@ async fn start_kubelet(
         kubernetes_service_ip: kubernetes_ip.to_string(),
         tls,
     };
-    crate::kubelet::start(config, client, cancel.child_token())
+    let node = config.node.name.clone();
+    let kubelet = crate::kubelet::start(config, client, cancel.child_token())
         .await
-        .context("cannot start the node agent (use --disable-agent to run the control plane only)")
+        .context(
+            "cannot start the node agent (use --disable-agent to run the control plane only)",
+        )?;
+    Ok((kubelet, node))
 }
 
 /// Runs the scheduler, restarting it if it stops, and reports its health.

@@ -9,6 +9,7 @@
 
 pub mod api_status;
 pub mod batch_common;
+pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -101,6 +102,10 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
         (
             "namespace",
             starter(|c, t| namespace::run(c, Default::default(), t)),
+        ),
+        (
+            "clusterrole-aggregation",
+            starter(clusterrole_aggregation::run),
         ),
         (
             "garbage-collector",

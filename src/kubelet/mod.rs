@@ -11,6 +11,7 @@
 //! [`server`] the streaming server and [`backend`] what it calls; [`logs`],
 //! [`netns`], [`probes`] and [`images`] are the pieces workers use.
 
+pub mod access_review;
 pub mod backend;
 pub mod cgroup_mounts;
 pub mod containerd;
@@ -166,8 +167,13 @@ pub async fn start(
     let backend = Arc::new(backend::KubeletBackend::new(ctx.clone()));
     let server_cancel = cancel.child_token();
     let tls = config.tls.clone();
+    let reviewer: Arc<dyn server::RequestAuthorizer> = Arc::new(
+        access_review::AccessReviewer::new(client.clone(), &config.node.name),
+    );
     let mut tasks = vec![tokio::spawn(async move {
-        if let Err(e) = server::serve(listener, Some(tls), backend, server_cancel).await {
+        if let Err(e) =
+            server::serve(listener, Some(tls), backend, Some(reviewer), server_cancel).await
+        {
             tracing::error!(error = %e, "kubelet server stopped");
         }
     })];

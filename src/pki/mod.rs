@@ -96,6 +96,36 @@ pub fn kubelet_serving_tls(
     tls::kubelet_server_config(ca.cert_der(), &cred.cert_pem, &cred.key_pem)
 }
 
+/// A client certificate and key (PEM) for `user` in `groups`, signed by
+/// the existing cluster CA in `tls_dir`, which is never created or changed
+/// here: for tools and tests that act as a node or a component.
+pub fn client_cert_from_ca(
+    tls_dir: &std::path::Path,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String), PkiError> {
+    client_leaf(&CertAuthority::load(tls_dir)?, user, groups)
+}
+
+fn client_leaf(
+    ca: &CertAuthority,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String), PkiError> {
+    if user.is_empty() {
+        return Err(PkiError::InvalidInput {
+            what: "user name",
+            reason: "must not be empty".to_string(),
+        });
+    }
+    let spec = LeafSpec::Client {
+        user: user.to_string(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    };
+    let cred = ca.issue_with_new_key(&spec, now_unix())?;
+    Ok((cred.cert_pem, cred.key_pem))
+}
+
 /// Everything the server needs, loaded from or created under `<data>/server/tls/`.
 pub struct ClusterPki {
     ca: CertAuthority,
@@ -170,18 +200,7 @@ impl ClusterPki {
         user: &str,
         groups: &[&str],
     ) -> Result<(String, String), PkiError> {
-        if user.is_empty() {
-            return Err(PkiError::InvalidInput {
-                what: "user name",
-                reason: "must not be empty".to_string(),
-            });
-        }
-        let spec = LeafSpec::Client {
-            user: user.to_string(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-        };
-        let cred = self.ca.issue_with_new_key(&spec, now_unix())?;
-        Ok((cred.cert_pem, cred.key_pem))
+        client_leaf(&self.ca, user, groups)
     }
 
     /// Serving cert for another component (e.g. kubelet :10250) with SANs; the

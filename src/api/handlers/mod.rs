@@ -9,12 +9,15 @@
 //! finalizers, dry runs, field managers.
 
 mod delete;
+mod node_restriction;
 mod read;
+mod reviews;
 mod service_account_admission;
 mod service_ips;
 mod subresource;
 mod watch;
 mod write;
+mod write_admission;
 
 use std::sync::Arc;
 
@@ -54,6 +57,10 @@ pub struct Api<S: Store> {
     pub tokens: Option<Arc<dyn TokenIssuer>>,
     /// Health of the in-process components (componentstatuses).
     pub health: Arc<super::health::ComponentHealth>,
+    /// The authorizer chain (escalation checks and the review APIs ask it).
+    pub authz: Arc<super::authz::Authorizer>,
+    /// The API server's PKI (TokenReview verifies tokens with it).
+    pub pki: Arc<crate::pki::ClusterPki>,
 }
 
 /// A handler's answer.
@@ -190,6 +197,13 @@ impl<S: Store> Api<S> {
                 ));
             }
         };
+        if matches!(
+            t.info.group,
+            "authentication.k8s.io" | "authorization.k8s.io"
+        ) && verb == "create"
+        {
+            return self.review(call).await;
+        }
         if t.info.group.is_empty()
             && t.info.resource == "componentstatuses"
             && matches!(verb, "get" | "list")

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{Api, Call, Reply};
 use crate::api::object::{self};
 use crate::api::patch::{self, PatchType, TypeRef};
-use crate::api::status::{ApiError, ApiResult, success_status};
+use crate::api::status::{ApiError, ApiResult, Cause, success_status};
 use crate::api::strategy;
 use crate::store::Store;
 
@@ -220,10 +220,32 @@ impl<S: Store> Api<S> {
         let (sa, _, _, name) = self.parent(call).await?;
         let ns = call.target.namespace.clone().unwrap_or_default();
         let uid = object::meta_str(&sa, "uid").unwrap_or("");
-        let seconds = request["spec"]["expirationSeconds"]
-            .as_u64()
-            .unwrap_or(3600)
-            .clamp(600, 1 << 32);
+        let seconds = match &request["spec"]["expirationSeconds"] {
+            Value::Null => 3600,
+            v => {
+                let asked = v.as_i64().unwrap_or(i64::MIN);
+                let why = if asked < 600 {
+                    Some("may not specify a duration less than 10 minutes")
+                } else if asked > 1 << 32 {
+                    Some("may not specify a duration larger than 2^32 seconds")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(ApiError::invalid(
+                        "authentication.k8s.io",
+                        "TokenRequest",
+                        "",
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            field: "spec.expirationSeconds".into(),
+                            message: format!("Invalid value: {v}: {why}"),
+                        }],
+                    ));
+                }
+                asked as u64
+            }
+        };
         let audiences: Vec<String> = request["spec"]["audiences"]
             .as_array()
             .map(|a| {
@@ -233,12 +255,55 @@ impl<S: Store> Api<S> {
             })
             .unwrap_or_default();
         let bound = &request["spec"]["boundObjectRef"];
-        let pod = (bound["kind"] == "Pod").then(|| {
-            (
-                bound["name"].as_str().unwrap_or(""),
-                bound["uid"].as_str().unwrap_or(""),
-            )
-        });
+        let pod = match bound["kind"].as_str() {
+            None => None,
+            Some("Pod") => {
+                let pod_name = bound["name"].as_str().unwrap_or_default();
+                let key = format!("/registry/core/pods/{ns}/{pod_name}");
+                let Some(live) = self.cache.get(&key).map(|p| p.value()) else {
+                    return Err(ApiError::not_found("", "pods", pod_name));
+                };
+                let live_uid = object::meta_str(&live, "uid")
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(asked) = bound["uid"].as_str().filter(|u| !u.is_empty())
+                    && asked != live_uid
+                {
+                    return Err(ApiError::conflict(
+                        "",
+                        "Pod",
+                        pod_name,
+                        &format!(
+                            "the UID in the bound object reference ({asked}) does not match the UID in record. The object might have been deleted and then recreated"
+                        ),
+                    ));
+                }
+                if live["spec"]["serviceAccountName"]
+                    .as_str()
+                    .unwrap_or("default")
+                    != name
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot bind token for serviceaccount \"{name}\" to pod running with different serviceaccount name."
+                    )));
+                }
+                Some((pod_name.to_string(), live_uid))
+            }
+            Some(kind @ ("Secret" | "Node")) => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to a {kind}: kelp binds tokens to Pods only"
+                )));
+            }
+            Some(other) => {
+                let version = bound["apiVersion"].as_str().unwrap_or_default();
+                let (group, version) = version.rsplit_once('/').unwrap_or(("", version));
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to object of type {group}/{version}, Kind={other}"
+                )));
+            }
+        };
+        self.admit_node_token(call.user, &request, &ns).await?;
+        let pod = pod.as_ref().map(|(n, u)| (n.as_str(), u.as_str()));
         let (token, expires) = issuer
             .issue(&ns, &name, uid, &audiences, seconds, pod)
             .map_err(ApiError::internal)?;

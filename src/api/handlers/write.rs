@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::node_restriction::Operation;
 use super::{Api, Call, Reply};
 use crate::api::object::{self, metadata_mut};
 use crate::api::patch::{self, PatchError, PatchType, TypeRef};
@@ -137,6 +138,8 @@ impl<S: Store> Api<S> {
         if (info.group, info.resource) == ("", "pods") {
             self.admit_service_account(&mut obj).await?;
         }
+        self.admit_write(call, Operation::Create, None, Some(&obj))
+            .await?;
         let manager = field_manager(call);
         for attempt in 0..MAX_RETRIES {
             let mut candidate = obj.clone();
@@ -390,6 +393,8 @@ impl<S: Store> Api<S> {
         }
         strategy::prepare_create(info, &mut obj);
         strategy::default_and_validate(info, info.kind, None, &mut obj)?;
+        self.admit_write(call, Operation::Create, None, Some(&obj))
+            .await?;
         let held = self.reserve_service(info, None, &mut obj)?;
         if call.query.dry_run()? {
             self.release_reserved(&held);
@@ -432,6 +437,8 @@ impl<S: Store> Api<S> {
         let name = object::name(old).unwrap_or_default().to_string();
         strategy::prepare_update(info, old, &mut new, subresource);
         strategy::default_and_validate(info, info.kind, Some(old), &mut new)?;
+        self.admit_write(call, Operation::Update, Some(old), Some(&new))
+            .await?;
         let held = self.reserve_service(info, Some(old), &mut new)?;
         let manager = field_manager(call);
         let is_apply =

@@ -163,6 +163,31 @@ const fn res(
     }
 }
 
+/// A create-only review resource (TokenReview, SubjectAccessReview, …):
+/// nothing is stored, the answer is the request with its status filled.
+const fn review(
+    group: &'static str,
+    resource: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> ResourceInfo {
+    ResourceInfo {
+        verbs: &["create"],
+        ..res(
+            group,
+            "v1",
+            resource,
+            singular,
+            kind,
+            namespaced,
+            NONE,
+            NONE,
+            &[],
+        )
+    }
+}
+
 /// Every built-in resource, in discovery order (core first, like upstream).
 pub static RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
@@ -555,6 +580,48 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &["pdb"],
         NONE,
         &[STATUS],
+    ),
+    review(
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        false,
+    ),
+    review(
+        "authentication.k8s.io",
+        "tokenreviews",
+        "tokenreview",
+        "TokenReview",
+        false,
+    ),
+    review(
+        "authorization.k8s.io",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        "LocalSubjectAccessReview",
+        true,
+    ),
+    review(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        false,
+    ),
+    review(
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        false,
+    ),
+    review(
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+        false,
     ),
     res(
         "rbac.authorization.k8s.io",

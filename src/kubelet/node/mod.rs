@@ -42,8 +42,6 @@ pub struct NodeSettings {
     pub labels: BTreeMap<String, String>,
     /// Taints set at registration: (key, value, effect).
     pub taints: Vec<(String, String, String)>,
-    /// Adds `node-role.kubernetes.io/control-plane`.
-    pub control_plane: bool,
     /// Allocatable pod count.
     pub max_pods: u32,
     /// Kubelet HTTPS port.
@@ -102,12 +100,6 @@ fn node_object(settings: &NodeSettings) -> Value {
         host_info::go_arch().into(),
     );
     labels.insert("node.kubernetes.io/instance-type".into(), "kelp".into());
-    if settings.control_plane {
-        labels.insert(
-            "node-role.kubernetes.io/control-plane".into(),
-            "true".into(),
-        );
-    }
     labels.extend(settings.labels.clone());
     let taints: Vec<Value> = settings
         .taints

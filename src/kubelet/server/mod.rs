@@ -10,6 +10,7 @@
 //! through the [`NodeBackend`] trait so this module owns protocols and nothing else.
 //! Exec/attach over SPDY (kubectl's fallback when WebSockets fail) is refused with 400.
 
+pub mod authorization;
 pub mod backend;
 pub mod error;
 pub mod exec_streams;
@@ -40,6 +41,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 
+pub use authorization::{Caller, NodeRequest, RequestAuthorizer, Verdict};
 pub use backend::{
     AsyncIo, BoxedIo, ContainerTarget, ExecOutcome, ExecStreams, NodeBackend, PodTarget,
     TerminalSize,
@@ -62,11 +64,14 @@ const PORT_FORWARD_CHANNEL_PROTOCOLS: &[&str] = &[V4_BINARY, V4_BASE64, PORT_FOR
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the kubelet API until `shutdown` is cancelled. `tls: None` serves plain HTTP
-/// (tests); client-certificate checks are the caller's `ServerConfig`'s business.
+/// (tests); client-certificate checks are the caller's `ServerConfig`'s business. With
+/// an `authorizer`, every request but `/healthz` is authorized for the certificate's
+/// identity (see [`authorization`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     backend: Arc<dyn NodeBackend>,
+    authorizer: Option<Arc<dyn RequestAuthorizer>>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -85,12 +90,26 @@ pub async fn serve(
             }
         };
         let (backend, shutdown, acceptor) = (backend.clone(), shutdown.clone(), acceptor.clone());
+        let authorizer = authorizer.clone();
         tokio::spawn(async move {
             match acceptor {
-                None => serve_connection(tcp, backend, shutdown).await,
+                None => serve_connection(tcp, backend, None, shutdown).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => serve_connection(tls, backend, shutdown).await,
+                        Ok(Ok(tls)) => {
+                            let caller = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| crate::pki::client_identity(c).ok())
+                                .map(|(name, groups)| Caller { name, groups });
+                            let gate = authorizer.map(|a| Gate {
+                                authorizer: a,
+                                caller,
+                            });
+                            serve_connection(tls, backend, gate, shutdown).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, "kubelet TLS handshake failed"),
                         Err(_) => tracing::debug!("kubelet TLS handshake timed out"),
                     }
@@ -100,14 +119,62 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection<I>(io: I, backend: Arc<dyn NodeBackend>, shutdown: CancellationToken)
-where
+/// The authorizer and the connection's caller.
+#[derive(Clone)]
+struct Gate {
+    authorizer: Arc<dyn RequestAuthorizer>,
+    caller: Option<Caller>,
+}
+
+impl Gate {
+    /// `None` when the request may go on, else the refusal.
+    async fn refuse(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        if req.uri().path() == "/healthz" {
+            return None;
+        }
+        let Some(caller) = &self.caller else {
+            return Some(status_response(StatusCode::UNAUTHORIZED, "Unauthorized"));
+        };
+        let asked = authorization::node_request(req.method(), req.uri().path());
+        match self.authorizer.allowed(caller, &asked).await {
+            Ok(true) => None,
+            Ok(false) => Some(status_response(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "Forbidden (user={}, verb={}, resource=nodes, subresource={})",
+                    caller.name, asked.verb, asked.subresource
+                ),
+            )),
+            Err(e) => Some(status_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "Authorization error (user={}, verb={}, resource=nodes, subresource={}): {e}",
+                    caller.name, asked.verb, asked.subresource
+                ),
+            )),
+        }
+    }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    backend: Arc<dyn NodeBackend>,
+    gate: Option<Gate>,
+    shutdown: CancellationToken,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let token = shutdown.clone();
     let service = hyper::service::service_fn(move |req| {
-        let (backend, token) = (backend.clone(), token.clone());
-        async move { Ok::<_, Infallible>(handle(req, backend, token).await) }
+        let (backend, token, gate) = (backend.clone(), token.clone(), gate.clone());
+        async move {
+            if let Some(gate) = gate
+                && let Some(refused) = gate.refuse(&req).await
+            {
+                return Ok::<_, Infallible>(refused);
+            }
+            Ok::<_, Infallible>(handle(req, backend, token).await)
+        }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

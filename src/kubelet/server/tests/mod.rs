@@ -153,6 +153,7 @@ impl Cluster {
             kubelet_listener,
             None,
             Arc::new(LocalBackend),
+            None,
             shutdown.clone(),
         ));
 
