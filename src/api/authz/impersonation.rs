@@ -3,7 +3,7 @@
 //!
 //! As upstream's impersonation filter: each impersonated attribute is
 //! authorized for the *requesting* user with the `impersonate` verb (on
-//! `users`, `groups`, `uids` and `userextras/<key>` in
+//! `users` and `groups` in the core group, `uids` and `userextras/<key>` in
 //! `authentication.k8s.io`, or on the `serviceaccounts` object for a
 //! service-account user name), and only then does the request run as the
 //! impersonated user.
@@ -77,10 +77,10 @@ pub async fn impersonate(
         .and_then(|r| r.split_once(':'))
     {
         Some((ns, sa)) => asked.push(resource("", "serviceaccounts", "", ns, sa)),
-        None => asked.push(resource("authentication.k8s.io", "users", "", "", &name)),
+        None => asked.push(resource("", "users", "", "", &name)),
     }
     for g in &groups {
-        asked.push(resource("authentication.k8s.io", "groups", "", "", g));
+        asked.push(resource("", "groups", "", "", g));
     }
     for u in &uids {
         asked.push(resource("authentication.k8s.io", "uids", "", "", u));

@@ -185,13 +185,14 @@ fn own_object(node: &str, verb: &str, r: &ResourceAttributes, what: &str) -> Dec
     }
     if what == "lease" && r.namespace != NODE_LEASE_NAMESPACE {
         return no(&format!(
-            "can only access leases in the {NODE_LEASE_NAMESPACE} system namespace"
+            "can only access leases in the \"{NODE_LEASE_NAMESPACE}\" system namespace"
         ));
     }
     if !r.subresource.is_empty() {
         return no(&format!("cannot access subresource of node {what}"));
     }
-    if r.name != node {
+    // A create names its object in the body, which NodeRestriction checks.
+    if verb != "create" && r.name != node {
         return no(&format!(
             "can only access node {what} with the same name as the requesting node"
         ));

@@ -162,6 +162,18 @@ impl<S: Store> Api<S> {
                     labels.join(", ")
                 )))
             }
+            (("coordination.k8s.io", "leases"), _) | (("storage.k8s.io", "csinodes"), _)
+                if op == Operation::Create && name != node =>
+            {
+                let what = if resource.1 == "leases" {
+                    "lease"
+                } else {
+                    "csinode"
+                };
+                Err(refuse(format!(
+                    "can only access node {what} with the same name as the requesting node"
+                )))
+            }
             (("", "persistentvolumeclaims"), Some("status")) => Ok(()),
             (("", "persistentvolumeclaims"), _) => Err(refuse(format!(
                 "node \"{node}\" may only update PVC status"
