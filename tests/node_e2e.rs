@@ -55,6 +55,63 @@ fn wait_ready(server: &Server, selector: &str, count: usize) -> Vec<String> {
     pods_of(server, selector)
 }
 
+/// The kubelet's own API (:10250) asks the apiserver whether a caller may
+/// use `nodes/proxy` (a SubjectAccessReview), as upstream's webhook mode:
+/// a client certificate from the cluster CA is not enough by itself.
+fn kubelet_api_is_authorized(server: &Server, pod: &str) {
+    let tls = server.data_dir().join("server/tls");
+    let container = server.jsonpath(&["get", "pod", pod], "{.spec.containers[0].name}");
+    let url = format!(
+        "https://127.0.0.1:{}/containerLogs/default/{pod}/{container}",
+        server.kubelet_port.expect("kubelet port")
+    );
+    let call = |user: &str| {
+        let (cert, key) = kelp::pki::client_cert_from_ca(&tls, user, &[]).unwrap();
+        let (cert_file, key_file) = (
+            server.dir.path().join(format!("{user}.crt")),
+            server.dir.path().join(format!("{user}.key")),
+        );
+        std::fs::write(&cert_file, cert).unwrap();
+        std::fs::write(&key_file, key).unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--cacert"])
+            .arg(tls.join("server-ca.crt"))
+            .arg("--cert")
+            .arg(&cert_file)
+            .arg("--key")
+            .arg(&key_file)
+            .arg(&url)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    server.ok(&[
+        "create",
+        "clusterrole",
+        "node-logs",
+        "--verb=get",
+        "--resource=nodes/proxy",
+    ]);
+    server.ok(&[
+        "create",
+        "clusterrolebinding",
+        "ops-node-logs",
+        "--clusterrole=node-logs",
+        "--user=ops",
+    ]);
+    let allowed = call("ops");
+    assert!(
+        allowed.contains("started") && allowed.ends_with("200"),
+        "{allowed}"
+    );
+    let refused = call("mallory");
+    assert!(
+        refused.contains("Forbidden (user=mallory, verb=get, resource=nodes, subresource=proxy)")
+            && refused.ends_with("403"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
     let server = Server::start_node(&[]);
@@ -65,6 +122,7 @@ fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
     // logs
     let logs = server.ok(&["logs", pod]);
     assert!(logs.contains("started"), "{logs}");
+    kubelet_api_is_authorized(&server, pod);
     // exec: /etc/hostname is the pod name; exit codes come through.
     assert_eq!(
         server

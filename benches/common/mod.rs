@@ -67,6 +67,11 @@ fn free_port() -> u16 {
 /// node named `node` whose runtime state, logs and kubelet port are private
 /// to `dir` (needs root).
 pub fn spawn_server(dir: &Path, node: Option<&str>) -> (Process, PathBuf) {
+    spawn_server_with(dir, node, &[])
+}
+
+/// [`spawn_server`] with extra flags.
+pub fn spawn_server_with(dir: &Path, node: Option<&str>, extra: &[&str]) -> (Process, PathBuf) {
     let kubeconfig = dir.join("kubeconfig.yaml");
     let config = dir.join("config.yaml");
     std::fs::write(&config, "").expect("config");
@@ -101,6 +106,7 @@ pub fn spawn_server(dir: &Path, node: Option<&str>) -> (Process, PathBuf) {
         }
     }
     let child = command
+        .args(extra)
         .arg("--config")
         .arg(&config)
         .arg("--data-dir")

@@ -84,10 +84,15 @@ impl CachedObject {
 
     /// The value of a selectable field ("" if the resource has no such field).
     pub fn field(&self, name: &str) -> Option<String> {
+        self.field_str(name).map(str::to_string)
+    }
+
+    /// [`CachedObject::field`] without a copy, for filters over many objects.
+    pub fn field_str(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(f, _)| *f == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -139,7 +139,7 @@ impl NodeAuthorizer {
             _ => self
                 .pods_on(node, &format!("{PODS}{}/", r.namespace))
                 .iter()
-                .any(|pod| references(pod, kind).iter().any(|n| *n == r.name)),
+                .any(|pod| references(pod, kind).contains(&r.name)),
         };
         if found {
             Decision::Allow(String::new())
@@ -151,9 +151,9 @@ impl NodeAuthorizer {
     }
 
     fn pods_on(&self, node: &str, prefix: &str) -> Vec<Value> {
-        let (pods, _) = self.cache.list(prefix, |o| {
-            o.field("spec.nodeName").as_deref() == Some(node)
-        });
+        let (pods, _) = self
+            .cache
+            .list(prefix, |o| o.field_str("spec.nodeName") == Some(node));
         pods.iter().map(|p| p.value()).collect()
     }
 

@@ -194,7 +194,9 @@ impl<S: Store> Api<S> {
         };
         let bound = &request["spec"]["boundObjectRef"];
         if bound["kind"] != "Pod" {
-            return Err(refuse(format!("node requested token not bound to a pod")));
+            return Err(refuse(
+                "node requested token not bound to a pod".to_string(),
+            ));
         }
         let pod_name = bound["name"].as_str().unwrap_or_default();
         let pod = self
@@ -202,9 +204,9 @@ impl<S: Store> Api<S> {
             .get(&format!("/registry/core/pods/{namespace}/{pod_name}"))
             .map(|p| p.value());
         let Some(pod) = pod else {
-            return Err(refuse(format!(
-                "node requested token bound to a pod that does not exist"
-            )));
+            return Err(refuse(
+                "node requested token bound to a pod that does not exist".to_string(),
+            ));
         };
         if let Some(uid) = bound["uid"].as_str().filter(|u| !u.is_empty())
             && pod["metadata"]["uid"] != uid
@@ -214,9 +216,9 @@ impl<S: Store> Api<S> {
             ));
         }
         if pod["spec"]["nodeName"] != node {
-            return Err(refuse(format!(
-                "node requested token bound to a pod scheduled on a different node"
-            )));
+            return Err(refuse(
+                "node requested token bound to a pod scheduled on a different node".to_string(),
+            ));
         }
         Ok(())
     }

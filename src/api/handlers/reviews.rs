@@ -153,14 +153,15 @@ impl<S: Store> Api<S> {
                 ));
             }
         };
-        if kind == "SubjectAccessReview" || kind == "LocalSubjectAccessReview" {
-            if user.name.is_empty() && user.groups.is_empty() {
-                return Err(invalid(
-                    kind,
-                    "spec.user",
-                    "Invalid value: \"\": at least one of user or group must be specified",
-                ));
-            }
+        if (kind == "SubjectAccessReview" || kind == "LocalSubjectAccessReview")
+            && user.name.is_empty()
+            && user.groups.is_empty()
+        {
+            return Err(invalid(
+                kind,
+                "spec.user",
+                "Invalid value: \"\": at least one of user or group must be specified",
+            ));
         }
         let attrs = Attributes {
             user,
