@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::load::{Figures, figures, print, run};
 use common::{client, rss_mib};
 
 use futures::StreamExt;
@@ -27,69 +28,6 @@ fn cm(name: &str) -> ConfigMap {
         data: Some([("payload".to_string(), "x".repeat(200))].into()),
         ..Default::default()
     }
-}
-
-struct Figures {
-    ops: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn figures(mut lat: Vec<Duration>, elapsed: Duration) -> Figures {
-    lat.sort();
-    let pick = |q: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    Figures {
-        ops: lat.len() as f64 / elapsed.as_secs_f64(),
-        p50: pick(0.5),
-        p99: pick(0.99),
-    }
-}
-
-fn print(name: &str, f: &Figures) {
-    println!(
-        "{name:<40} {:>10.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms",
-        f.ops,
-        f.p50.as_secs_f64() * 1e3,
-        f.p99.as_secs_f64() * 1e3
-    );
-}
-
-/// `clients` connections each run `per_client` operations of `op`.
-async fn run<F, Fut>(kubeconfig: &Path, clients: usize, per_client: usize, op: F) -> Figures
-where
-    F: Fn(Client, usize, usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(client(kubeconfig).await);
-    }
-    let start = Instant::now();
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .enumerate()
-        .map(|(c, conn)| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(per_client);
-                for i in 0..per_client {
-                    let t = Instant::now();
-                    op(conn.clone(), c, i).await;
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("worker"));
-    }
-    figures(all, start.elapsed())
 }
 
 async fn make_namespace(client: &Client, name: &str) {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::client;
+use common::load::{Figures, run};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -129,66 +130,30 @@ async fn cluster(mode: &str, bindings: usize) -> Cluster {
     }
 }
 
-struct Figures {
-    ops: f64,
-    p99: Duration,
-}
-
-/// `clients` connections each run `per_client` operations.
-async fn measure(
-    kubeconfig: &Path,
-    clients: usize,
-    per_client: usize,
-    round: usize,
-    create: bool,
-) -> Figures {
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(client(kubeconfig).await);
-    }
-    let start = Instant::now();
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .enumerate()
-        .map(|(c, conn)| {
-            tokio::spawn(async move {
-                let api: Api<ConfigMap> = Api::namespaced(conn, NAMESPACE);
-                let mut lat = Vec::with_capacity(per_client);
-                for i in 0..per_client {
-                    let t = Instant::now();
-                    if create {
-                        let cm: ConfigMap = ConfigMap {
-                            metadata: ObjectMeta {
-                                name: Some(format!("r{round}-c{c}-{i}")),
-                                ..Default::default()
-                            },
-                            data: Some([("k".to_string(), "x".repeat(200))].into()),
-                            ..Default::default()
-                        };
-                        api.create(&PostParams::default(), &cm)
-                            .await
-                            .expect("create");
-                    } else {
-                        api.get(&format!("r0-c{c}-{}", i % per_client.min(50)))
-                            .await
-                            .expect("get");
-                    }
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("worker"));
-    }
-    let elapsed = start.elapsed();
-    all.sort();
-    Figures {
-        ops: all.len() as f64 / elapsed.as_secs_f64(),
-        p99: all[((all.len() - 1) as f64 * 0.99) as usize],
-    }
+/// 16 clients of `kubeconfig`, each creating (or getting) `per_client`
+/// ConfigMaps.
+async fn measure(kubeconfig: &Path, per_client: usize, round: usize, create: bool) -> Figures {
+    run(kubeconfig, 16, per_client, move |conn, c, i| async move {
+        let api: Api<ConfigMap> = Api::namespaced(conn, NAMESPACE);
+        if create {
+            let cm = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(format!("r{round}-c{c}-{i}")),
+                    ..Default::default()
+                },
+                data: Some([("k".to_string(), "x".repeat(200))].into()),
+                ..Default::default()
+            };
+            api.create(&PostParams::default(), &cm)
+                .await
+                .expect("create");
+        } else {
+            api.get(&format!("r0-c{c}-{}", i % per_client.min(50)))
+                .await
+                .expect("get");
+        }
+    })
+    .await
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -220,7 +185,7 @@ fn main() {
             let (mut ops, mut p99) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
             for round in 0..rounds {
                 for (i, c) in [&rbac, &open].into_iter().enumerate() {
-                    let f = measure(&c.user_kubeconfig, 16, per_client, round, create).await;
+                    let f = measure(&c.user_kubeconfig, per_client, round, create).await;
                     ops[i].push(f.ops);
                     p99[i].push(f.p99.as_secs_f64() * 1e3);
                 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod controllers;
 pub mod kubelet;
+pub mod network;
 pub mod pki;
 pub mod scheduler;
 pub mod sim;

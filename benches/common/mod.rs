@@ -2,6 +2,8 @@
 //! child on a free loopback port, an admin kube-rs client, RSS readings.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,10 @@
+//! The pod network, built in: addresses, links and (later) the overlay,
+//! service proxy and DNS.
+//!
+//! flannel's model on one node: a bridge `kelp0` holding the first address
+//! of the node's podCIDR, and for each pod a veth pair from the bridge into
+//! the pod's network namespace, whose end is `eth0` with an address from
+//! [`ipam`] and a default route via the bridge.
+
+pub mod ipam;
+pub mod links;
