@@ -52,9 +52,24 @@ fn runtime_rss(dir: &std::path::Path) -> (f64, f64, usize) {
     (containerd, shims, count)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     node::require_node_prerequisites();
+    // The node gets a network namespace of its own (entered before the
+    // runtime's threads exist, so they and the server share it): its
+    // bridge and pod links never touch the host's network.
+    let _netns = kelp::kubelet::netns::EnteredNetns::new(
+        std::path::Path::new(kelp::kubelet::netns::DEFAULT_NETNS_DIR),
+        &format!("kelp-bench-{}", std::process::id()),
+    )
+    .expect("a network namespace for the node");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let pod_count = ((FULL_PODS as f64 * common::scale()).round() as usize).max(3);
     let idle_wait = if pod_count < FULL_PODS { 1 } else { 10 };
     let dir = NodeDir(tempfile::tempdir_in(node::test_root()).expect("dir"));

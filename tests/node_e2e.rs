@@ -112,6 +112,39 @@ fn kubelet_api_is_authorized(server: &Server, pod: &str) {
     );
 }
 
+/// The built-in pod network: each pod has its own address from the node's
+/// podCIDR on eth0, and reaches the other pod by it through the bridge.
+fn pods_reach_each_other_by_ip(server: &Server, pods: &[String]) {
+    let cidr = server.jsonpath(&["get", "node", "kelp-e2e"], "{.spec.podCIDR}");
+    let net: ipnet::Ipv4Net = cidr.parse().expect("node podCIDR");
+    let ips: Vec<std::net::Ipv4Addr> = pods
+        .iter()
+        .map(|p| {
+            let ip = server.jsonpath(&["get", "pod", p], "{.status.podIP}");
+            ip.parse()
+                .unwrap_or_else(|_| panic!("pod {p} has podIP {ip:?}"))
+        })
+        .collect();
+    assert!(ips.iter().all(|ip| net.contains(ip)), "{ips:?} in {net}");
+    assert_ne!(ips[0], ips[1]);
+    let eth0 = server.ok(&[
+        "exec", &pods[0], "--", "busybox", "ip", "-4", "addr", "show", "eth0",
+    ]);
+    assert!(
+        eth0.contains(&format!("inet {}/{}", ips[0], net.prefix_len())),
+        "{eth0}"
+    );
+    let body = server.ok(&[
+        "exec",
+        &pods[0],
+        "--",
+        "wget",
+        "-qO-",
+        &format!("http://{}:8080/", ips[1]),
+    ]);
+    assert_eq!(body.trim(), format!("hello-from-{}", pods[1]));
+}
+
 #[test]
 fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
     let server = Server::start_node(&[]);
@@ -123,6 +156,7 @@ fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
     let logs = server.ok(&["logs", pod]);
     assert!(logs.contains("started"), "{logs}");
     kubelet_api_is_authorized(&server, pod);
+    pods_reach_each_other_by_ip(&server, &pods);
     // exec: /etc/hostname is the pod name; exit codes come through.
     assert_eq!(
         server
@@ -551,6 +585,10 @@ fn restarting_kelp_keeps_pods_running_and_static_pods_get_mirrors() {
         &["get", "pods", "-l", "app=web"],
         "{.items[*].status.containerStatuses[0].containerID}",
     );
+    let ips_before = server.jsonpath(
+        &["get", "pods", "-l", "app=web"],
+        "{.items[*].status.podIP}",
+    );
 
     server.kill_and_restart();
     // The old status still says Ready; wait for the new kubelet itself
@@ -569,6 +607,22 @@ fn restarting_kelp_keeps_pods_running_and_static_pods_get_mirrors() {
         "{.items[*].status.containerStatuses[0].containerID}",
     );
     assert_eq!(ids_after, ids_before);
+    // Their addresses are kept (IPAM is on disk), and still reach them.
+    let ips_after = server.jsonpath(
+        &["get", "pods", "-l", "app=web"],
+        "{.items[*].status.podIP}",
+    );
+    assert_eq!(ips_after, ips_before);
+    let second_ip = ips_after.split(' ').nth(1).unwrap_or_default().to_string();
+    let body = server.ok(&[
+        "exec",
+        &pods[0],
+        "--",
+        "wget",
+        "-qO-",
+        &format!("http://{second_ip}:8080/"),
+    ]);
+    assert!(body.starts_with("hello-from-"), "{body}");
     let restarts = server.jsonpath(
         &["get", "pods", "-l", "app=web"],
         "{.items[*].status.containerStatuses[0].restartCount}",

@@ -168,6 +168,18 @@ pub enum FlannelBackend {
     None,
 }
 
+impl FlannelBackend {
+    /// What the backend adds to each pod packet, or None when kelp builds
+    /// no pod network.
+    pub fn pod_network_overhead(self) -> Option<u32> {
+        match self {
+            FlannelBackend::Vxlan => Some(crate::network::pod_network::VXLAN_OVERHEAD),
+            FlannelBackend::HostGw => Some(0),
+            FlannelBackend::None => None,
+        }
+    }
+}
+
 /// A packaged component that `--disable` turns off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Component {

@@ -388,6 +388,7 @@ async fn start_kubelet(
         cluster_domain: args.cluster_domain.clone(),
         kubernetes_service_ip: kubernetes_ip.to_string(),
         tls,
+        pod_network_overhead: args.flannel_backend.pod_network_overhead(),
     };
     let node = config.node.name.clone();
     let kubelet = crate::kubelet::start(config, client, cancel.child_token())

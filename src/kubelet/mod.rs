@@ -88,6 +88,10 @@ pub struct KubeletConfig {
     pub kubernetes_service_ip: String,
     /// TLS for :10250.
     pub tls: Arc<rustls::ServerConfig>,
+    /// The built-in pod network, with what its overlay adds to each packet
+    /// (`--flannel-backend` vxlan: 50, host-gw: 0); None gives pods
+    /// loopback only (`--flannel-backend=none`).
+    pub pod_network_overhead: Option<u32>,
 }
 
 /// A started kubelet.
@@ -228,7 +232,23 @@ fn node_context(
     link_logger(&exe, &logger).map_err(io(format!("cannot link {}", logger.display())))?;
     let io_dir = config.run_dir.join("io");
     std::fs::create_dir_all(&io_dir).map_err(io(format!("cannot create {}", io_dir.display())))?;
+    let network = match config.pod_network_overhead {
+        None => None,
+        Some(overhead) => Some(Arc::new(
+            crate::network::PodNetwork::new(
+                crate::network::PodNetworkConfig {
+                    node: node.to_string(),
+                    node_ip: config.node.ip,
+                    state_dir: config.agent_dir.join("ipam"),
+                    overhead,
+                },
+                client.clone(),
+            )
+            .map_err(|e| KubeletError::Host(format!("cannot set up the pod network: {e}")))?,
+        )),
+    };
     Ok(NodeContext {
+        network,
         objects: pods::objects::ObjectSource::new(client.clone()),
         events: crate::client::events::EventSink::new(client.clone(), "kubelet"),
         client,

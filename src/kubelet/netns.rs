@@ -200,6 +200,53 @@ pub fn remove(path: &Path) -> Result<(), NetnsError> {
     }
 }
 
+/// A fresh named namespace the calling thread has entered. Dropping it
+/// moves the thread back where it was and removes the namespace (its links
+/// go when the last process in it leaves). Processes the thread starts
+/// meanwhile run in it: this is how tests and benchmarks give each node
+/// its own network, so that nothing they program touches the host's.
+pub struct EnteredNetns {
+    path: PathBuf,
+    previous: File,
+}
+
+impl EnteredNetns {
+    /// Creates `dir/name` (see [`create`]) and moves the calling thread
+    /// into it.
+    pub fn new(dir: &Path, name: &str) -> Result<Self, NetnsError> {
+        let previous = File::open("/proc/thread-self/ns/net").map_err(|source| NetnsError::Io {
+            path: "/proc/thread-self/ns/net".into(),
+            source,
+        })?;
+        let path = create(dir, name)?;
+        let entered = File::open(&path)
+            .map_err(|source| NetnsError::Io {
+                path: path.clone(),
+                source,
+            })
+            .and_then(|ns| setns(&ns, CloneFlags::CLONE_NEWNET).map_err(sys("setns", &path)));
+        if let Err(e) = entered {
+            let _ = remove(&path);
+            return Err(e);
+        }
+        Ok(EnteredNetns { path, previous })
+    }
+
+    /// The namespace's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for EnteredNetns {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.previous, CloneFlags::CLONE_NEWNET) {
+            tracing::warn!(error = %e, "cannot return to the previous network namespace");
+        }
+        let _ = remove(&self.path);
+    }
+}
+
 /// Creates a non-blocking TCP socket inside `netns` (on a throwaway thread) and
 /// hands it to tokio.
 async fn socket_in(netns: &Path, addr: SocketAddr) -> io::Result<TcpSocket> {

@@ -8,3 +8,6 @@
 
 pub mod ipam;
 pub mod links;
+pub mod pod_network;
+
+pub use pod_network::{PodNetwork, PodNetworkConfig};

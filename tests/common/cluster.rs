@@ -18,6 +18,10 @@ pub struct Server {
     extra_args: Vec<String>,
     /// With a node (kubelet on containerd): its kubelet port.
     pub kubelet_port: Option<u16>,
+    /// With a node: the network namespace the test thread entered for it,
+    /// so the node's bridge, veths and routes stay out of the host's
+    /// network (and kubectl, curl and sockets of the test reach it).
+    netns: Option<kelp::kubelet::netns::EnteredNetns>,
 }
 
 fn free_port() -> u16 {
@@ -72,6 +76,7 @@ impl Server {
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             kubelet_port,
+            netns: None,
         }
     }
 
@@ -83,6 +88,16 @@ impl Server {
         super::node::require_node_prerequisites();
         let dir = tempfile::tempdir_in(super::node::test_root()).expect("temp dir");
         let mut s = Self::unstarted(dir, extra, Some(free_port()));
+        // Every process this thread starts from now on (kelp, kubectl,
+        // curl) shares the node's namespace: loopback is the node's.
+        let name = format!("kelp-e2e-{}-{}", std::process::id(), s.port);
+        s.netns = Some(
+            kelp::kubelet::netns::EnteredNetns::new(
+                Path::new(kelp::kubelet::netns::DEFAULT_NETNS_DIR),
+                &name,
+            )
+            .expect("a network namespace for the node"),
+        );
         let images = s.dir.path().join("data/agent/images");
         std::fs::create_dir_all(&images).expect("images dir");
         super::busybox_image::write_busybox_image(

@@ -69,10 +69,39 @@ struct BindingObject {
     subjects: Option<Vec<Subject>>,
 }
 
+/// Who a binding subject is: a user name (service accounts included, as
+/// `system:serviceaccount:<ns>:<name>`) or a group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum SubjectKey {
     User(String),
     Group(String),
+}
+
+/// Grants indexed by subject, looked up by `&str` without allocating.
+#[derive(Default)]
+struct Grants {
+    users: HashMap<String, Vec<Grant>>,
+    groups: HashMap<String, Vec<Grant>>,
+}
+
+impl Grants {
+    fn add(&mut self, key: SubjectKey, grant: Grant) {
+        let (map, name) = match key {
+            SubjectKey::User(n) => (&mut self.users, n),
+            SubjectKey::Group(n) => (&mut self.groups, n),
+        };
+        map.entry(name).or_default().push(grant);
+    }
+
+    /// The grants of `user` and of each of its groups.
+    fn of<'a>(&'a self, user: &'a User) -> impl Iterator<Item = &'a Grant> + 'a {
+        let own = self.users.get(user.name.as_str()).into_iter().flatten();
+        let groups = user
+            .groups
+            .iter()
+            .flat_map(|g| self.groups.get(g.as_str()).into_iter().flatten());
+        own.chain(groups)
+    }
 }
 
 /// One subject of one binding, with what it grants.
@@ -88,9 +117,10 @@ struct Grant {
 struct Snapshot {
     generation: u64,
     cluster_roles: HashMap<String, Arc<[PolicyRule]>>,
-    roles: HashMap<(String, String), Arc<[PolicyRule]>>,
-    cluster_grants: HashMap<SubjectKey, Vec<Grant>>,
-    namespace_grants: HashMap<String, HashMap<SubjectKey, Vec<Grant>>>,
+    /// Roles by namespace, then name.
+    roles: HashMap<String, HashMap<String, Arc<[PolicyRule]>>>,
+    cluster_grants: Grants,
+    namespace_grants: HashMap<String, Grants>,
 }
 
 /// What an authorizer decided.
@@ -144,11 +174,6 @@ fn describe_subject(s: &Subject, binding_namespace: &str) -> String {
     }
 }
 
-fn user_keys(user: &User) -> impl Iterator<Item = SubjectKey> + '_ {
-    std::iter::once(SubjectKey::User(user.name.clone()))
-        .chain(user.groups.iter().map(|g| SubjectKey::Group(g.clone())))
-}
-
 impl Snapshot {
     fn build(cache: &WatchCache, generation: u64) -> Snapshot {
         let mut snap = Snapshot {
@@ -164,10 +189,10 @@ impl Snapshot {
         }
         for obj in list("roles") {
             if let Ok(r) = serde_json::from_slice::<RoleObject>(&obj.json) {
-                snap.roles.insert(
-                    (r.metadata.namespace, r.metadata.name),
-                    r.rules.unwrap_or_default().into(),
-                );
+                snap.roles
+                    .entry(r.metadata.namespace)
+                    .or_default()
+                    .insert(r.metadata.name, r.rules.unwrap_or_default().into());
             }
         }
         for (resource, cluster) in [("clusterrolebindings", true), ("rolebindings", false)] {
@@ -207,14 +232,12 @@ impl Snapshot {
                         namespace: ns.clone(),
                     };
                     if cluster {
-                        snap.cluster_grants.entry(key).or_default().push(grant);
+                        snap.cluster_grants.add(key, grant);
                     } else {
                         snap.namespace_grants
                             .entry(ns.clone())
                             .or_default()
-                            .entry(key)
-                            .or_default()
-                            .push(grant);
+                            .add(key, grant);
                     }
                 }
             }
@@ -222,13 +245,16 @@ impl Snapshot {
         snap
     }
 
-    fn role_rules(&self, role: &RoleRef, namespace: &str) -> Result<Arc<[PolicyRule]>, String> {
+    fn role_rules(&self, role: &RoleRef, namespace: &str) -> Result<&Arc<[PolicyRule]>, String> {
         let found = match role.kind.as_str() {
-            "ClusterRole" => self.cluster_roles.get(&role.name),
-            "Role" => self.roles.get(&(namespace.to_string(), role.name.clone())),
+            "ClusterRole" => self.cluster_roles.get(role.name.as_str()),
+            "Role" => self
+                .roles
+                .get(namespace)
+                .and_then(|by_name| by_name.get(role.name.as_str())),
             other => return Err(format!("unsupported role reference kind: {other:?}")),
         };
-        found.cloned().ok_or_else(|| {
+        found.ok_or_else(|| {
             let resource = if role.kind == "Role" {
                 "role"
             } else {
@@ -247,17 +273,13 @@ impl Snapshot {
         user: &'a User,
         namespace: &'a str,
     ) -> impl Iterator<Item = &'a Grant> + 'a {
-        let cluster =
-            user_keys(user).flat_map(|k| self.cluster_grants.get(&k).into_iter().flatten());
         let local = self
             .namespace_grants
             .get(namespace)
             .filter(|_| !namespace.is_empty())
             .into_iter()
-            .flat_map(move |by_subject| {
-                user_keys(user).flat_map(move |k| by_subject.get(&k).into_iter().flatten())
-            });
-        cluster.chain(local)
+            .flat_map(move |grants| grants.of(user));
+        self.cluster_grants.of(user).chain(local)
     }
 }
 
@@ -369,6 +391,6 @@ impl Rbac {
 
     /// The rules a binding in `namespace` would grant through `role`.
     pub fn role_rules(&self, role: &RoleRef, namespace: &str) -> Result<Arc<[PolicyRule]>, String> {
-        self.current().role_rules(role, namespace)
+        self.current().role_rules(role, namespace).cloned()
     }
 }

@@ -231,6 +231,12 @@ impl PodManager {
             for entry in entries.flatten() {
                 let uid = entry.file_name().to_string_lossy().into_owned();
                 if !known.contains(&uid) {
+                    // Gone while kelp was down: its link and address too.
+                    if let Some(network) = &self.ctx.network
+                        && let Err(e) = network.detach(&uid).await
+                    {
+                        tracing::warn!(pod_uid = %uid, error = %e, "cannot remove an orphaned pod's network");
+                    }
                     super::sandbox::remove(&uid, settings, None);
                 }
             }

@@ -70,6 +70,8 @@ pub struct NodeContext {
     pub events: EventSink,
     /// The node's InternalIP.
     pub node_ip: String,
+    /// The built-in pod network (None: pods get loopback only).
+    pub network: Option<Arc<crate::network::PodNetwork>>,
     /// ClusterIP of the `kubernetes` service.
     pub kubernetes_service_ip: String,
     /// Containers containerd reported as OOM-killed, until their exit is seen.

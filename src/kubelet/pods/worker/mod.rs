@@ -63,6 +63,8 @@ pub struct PodWorker {
     sandbox: Option<Sandbox>,
     volumes: Option<(BTreeMap<String, PreparedVolume>, Instant)>,
     setup_error: Option<(String, Instant)>,
+    /// The pod's address on the pod network, once attached.
+    pod_ip: Option<std::net::Ipv4Addr>,
     probes: HashMap<(String, ProbeKind), ProbeWorker>,
     running: HashMap<String, watch::Sender<bool>>,
     signals_tx: mpsc::UnboundedSender<Signal>,
@@ -109,6 +111,7 @@ impl PodWorker {
             sandbox: None,
             volumes: None,
             setup_error: None,
+            pod_ip: None,
             probes: HashMap::new(),
             running: HashMap::new(),
             signals_tx,
@@ -186,7 +189,7 @@ impl PodWorker {
             pod_ip: if host_net {
                 self.ctx.node_ip.clone()
             } else {
-                String::new()
+                self.pod_ip.map(|ip| ip.to_string()).unwrap_or_default()
             },
             kubernetes_service_ip: self.ctx.kubernetes_service_ip.clone(),
         }
@@ -202,6 +205,13 @@ impl PodWorker {
         if self.sandbox.is_none() {
             match sandbox::ensure(&self.pod, &self.ctx.sandbox) {
                 Ok(sb) => self.sandbox = Some(sb),
+                Err(e) => return self.setup_failed("FailedCreatePodSandBox", e.to_string()),
+            }
+        }
+        let netns = self.sandbox.as_ref().and_then(|s| s.netns.clone());
+        if let (None, Some(netns), Some(network)) = (self.pod_ip, netns, self.ctx.network.clone()) {
+            match network.attach(&self.uid(), &netns).await {
+                Ok(ip) => self.pod_ip = Some(ip),
                 Err(e) => return self.setup_failed("FailedCreatePodSandBox", e.to_string()),
             }
         }

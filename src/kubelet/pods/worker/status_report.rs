@@ -54,6 +54,9 @@ impl PodWorker {
         if sandbox::host_network(&self.pod) {
             status["podIP"] = json!(self.ctx.node_ip);
             status["podIPs"] = json!([{"ip": self.ctx.node_ip}]);
+        } else if let Some(ip) = self.pod_ip {
+            status["podIP"] = json!(ip.to_string());
+            status["podIPs"] = json!([{"ip": ip.to_string()}]);
         }
         if let Some((msg, _)) = &self.setup_error {
             status["message"] = json!(msg);

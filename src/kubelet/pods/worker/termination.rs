@@ -108,6 +108,12 @@ impl PodWorker {
             .containers
             .lock()
             .retain(|(ns, pod, _), h| !((ns, pod) == (&key.0, &key.1) && h.uid == uid));
+        if let Some(network) = &self.ctx.network
+            && let Err(e) = network.detach(&uid).await
+        {
+            tracing::warn!(error = %e, "cannot remove the pod's network");
+        }
+        self.pod_ip = None;
         let parent = sandbox::cgroup_parent(&self.pod);
         sandbox::remove(&uid, &self.ctx.sandbox, Some(&parent));
     }
