@@ -164,8 +164,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let scale = common::scale();
     let bindings = ((1000.0 * scale) as usize).max(10);
-    let per_client = ((2000.0 * scale) as usize / 16).max(4);
-    let rounds = if scale >= 1.0 { 5 } else { 1 };
+    let per_client = ((8000.0 * scale) as usize / 16).max(4);
+    let rounds = if scale >= 1.0 { 7 } else { 1 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
