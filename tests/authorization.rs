@@ -232,7 +232,7 @@ fn escalation_needs_the_bind_verb_and_aggregation_fills_roles() {
         "-n",
         "team",
         "--verb=create,get,list",
-        "--resource=rolebindings.rbac.authorization.k8s.io",
+        "--resource=rolebindings.rbac.authorization.k8s.io,roles.rbac.authorization.k8s.io",
     ]);
     s.ok(&[
         "create",
