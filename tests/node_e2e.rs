@@ -143,6 +143,74 @@ fn pods_reach_each_other_by_ip(server: &Server, pods: &[String]) {
         &format!("http://{}:8080/", ips[1]),
     ]);
     assert_eq!(body.trim(), format!("hello-from-{}", pods[1]));
+    cluster_dns_answers(server, pods);
+}
+
+/// Node-local cluster DNS: Service names (short, as the search path
+/// completes them, and full), a headless Service's pod addresses, NXDOMAIN
+/// for what does not exist.
+fn cluster_dns_answers(server: &Server, pods: &[String]) {
+    server.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-headless"},
+            "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 8080}]}}"#,
+    );
+    let out = |args: &[&str]| {
+        let o = server.kubectl(args);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // The node starts answering once its pod network is up.
+    server.wait_for(30, "kubernetes.default in cluster DNS", || {
+        out(&[
+            "exec",
+            &pods[0],
+            "--",
+            "busybox",
+            "nslookup",
+            "kubernetes.default",
+        ])
+        .contains("10.43.0.1")
+    });
+    server.wait_for(30, "the headless Service's pods in DNS", || {
+        let out = server.kubectl(&[
+            "exec",
+            &pods[0],
+            "--",
+            "busybox",
+            "nslookup",
+            "web-headless.default.svc.cluster.local",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        pods.iter().all(|p| {
+            let ip = server.jsonpath(&["get", "pod", p], "{.status.podIP}");
+            !ip.is_empty() && text.contains(&ip)
+        })
+    });
+    let body = server.ok(&[
+        "exec",
+        &pods[0],
+        "--",
+        "wget",
+        "-qO-",
+        "http://web-headless:8080/",
+    ]);
+    assert!(body.starts_with("hello-from-web-"), "{body}");
+    let missing = out(&[
+        "exec",
+        &pods[0],
+        "--",
+        "busybox",
+        "nslookup",
+        "nope.default.svc.cluster.local",
+    ]);
+    assert!(
+        missing.contains("NXDOMAIN") || missing.contains("can't find"),
+        "{missing}"
+    );
 }
 
 #[test]

@@ -284,7 +284,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let kubelet = if args.disable_agent {
         None
     } else {
-        let (kubelet, node) = start_kubelet(
+        let (kubelet, node, node_client) = start_kubelet(
             &args,
             &pki,
             &local_url,
@@ -294,6 +294,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         )
         .await?;
         mark_control_plane(&pki, &local_url, &node).await?;
+        if let Some(network) = kubelet.network()
+            && !args.disable.contains(&Component::Dns)
+        {
+            tokio::spawn(run_dns(
+                network,
+                node_client,
+                args.cluster_dns,
+                args.cluster_domain.clone(),
+                cancel.child_token(),
+            ));
+        }
         Some(kubelet)
     };
     shutdown_signal().await;
@@ -328,7 +339,7 @@ async fn mark_control_plane(pki: &ClusterPki, url: &str, node: &str) -> anyhow::
 
 /// Starts the node side of the server: the kubelet with its own node
 /// identity (CN=system:node:<name>, O=system:nodes) and serving cert.
-/// Returns the kubelet and its node's name.
+/// Returns the kubelet, its node's name and its client.
 async fn start_kubelet(
     args: &ServerArgs,
     pki: &ClusterPki,
@@ -336,7 +347,7 @@ async fn start_kubelet(
     node_ip: IpAddr,
     kubernetes_ip: IpAddr,
     cancel: &CancellationToken,
-) -> anyhow::Result<(crate::kubelet::Kubelet, String)> {
+) -> anyhow::Result<(crate::kubelet::Kubelet, String, kube::Client)> {
     let name = args
         .node
         .node_name
@@ -391,12 +402,59 @@ async fn start_kubelet(
         pod_network_overhead: args.flannel_backend.pod_network_overhead(),
     };
     let node = config.node.name.clone();
-    let kubelet = crate::kubelet::start(config, client, cancel.child_token())
+    let kubelet = crate::kubelet::start(config, client.clone(), cancel.child_token())
         .await
         .context(
             "cannot start the node agent (use --disable-agent to run the control plane only)",
         )?;
-    Ok((kubelet, node))
+    Ok((kubelet, node, client))
+}
+
+/// Serves node-local cluster DNS on `--cluster-dns` once the pod network
+/// is up, reading Services and EndpointSlices as the node.
+async fn run_dns(
+    network: Arc<crate::network::PodNetwork>,
+    client: kube::Client,
+    cluster_dns: IpAddr,
+    domain: String,
+    cancel: CancellationToken,
+) {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let IpAddr::V4(dns_ip) = cluster_dns else {
+        tracing::warn!(%cluster_dns, "cluster DNS needs an IPv4 --cluster-dns; DNS is off");
+        return;
+    };
+    if !network.wait_ready(&cancel).await {
+        return;
+    }
+    if let Err(e) = network.add_local_address(dns_ip).await {
+        tracing::error!(error = %e, "cannot hold the cluster DNS address; DNS is off");
+        return;
+    }
+    let informers = crate::client::informer::SharedInformers::new(client, cancel.child_token());
+    let services = informers.get::<Service>().store();
+    let slices = informers.get::<EndpointSlice>().store();
+    // Answer only from a full view: NXDOMAIN for a Service not yet listed
+    // would be cached by clients.
+    for synced in [
+        crate::client::informer::wait_synced(&services)
+            .await
+            .is_ok(),
+        crate::client::informer::wait_synced(&slices).await.is_ok(),
+    ] {
+        if !synced {
+            return;
+        }
+    }
+    let zone = Arc::new(crate::network::dns::ClusterZone::new(
+        &domain, services, slices,
+    ));
+    let upstream = Arc::new(crate::network::dns::host_resolvers());
+    let addr = SocketAddr::new(cluster_dns, 53);
+    if let Err(e) = crate::network::dns::serve(addr, zone, upstream, cancel).await {
+        tracing::error!(error = %e, "cluster DNS stopped");
+    }
 }
 
 /// Runs the scheduler, restarting it if it stops, and reports its health.

@@ -98,9 +98,15 @@ pub struct KubeletConfig {
 pub struct Kubelet {
     containerd: Option<SupervisedContainerd>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    network: Option<Arc<crate::network::PodNetwork>>,
 }
 
 impl Kubelet {
+    /// The node's built-in pod network, if kelp builds one.
+    pub fn network(&self) -> Option<Arc<crate::network::PodNetwork>> {
+        self.network.clone()
+    }
+
     /// Waits for the kubelet's tasks after `cancel`, then stops kelp's
     /// containerd child. Containers keep running.
     pub async fn shutdown(self) {
@@ -212,10 +218,15 @@ pub async fn start(
     )));
     let manifests = config.agent_dir.join("pod-manifests");
     let _ = std::fs::create_dir_all(&manifests);
+    let network = ctx.network.clone();
     let manager = pods::manager::PodManager::new(ctx, node.name.clone(), manifests);
     tasks.push(tokio::spawn(manager.run(cancel.child_token())));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "kubelet started");
-    Ok(Kubelet { containerd, tasks })
+    Ok(Kubelet {
+        containerd,
+        tasks,
+        network,
+    })
 }
 
 fn node_context(

@@ -90,6 +90,15 @@ async fn require_index(h: &Handle, name: &str) -> Result<u32, LinkError> {
 }
 
 /// Adds `ip/prefix` to link `index`; an address already there is fine.
+pub async fn add_address(
+    h: &Handle,
+    index: u32,
+    ip: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), LinkError> {
+    ensure_address(h, index, ip, prefix).await
+}
+
 async fn ensure_address(h: &Handle, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<(), LinkError> {
     h.address()
         .add(index, IpAddr::V4(ip), prefix)

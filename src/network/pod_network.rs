@@ -141,6 +141,29 @@ impl PodNetwork {
         })
     }
 
+    /// Waits until the network is ready (the node has its podCIDR and the
+    /// bridge is up); false if `cancel` fired first.
+    pub async fn wait_ready(&self, cancel: &tokio_util::sync::CancellationToken) -> bool {
+        loop {
+            match self.ready().await {
+                Ok(_) => return true,
+                Err(e) => tracing::debug!(error = %e, "pod network not ready yet"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                _ = cancel.cancelled() => return false,
+            }
+        }
+    }
+
+    /// Holds `ip` on the bridge as a local /32 (the node-local cluster DNS
+    /// address, which pods reach through their gateway, this node).
+    pub async fn add_local_address(&self, ip: Ipv4Addr) -> Result<(), NetworkError> {
+        let ready = self.ready().await?;
+        links::add_address(&self.handle, ready.bridge, ip, 32).await?;
+        Ok(())
+    }
+
     /// Gives the pod `uid`, whose namespace is `netns`, its address and
     /// link; the same address again for a pod that has one.
     pub async fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, NetworkError> {
