@@ -919,3 +919,19 @@ fn paging_selectors_and_watch_list_semantics() {
     });
     assert_eq!(end, Some(7), "{raw}");
 }
+
+#[test]
+fn kube_dns_service_exists_for_compatibility_unless_dns_is_disabled() {
+    let s = Server::start();
+    assert_eq!(
+        s.jsonpath(
+            &["get", "svc", "-n", "kube-system", "kube-dns"],
+            "{.spec.clusterIP} {.spec.ports[*].name}"
+        ),
+        "10.43.0.10 dns dns-tcp"
+    );
+    drop(s);
+    let s = Server::start_with(&["--disable", "coredns"]);
+    let out = s.kubectl(&["get", "svc", "-n", "kube-system", "kube-dns"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}

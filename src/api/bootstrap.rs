@@ -112,6 +112,9 @@ pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> R
         },
     });
     ensure(api, services, service, &[]).await?;
+    if let Some(dns) = api.settings.cluster_dns {
+        ensure_kube_dns(api, services, dns).await?;
+    }
     let ip = advertise.ip().to_string();
     let endpoints = json!({
         "apiVersion": "v1", "kind": "Endpoints",
@@ -135,6 +138,41 @@ pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> R
     )
     .await?;
     Ok(())
+}
+
+/// `kube-system/kube-dns`, as CoreDNS's manifest makes it, for tools and
+/// charts that look for it. It has no selector: every node answers DNS on
+/// this address itself (`network::dns`).
+async fn ensure_kube_dns<S: Store>(
+    api: &Api<S>,
+    services: &ResourceInfo,
+    ip: std::net::IpAddr,
+) -> Result<(), String> {
+    let key = services.key(Some("kube-system"), "kube-dns");
+    if api
+        .store
+        .get(&key)
+        .await
+        .map_err(|e| e.to_string())?
+        .0
+        .is_none()
+        && api.allocator.allocate_ip(Some(ip)).is_err()
+    {
+        tracing::warn!(%ip, "--cluster-dns is taken by another Service; not creating kube-system/kube-dns");
+        return Ok(());
+    }
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}},
+        "spec": {
+            "type": "ClusterIP", "clusterIP": ip.to_string(), "clusterIPs": [ip.to_string()],
+            "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                      {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}],
+            "sessionAffinity": "None",
+        },
+    });
+    ensure(api, services, service, &[]).await
 }
 
 /// Signs TokenRequests with the cluster's service-account key.

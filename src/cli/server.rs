@@ -233,6 +233,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 
     let health = Arc::new(crate::api::health::ComponentHealth::default());
     let settings = ApiSettings {
+        cluster_dns: (!args.disable.contains(&Component::Dns)).then_some(args.cluster_dns),
         service_cidr: args.service_cidr.0,
         node_ports: (
             args.service_node_port_range.low,

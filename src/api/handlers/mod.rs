@@ -41,6 +41,9 @@ pub struct ApiSettings {
     pub service_cidr: ipnet::IpNet,
     /// NodePort range (inclusive).
     pub node_ports: (u16, u16),
+    /// `--cluster-dns`, when kelp serves cluster DNS: the address of the
+    /// `kube-system/kube-dns` Service kept for compatibility.
+    pub cluster_dns: Option<std::net::IpAddr>,
 }
 
 /// Shared state of all handlers.
