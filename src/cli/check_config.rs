@@ -84,6 +84,30 @@ pub(super) fn run(_args: CheckConfigArgs) -> anyhow::Result<()> {
             hint: "kernel needs CONFIG_NET_NS".into(),
         },
         Check {
+            name: "bridge",
+            required: true,
+            ok: Path::new("/sys/module/bridge").exists() || module_available("bridge"),
+            hint: "modprobe bridge (the pod bridge kelp0)".into(),
+        },
+        Check {
+            name: "veth",
+            required: true,
+            ok: Path::new("/sys/module/veth").exists() || module_available("veth"),
+            hint: "modprobe veth (one pair per pod)".into(),
+        },
+        Check {
+            name: "nf_tables",
+            required: false,
+            ok: Path::new("/sys/module/nf_tables").exists() || module_available("nf_tables"),
+            hint: "modprobe nf_tables (the service proxy and masquerading)".into(),
+        },
+        Check {
+            name: "ip_forward",
+            required: true,
+            ok: Path::new("/proc/sys/net/ipv4/ip_forward").exists(),
+            hint: "kernel needs IPv4 forwarding (kelp switches it on)".into(),
+        },
+        Check {
             name: "bridge netfilter",
             required: false,
             ok: Path::new("/proc/sys/net/bridge").exists() || module_available("br_netfilter"),
