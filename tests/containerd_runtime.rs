@@ -67,14 +67,19 @@ impl Harness {
         assert_eq!(names, vec![IMAGE.to_string()]);
     }
 
-    /// Creates (not starts) a container running `args`, stdout+stderr to `<id>.log`.
+    /// Creates (not starts) a container running `args`, stdout to `<id>.log`
+    /// and stderr to `<id>.err.log`.
     async fn create(&self, id: &str, args: &[&str], memory: Option<u64>) -> PathBuf {
+        // Two files: the shim opens each path for itself without
+        // O_APPEND, so one shared file lets the streams overwrite each other.
         let log = self.path(&format!("{id}.log"));
+        let err = self.path(&format!("{id}.err.log"));
         std::fs::write(&log, b"").expect("log file");
+        std::fs::write(&err, b"").expect("log file");
         let stdio = Stdio {
             stdin: None,
             stdout: log.display().to_string(),
-            stderr: log.display().to_string(),
+            stderr: err.display().to_string(),
             terminal: false,
         };
         let labels = HashMap::from([("kelp.io/test".to_string(), "yes".to_string())]);
@@ -350,7 +355,8 @@ async fn runs_a_container_and_reports_its_exit_via_wait_and_events() {
         // The shim may still be copying the last bytes when the exit is reported.
         let mut out = String::new();
         for _ in 0..50 {
-            out = std::fs::read_to_string(&log).expect("log");
+            out = std::fs::read_to_string(&log).expect("log")
+                + &std::fs::read_to_string(log.with_extension("err.log")).expect("log");
             if out.contains("hello") && out.contains("oops") {
                 break;
             }

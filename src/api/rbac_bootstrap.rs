@@ -16,6 +16,7 @@
 //! identity is bound to each `system:controller:*` role, so it holds the
 //! union of what upstream's controllers hold, no more.
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::authz::PolicyRule;
@@ -84,59 +85,69 @@ fn resource_of(kind: &str) -> Option<&'static str> {
 }
 
 /// Creates or tops up every policy object. See the module docs.
+///
+/// The objects are written concurrently: the store commits concurrent
+/// writes as one batch with one fsync, so a first start creates the ~140
+/// objects in a few batches instead of ~140 sequential fsyncs.
 pub async fn reconcile<S: Store>(api: &Api<S>) -> Result<(), String> {
-    for expected in objects() {
-        let Some(resource) = expected["kind"].as_str().and_then(resource_of) else {
-            continue;
-        };
-        let info = resources::find(GROUP, "v1", resource)
-            .ok_or_else(|| format!("no resource {resource}"))?;
-        let name = object::name(&expected).unwrap_or_default().to_string();
-        let key = info.key(object::namespace(&expected), &name);
-        for _ in 0..5 {
-            let (existing, _) = api.store.get(&key).await.map_err(|e| e.to_string())?;
-            let current = existing.as_ref().and_then(|kv| {
-                watch_cache::decode(kv, kv.mod_revision).map(|v| (v, kv.mod_revision))
-            });
-            let result = match current {
-                None => {
-                    let mut obj = expected.clone();
-                    strategy::prepare_create(info, &mut obj);
-                    strategy::apply_defaults(info, &mut obj);
-                    api.store
-                        .create(&key, strategy::to_stored(&obj))
-                        .await
-                        .map(|_| ())
+    let results: Vec<Result<(), String>> = futures::stream::iter(objects())
+        .map(|expected| reconcile_one(api, expected))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn reconcile_one<S: Store>(api: &Api<S>, expected: Value) -> Result<(), String> {
+    let Some(resource) = expected["kind"].as_str().and_then(resource_of) else {
+        return Ok(());
+    };
+    let info =
+        resources::find(GROUP, "v1", resource).ok_or_else(|| format!("no resource {resource}"))?;
+    let name = object::name(&expected).unwrap_or_default().to_string();
+    let key = info.key(object::namespace(&expected), &name);
+    for _ in 0..5 {
+        let (existing, _) = api.store.get(&key).await.map_err(|e| e.to_string())?;
+        let current = existing
+            .as_ref()
+            .and_then(|kv| watch_cache::decode(kv, kv.mod_revision).map(|v| (v, kv.mod_revision)));
+        let result = match current {
+            None => {
+                let mut obj = expected.clone();
+                strategy::prepare_create(info, &mut obj);
+                strategy::apply_defaults(info, &mut obj);
+                api.store
+                    .create(&key, strategy::to_stored(&obj))
+                    .await
+                    .map(|_| ())
+            }
+            Some((current, _)) if current["metadata"]["annotations"][AUTOUPDATE] == "false" => {
+                break;
+            }
+            Some((current, rev))
+                if resource.ends_with("bindings") && current["roleRef"] != expected["roleRef"] =>
+            {
+                // roleRef is immutable: upstream deletes and recreates.
+                match api.store.delete(&key, Some(rev)).await {
+                    Ok(_) => continue,
+                    Err(e) => Err(e),
                 }
-                Some((current, _)) if current["metadata"]["annotations"][AUTOUPDATE] == "false" => {
+            }
+            Some((current, rev)) => {
+                let merged = merge(&current, &expected);
+                if merged == *current {
                     break;
                 }
-                Some((current, rev))
-                    if resource.ends_with("bindings")
-                        && current["roleRef"] != expected["roleRef"] =>
-                {
-                    // roleRef is immutable: upstream deletes and recreates.
-                    match api.store.delete(&key, Some(rev)).await {
-                        Ok(_) => continue,
-                        Err(e) => Err(e),
-                    }
-                }
-                Some((current, rev)) => {
-                    let merged = merge(&current, &expected);
-                    if merged == *current {
-                        break;
-                    }
-                    api.store
-                        .update(&key, strategy::to_stored(&merged), Some(rev))
-                        .await
-                        .map(|_| ())
-                }
-            };
-            match result {
-                Ok(()) => break,
-                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(format!("{resource} {name}: {e}")),
+                api.store
+                    .update(&key, strategy::to_stored(&merged), Some(rev))
+                    .await
+                    .map(|_| ())
             }
+        };
+        match result {
+            Ok(()) => break,
+            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(format!("{resource} {name}: {e}")),
         }
     }
     Ok(())

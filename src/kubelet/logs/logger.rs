@@ -140,8 +140,22 @@ pub fn run_logger(args: Vec<OsString>) -> ExitCode {
 /// Opens an inherited pipe by descriptor number without unsafe code: opening
 /// `/proc/self/fd/N` yields a new handle on the same pipe, and the number itself is
 /// then closed so that only one reader handle stays around.
+///
+/// The open is non-blocking: opening a pipe by path is a FIFO open, which
+/// blocks until the pipe has a writer, and a short-lived container may
+/// already have exited (its output still buffered in the pipe) when the
+/// logger starts. Once open, the handle is made blocking again.
 fn open_inherited(fd: i32) -> Option<File> {
-    let file = File::open(format!("/proc/self/fd/{fd}")).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{fd}"))
+        .ok()?;
+    let _ = nix::fcntl::fcntl(
+        &file,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    );
     let _ = nix::unistd::close(fd);
     Some(file)
 }
