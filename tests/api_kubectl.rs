@@ -799,45 +799,34 @@ fn kubectl_create_subcommands_and_tokens() {
     let token = token.trim();
     assert_eq!(token.split('.').count(), 3, "{token}");
     let server = format!("https://127.0.0.1:{}", s.port);
-    let as_bot = std::process::Command::new(kubectl_path())
-        .args([
-            "--server",
-            &server,
-            "--insecure-skip-tls-verify",
-            "--token",
-            token,
-            "get",
-            "pods",
-            "-n",
-            "team",
-        ])
-        .env("HOME", s.dir.path())
-        .output()
-        .unwrap();
+    let as_bot = |what: &str| {
+        std::process::Command::new(kubectl_path())
+            .args([
+                "--server",
+                &server,
+                "--insecure-skip-tls-verify",
+                "--token",
+                token,
+            ])
+            .args(["get", what, "-n", "team"])
+            .env("HOME", s.dir.path())
+            .output()
+            .unwrap()
+    };
+    let pods = as_bot("pods");
     assert!(
-        as_bot.status.success(),
+        pods.status.success(),
         "{}",
-        String::from_utf8_lossy(&as_bot.stderr)
+        String::from_utf8_lossy(&pods.stderr)
     );
     // The role grants pods only.
-    let as_bot = std::process::Command::new(kubectl_path())
-        .args([
-            "--server",
-            &server,
-            "--insecure-skip-tls-verify",
-            "--token",
-            token,
-        ])
-        .args(["get", "cm", "-n", "team"])
-        .env("HOME", s.dir.path())
-        .output()
-        .unwrap();
+    let cms = as_bot("cm");
     assert!(
-        String::from_utf8_lossy(&as_bot.stderr).contains(
+        String::from_utf8_lossy(&cms.stderr).contains(
             "configmaps is forbidden: User \"system:serviceaccount:team:bot\" cannot list resource \"configmaps\""
         ),
         "{}",
-        String::from_utf8_lossy(&as_bot.stderr)
+        String::from_utf8_lossy(&cms.stderr)
     );
 }
 

@@ -134,10 +134,13 @@ pub async fn start<S: Store + Clone>(
     let existing: Vec<serde_json::Value> = existing.iter().map(|s| s.value()).collect();
     allocator.load(existing.iter());
     let tokens: Arc<dyn handlers::TokenIssuer> = Arc::new(bootstrap::PkiTokens(pki.clone()));
+    // Parsed once: the node authorizer keeps the system:node rules, the
+    // reconciler writes the rest and the parse is dropped.
+    let policy = rbac_bootstrap::objects();
     let authz = authz::Authorizer::new(
         cache.clone(),
         config.authorization,
-        rbac_bootstrap::node_rules(),
+        rbac_bootstrap::node_rules(&policy),
     );
     authz.spawn(cancel.child_token());
     let api = Api {
@@ -153,7 +156,7 @@ pub async fn start<S: Store + Clone>(
     bootstrap::ensure_builtins(&api, config.advertise)
         .await
         .map_err(ApiServerError::Bootstrap)?;
-    rbac_bootstrap::reconcile(&api)
+    rbac_bootstrap::reconcile(&api, policy)
         .await
         .map_err(ApiServerError::Bootstrap)?;
     let listener = TcpListener::bind(config.bind)

@@ -64,11 +64,11 @@ pub fn objects() -> Vec<Value> {
     out
 }
 
-/// The rules of the `system:node` ClusterRole (the node authorizer's
-/// static rules).
-pub fn node_rules() -> Vec<PolicyRule> {
-    objects()
-        .into_iter()
+/// The rules of the policy's `system:node` ClusterRole (the node
+/// authorizer's static rules).
+pub fn node_rules(policy: &[Value]) -> Vec<PolicyRule> {
+    policy
+        .iter()
         .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "system:node")
         .and_then(|o| serde_json::from_value(o["rules"].clone()).ok())
         .unwrap_or_default()
@@ -89,8 +89,8 @@ fn resource_of(kind: &str) -> Option<&'static str> {
 /// The objects are written concurrently: the store commits concurrent
 /// writes as one batch with one fsync, so a first start creates the ~140
 /// objects in a few batches instead of ~140 sequential fsyncs.
-pub async fn reconcile<S: Store>(api: &Api<S>) -> Result<(), String> {
-    let results: Vec<Result<(), String>> = futures::stream::iter(objects())
+pub async fn reconcile<S: Store>(api: &Api<S>, policy: Vec<Value>) -> Result<(), String> {
+    let results: Vec<Result<(), String>> = futures::stream::iter(policy)
         .map(|expected| reconcile_one(api, expected))
         .buffer_unordered(32)
         .collect()

@@ -215,33 +215,50 @@ mod tests {
                 name: n.into(),
             })
         };
-        assert_eq!(
-            info("GET", "/api/v1/namespaces/a/pods"),
-            ("list".into(), r("", "pods", "", "a", ""))
-        );
-        assert_eq!(
-            info("POST", "/api/v1/namespaces/a/pods/p/exec"),
-            ("create".into(), r("", "pods", "exec", "a", "p"))
-        );
-        assert_eq!(
-            info("GET", "/api/v1/namespaces/a"),
-            ("get".into(), r("", "namespaces", "", "a", "a"))
-        );
-        assert_eq!(
-            info("PUT", "/api/v1/namespaces/a/finalize"),
-            ("update".into(), r("", "namespaces", "finalize", "a", "a"))
-        );
-        assert_eq!(
-            info("DELETE", "/apis/apps/v1/namespaces/a/deployments"),
+        for (method, path, verb, want) in [
             (
-                "deletecollection".into(),
-                r("apps", "deployments", "", "a", "")
-            )
-        );
-        assert_eq!(
-            info("GET", "/api/v1/nodes/n/proxy/stats/summary"),
-            ("get".into(), r("", "nodes", "proxy", "", "n"))
-        );
+                "GET",
+                "/api/v1/namespaces/a/pods",
+                "list",
+                r("", "pods", "", "a", ""),
+            ),
+            (
+                "POST",
+                "/api/v1/namespaces/a/pods/p/exec",
+                "create",
+                r("", "pods", "exec", "a", "p"),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/a",
+                "get",
+                r("", "namespaces", "", "a", "a"),
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/a/finalize",
+                "update",
+                r("", "namespaces", "finalize", "a", "a"),
+            ),
+            (
+                "DELETE",
+                "/apis/apps/v1/namespaces/a/deployments",
+                "deletecollection",
+                r("apps", "deployments", "", "a", ""),
+            ),
+            (
+                "GET",
+                "/api/v1/nodes/n/proxy/stats/summary",
+                "get",
+                r("", "nodes", "proxy", "", "n"),
+            ),
+        ] {
+            assert_eq!(
+                info(method, path),
+                (verb.to_string(), want),
+                "{method} {path}"
+            );
+        }
         assert_eq!(
             from_request("GET", "/api/v1/namespaces/a/secrets", true, Some("s")),
             ("watch".into(), r("", "secrets", "", "a", "s"))
