@@ -27,8 +27,7 @@ fn dir() -> &'static Path {
     Path::new(netns::DEFAULT_NETNS_DIR)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_on_the_bridge_reach_each_other_and_attaching_is_idempotent() {
+fn require_root() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status
         .lines()
@@ -39,28 +38,48 @@ async fn pods_on_the_bridge_reach_each_other_and_attaching_is_idempotent() {
         Some("0"),
         "this test programs network namespaces and needs root (run ./tests/run.sh as root)"
     );
-    let tag = std::process::id();
+}
+
+/// A node namespace with the bridge 10.99.0.1/24 and two pods on it,
+/// 10.99.0.2 (a) and 10.99.0.3 (b).
+struct TwoPods {
+    spaces: Namespaces,
+    b: PodAttachment,
+    veths: (String, String),
+}
+
+impl TwoPods {
+    fn node(&self) -> &Path {
+        &self.spaces.0[0]
+    }
+    fn pod_a(&self) -> &Path {
+        &self.spaces.0[1]
+    }
+    fn pod_b(&self) -> &Path {
+        &self.spaces.0[2]
+    }
+}
+
+async fn two_pods(test: &str) -> TwoPods {
+    require_root();
+    let tag = format!("{}-{test}", std::process::id());
     let mut spaces = Namespaces(Vec::new());
     for role in ["node", "pod-a", "pod-b"] {
         spaces
             .0
             .push(netns::create(dir(), &format!("kelp-test-{tag}-{role}")).expect("netns"));
     }
-    let (node, pod_a, pod_b) = (
-        spaces.0[0].clone(),
-        spaces.0[1].clone(),
-        spaces.0[2].clone(),
-    );
     let gateway: ipnet::Ipv4Net = "10.99.0.1/24".parse().unwrap();
-    let attach = |ns: PathBuf, host: u8| PodAttachment {
-        netns: ns,
+    let attach = |ns: &Path, host: u8| PodAttachment {
+        netns: ns.to_path_buf(),
         address: format!("10.99.0.{host}/24").parse().unwrap(),
         gateway: gateway.addr(),
         mtu: 1450,
     };
-    let (a, b) = (attach(pod_a.clone(), 2), attach(pod_b.clone(), 3));
+    let (a, b) = (attach(&spaces.0[1], 2), attach(&spaces.0[2], 3));
+    let _ = &a;
     let (a2, b2) = (a.clone(), b.clone());
-    let veths = links::in_netns(&node, move |h| async move {
+    let veths = links::in_netns(&spaces.0[0], move |h| async move {
         let bridge = links::ensure_bridge(&h, gateway, 1450).await?;
         let va = links::attach_pod(&h, bridge, "uid-a", &a2).await?;
         let vb = links::attach_pod(&h, bridge, "uid-b", &b2).await?;
@@ -71,6 +90,23 @@ async fn pods_on_the_bridge_reach_each_other_and_attaching_is_idempotent() {
     })
     .await
     .expect("program the node");
+    TwoPods {
+        spaces,
+        b,
+        veths,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_on_the_bridge_reach_each_other_and_attaching_is_idempotent() {
+    let pods = two_pods("bridge").await;
+    let (node, pod_a, pod_b) = (
+        pods.node().to_path_buf(),
+        pods.pod_a().to_path_buf(),
+        pods.pod_b().to_path_buf(),
+    );
+    let veths = pods.veths.clone();
+    let b = pods.b.clone();
     assert_ne!(veths.0, veths.1);
 
     // TCP from pod a to pod b's address, across the bridge.
@@ -128,4 +164,219 @@ async fn pods_on_the_bridge_reach_each_other_and_attaching_is_idempotent() {
     .unwrap();
     assert!(gone);
     let _ = b;
+}
+
+/// Runs `work` on a thread inside `ns` (nftables programs the namespace
+/// its socket is opened in).
+fn in_ns<T: Send>(ns: &Path, work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let f = std::fs::File::open(ns).expect("open netns");
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            work()
+        })
+        .join()
+        .expect("netns thread")
+    })
+}
+
+fn nft_list(ns: &Path) -> String {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["nft", "list", "ruleset"])
+        .output()
+        .expect("nft (package nftables) runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const PROXY_SERVICES: &str = "
+metadata: {name: web, namespace: default}
+spec:
+  type: NodePort
+  clusterIP: 10.43.0.20
+  ports: [{port: 80, targetPort: 8080, protocol: TCP, nodePort: 30080}]
+";
+
+const PROXY_SLICE: &str = "
+metadata: {name: web-x, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{port: 8080, protocol: TCP}]
+endpoints:
+- addresses: [10.99.0.3]
+  nodeName: n1
+  conditions: {ready: true}
+";
+
+/// Connects to `to` from inside `from`; the peer address the server saw,
+/// or the connect error.
+async fn call(
+    from: &Path,
+    to: SocketAddr,
+    peers: &mut tokio::sync::mpsc::UnboundedReceiver<SocketAddr>,
+) -> std::io::Result<std::net::IpAddr> {
+    let mut conn = netns::connect_tcp(from, to, Duration::from_secs(5)).await?;
+    conn.write_all(b"ping!").await?;
+    let mut reply = [0u8; 4];
+    conn.read_exact(&mut reply).await?;
+    assert_eq!(&reply, b"pong");
+    let peer = tokio::time::timeout(Duration::from_secs(5), peers.recv())
+        .await
+        .expect("the server saw the connection")
+        .expect("server running");
+    Ok(peer.ip())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_proxy_balances_nats_hairpins_and_rejects_through_nftables() {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kelp::network::nftables::Batch;
+    use kelp::network::service_proxy::{ProxyContext, ProxyTable, TABLE, service_rules};
+    use std::collections::HashMap;
+
+    let pods = two_pods("proxy").await;
+    let listener = netns::bind_tcp(
+        pods.pod_b(),
+        SocketAddr::from((Ipv4Addr::new(10, 99, 0, 3), 8080)),
+    )
+    .await
+    .expect("listen in pod b");
+    let (peer_tx, mut peers) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, peer)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 5];
+            if conn.read_exact(&mut buf).await.is_ok() {
+                let _ = conn.write_all(b"pong").await;
+                let _ = peer_tx.send(peer);
+            }
+        }
+    });
+
+    let ctx = ProxyContext {
+        node_name: "n1".into(),
+        cluster_cidr: "10.99.0.0/16".parse().unwrap(),
+    };
+    let web: Service = serde_yaml::from_str(PROXY_SERVICES).unwrap();
+    let empty: Service = serde_yaml::from_str(
+        &PROXY_SERVICES
+            .replace("name: web", "name: empty")
+            .replace("10.43.0.20", "10.43.0.21")
+            .replace("30080", "30081"),
+    )
+    .unwrap();
+    let slice: EndpointSlice = serde_yaml::from_str(PROXY_SLICE).unwrap();
+    let mut table = ProxyTable::new(ctx.clone(), true);
+    let all: HashMap<String, _> = [
+        (
+            "default/web".to_string(),
+            service_rules(&web, &[&slice], &ctx),
+        ),
+        (
+            "default/empty".to_string(),
+            service_rules(&empty, &[], &ctx),
+        ),
+    ]
+    .into();
+    // The node's uplink: a veth pair whose far end nobody answers on,
+    // holding the default route, as a node's network interface would.
+    for args in [
+        "link add kelp-ul0 type veth peer name kelp-ul1",
+        "addr add 10.200.0.2/24 dev kelp-ul0",
+        "link set kelp-ul0 up",
+        "link set kelp-ul1 up",
+        "route add default via 10.200.0.1",
+    ] {
+        let status = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", pods.node().display()))
+            .arg("ip")
+            .args(args.split(' '))
+            .status()
+            .expect("ip (package iproute2) runs");
+        assert!(status.success(), "ip {args}");
+    }
+    let batch = table.full_sync(&all);
+    in_ns(pods.node(), move || {
+        // As the pod network does on a node: the node routes for its pods.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("ip_forward in the node");
+        batch.commit()
+    })
+    .expect("commit the full table");
+    table.committed_full(all);
+    let listed = nft_list(pods.node());
+    assert!(listed.contains("table ip kelp"), "{listed}");
+    assert!(listed.contains("service-ips"), "{listed}");
+
+    let cluster_ip = SocketAddr::from((Ipv4Addr::new(10, 43, 0, 20), 80));
+    // Pod a reaches pod b through the ClusterIP, keeping its own address.
+    let peer = call(pods.pod_a(), cluster_ip, &mut peers)
+        .await
+        .expect("pod a → ClusterIP");
+    assert_eq!(peer, std::net::IpAddr::V4(Ipv4Addr::new(10, 99, 0, 2)));
+    // Hairpin: pod b reaches itself through its Service, masqueraded to
+    // the gateway so that the reply comes back through the node.
+    let peer = call(pods.pod_b(), cluster_ip, &mut peers)
+        .await
+        .expect("hairpin");
+    assert_eq!(peer, std::net::IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)));
+    // NodePort on the node's own address, from the node.
+    let node_port = SocketAddr::from((Ipv4Addr::new(10, 99, 0, 1), 30080));
+    call(pods.node(), node_port, &mut peers)
+        .await
+        .expect("NodePort from the node");
+    // A Service without endpoints is refused at once, not left to time out.
+    let refused = netns::connect_tcp(
+        pods.pod_a(),
+        SocketAddr::from((Ipv4Addr::new(10, 43, 0, 21), 80)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect_err("no endpoints");
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{refused}"
+    );
+
+    // The endpoint goes: only that Service's rules change, and it rejects.
+    let changed: HashMap<String, _> =
+        [("default/web".to_string(), service_rules(&web, &[], &ctx))].into();
+    let batch = table.update(&changed);
+    in_ns(pods.node(), move || batch.commit()).expect("commit the update");
+    table.committed(changed);
+    let refused = netns::connect_tcp(pods.pod_a(), cluster_ip, Duration::from_secs(5))
+        .await
+        .expect_err("endpoint removed");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(
+        !nft_list(pods.node()).contains("chain endpoint-"),
+        "endpoint chains removed"
+    );
+    // And comes back.
+    let changed: HashMap<String, _> = [(
+        "default/web".to_string(),
+        service_rules(&web, &[&slice], &ctx),
+    )]
+    .into();
+    let batch = table.update(&changed);
+    in_ns(pods.node(), move || batch.commit()).expect("commit the update");
+    table.committed(changed);
+    call(pods.pod_a(), cluster_ip, &mut peers)
+        .await
+        .expect("endpoint back");
+    // Deleting the Service leaves nothing of it.
+    let changed: HashMap<String, _> = [("default/web".to_string(), Default::default())].into();
+    let batch = table.update(&changed);
+    in_ns(pods.node(), move || batch.commit()).expect("commit the deletion");
+    let listed = nft_list(pods.node());
+    assert!(!listed.contains("default/web"), "{listed}");
+
+    // The table goes as a whole.
+    let mut reset = Batch::new(TABLE);
+    reset.add_table().delete_table();
+    in_ns(pods.node(), move || reset.commit()).expect("delete the table");
+    assert!(!nft_list(pods.node()).contains("kelp"));
+    server.abort();
 }

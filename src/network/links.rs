@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use nix::sched::{CloneFlags, setns};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder, new_connection};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder, new_connection,
+};
 
 /// Name of the node's pod bridge.
 pub const BRIDGE: &str = "kelp0";
@@ -202,6 +204,14 @@ pub async fn attach_pod(
         .execute()
         .await
         .map_err(netlink(format!("attach {host} to {BRIDGE}")))?;
+    // Hairpin: with br_netfilter, a pod's packet to its own Service is
+    // DNAT'd back to it while being bridged, and must leave through the
+    // port it came in by (the CNI bridge plugin's hairpinMode).
+    h.link()
+        .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(netlink(format!("set hairpin mode on {host}")))?;
     let inside = pod.clone();
     in_netns(&pod.netns, move |h| async move {
         configure_pod_side(&h, &peer, &inside).await

@@ -9,6 +9,8 @@
 pub mod dns;
 pub mod ipam;
 pub mod links;
+pub mod nftables;
 pub mod pod_network;
+pub mod service_proxy;
 
 pub use pod_network::{PodNetwork, PodNetworkConfig};
