@@ -90,11 +90,7 @@ async fn two_pods(test: &str) -> TwoPods {
     })
     .await
     .expect("program the node");
-    TwoPods {
-        spaces,
-        b,
-        veths,
-    }
+    TwoPods { spaces, b, veths }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +254,7 @@ async fn the_service_proxy_balances_nats_hairpins_and_rejects_through_nftables()
     let ctx = ProxyContext {
         node_name: "n1".into(),
         cluster_cidr: "10.99.0.0/16".parse().unwrap(),
+        served_locally: None,
     };
     let web: Service = serde_yaml::from_str(PROXY_SERVICES).unwrap();
     let empty: Service = serde_yaml::from_str(

@@ -21,6 +21,7 @@ APT_PACKAGES=(
   protobuf-compiler libprotobuf-dev   # containerd-client and etcd-client build scripts
   python3 python3-venv                # the venv kubectl is pip-installed into
   containerd runc iptables iproute2 util-linux busybox-static  # node end-to-end tests
+  nftables                            # the network test lists the rules kelp programs
   etcd-server                         # the store benchmark's reference
   curl ca-certificates
 )

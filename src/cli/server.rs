@@ -92,6 +92,10 @@ pub struct ServerArgs {
     /// Do not run a packaged component (repeatable).
     #[arg(long, env = "KELP_DISABLE", value_enum, value_delimiter = ',')]
     disable: Vec<Component>,
+    /// Do not run the service proxy (Services then need another proxy,
+    /// as on k3s with --disable-kube-proxy).
+    #[arg(long, env = "KELP_DISABLE_KUBE_PROXY")]
+    disable_kube_proxy: bool,
     /// Run only the control plane, no kubelet/node on this machine.
     #[arg(long, env = "KELP_DISABLE_AGENT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     disable_agent: bool,
@@ -264,6 +268,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             args.node_monitor_grace_period.max(1),
         ),
         default_toleration_seconds: args.default_unreachable_toleration_seconds as i64,
+        servicelb: !args.disable.contains(&Component::Servicelb),
     };
     // One informer per resource for every in-process client (client-go's
     // shared informer factory): one watch and one decoded copy of each pod.
@@ -295,12 +300,36 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         )
         .await?;
         mark_control_plane(&pki, &local_url, &node).await?;
+        // One informer per resource for the node's own components.
+        let node_informers =
+            crate::client::informer::SharedInformers::new(node_client, cancel.child_token());
+        if !args.disable_kube_proxy {
+            tokio::spawn(run_service_proxy(
+                node_informers.clone(),
+                crate::network::service_proxy::ProxyContext {
+                    node_name: node.clone(),
+                    cluster_cidr: match args.cluster_cidr.0 {
+                        ipnet::IpNet::V4(net) => net,
+                        ipnet::IpNet::V6(_) => anyhow::bail!(
+                            "--cluster-cidr must be IPv4: kelp's pod network is IPv4 only"
+                        ),
+                    },
+                    served_locally: match args.cluster_dns {
+                        IpAddr::V4(ip) if !args.disable.contains(&Component::Dns) => Some(ip),
+                        _ => None,
+                    },
+                },
+                // With --flannel-backend=none the CNI plugin decides.
+                args.flannel_backend.pod_network_overhead().is_some(),
+                cancel.child_token(),
+            ));
+        }
         if let Some(network) = kubelet.network()
             && !args.disable.contains(&Component::Dns)
         {
             tokio::spawn(run_dns(
                 network,
-                node_client,
+                node_informers,
                 args.cluster_dns,
                 args.cluster_domain.clone(),
                 cancel.child_token(),
@@ -415,7 +444,7 @@ async fn start_kubelet(
 /// is up, reading Services and EndpointSlices as the node.
 async fn run_dns(
     network: Arc<crate::network::PodNetwork>,
-    client: kube::Client,
+    informers: crate::client::informer::SharedInformers,
     cluster_dns: IpAddr,
     domain: String,
     cancel: CancellationToken,
@@ -433,7 +462,6 @@ async fn run_dns(
         tracing::error!(error = %e, "cannot hold the cluster DNS address; DNS is off");
         return;
     }
-    let informers = crate::client::informer::SharedInformers::new(client, cancel.child_token());
     let services = informers.get::<Service>().store();
     let slices = informers.get::<EndpointSlice>().store();
     // Answer only from a full view: NXDOMAIN for a Service not yet listed
@@ -455,6 +483,36 @@ async fn run_dns(
     let addr = SocketAddr::new(cluster_dns, 53);
     if let Err(e) = crate::network::dns::serve(addr, zone, upstream, cancel).await {
         tracing::error!(error = %e, "cluster DNS stopped");
+    }
+}
+
+/// Keeps the node's service proxy rules current, restarting it if its
+/// informers stop.
+async fn run_service_proxy(
+    informers: crate::client::informer::SharedInformers,
+    ctx: crate::network::service_proxy::ProxyContext,
+    masquerade_pods: bool,
+    cancel: CancellationToken,
+) {
+    let mut failures = 0;
+    while !cancel.is_cancelled() {
+        let proxy = crate::network::service_proxy::run(
+            &informers,
+            ctx.clone(),
+            masquerade_pods,
+            cancel.clone(),
+        );
+        match proxy.await {
+            Ok(()) => return,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "service proxy stopped; restarting");
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::client::informer::retry_delay(failures)) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
     }
 }
 

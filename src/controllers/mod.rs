@@ -35,6 +35,7 @@ pub mod resource_discovery;
 pub mod retry;
 pub mod service_endpoints;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 
 use std::future::Future;
@@ -63,6 +64,9 @@ pub struct ControllerManagerConfig {
     pub node_monitor_grace_period: Duration,
     /// Default toleration (seconds) of unreachable/not-ready nodes.
     pub default_toleration_seconds: i64,
+    /// Publish node addresses for LoadBalancer Services (k3s's servicelb;
+    /// off with `--disable servicelb`).
+    pub servicelb: bool,
 }
 
 type Running = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -98,7 +102,7 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
         root_ca_pem: Some(config.root_ca_pem.clone()),
         ..Default::default()
     };
-    vec![
+    let mut all: Vec<(&'static str, Starter)> = vec![
         (
             "namespace",
             starter(|c, t| namespace::run(c, Default::default(), t)),
@@ -156,7 +160,11 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
             "statefulset",
             starter(|c, t| statefulset::run(c, Default::default(), t)),
         ),
-    ]
+    ];
+    if config.servicelb {
+        all.push(("servicelb", starter(servicelb::run)));
+    }
+    all
 }
 
 /// Runs every controller until `cancel` fires. They read through

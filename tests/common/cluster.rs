@@ -24,6 +24,31 @@ pub struct Server {
     netns: Option<kelp::kubelet::netns::EnteredNetns>,
 }
 
+/// A node's address on its uplink.
+pub const UPLINK_IP: &str = "10.200.0.2";
+
+/// Gives the node namespace the calling thread is in an uplink, as a
+/// machine has its network interface: a veth pair (its far end, in the
+/// same namespace, answers nobody) holding [`UPLINK_IP`] and the default
+/// route. Pods then reach the node (and the API) at a real address, and
+/// the service proxy sees routed traffic, while nothing leaves the
+/// namespace.
+fn add_uplink() {
+    for args in [
+        "link add kelp-ul0 type veth peer name kelp-ul1",
+        "addr add 10.200.0.2/24 dev kelp-ul0",
+        "link set kelp-ul0 up",
+        "link set kelp-ul1 up",
+        "route add default via 10.200.0.1",
+    ] {
+        let status = Command::new("ip")
+            .args(args.split(' '))
+            .status()
+            .expect("ip (package iproute2) runs");
+        assert!(status.success(), "ip {args}");
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -98,6 +123,7 @@ impl Server {
             )
             .expect("a network namespace for the node"),
         );
+        add_uplink();
         let images = s.dir.path().join("data/agent/images");
         std::fs::create_dir_all(&images).expect("images dir");
         super::busybox_image::write_busybox_image(
@@ -163,13 +189,13 @@ impl Server {
             .open(self.dir.path().join("server.log"))
             .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_kelp"));
-        command.args([
-            "server",
-            "--bind-address",
-            "127.0.0.1",
-            "--node-ip",
-            "127.0.0.1",
-        ]);
+        // A node lives in its own namespace with the uplink's address (see
+        // `add_uplink`); its pods reach the API there.
+        let (bind, node_ip) = match self.kubelet_port {
+            Some(_) => ("0.0.0.0", UPLINK_IP),
+            None => ("127.0.0.1", "127.0.0.1"),
+        };
+        command.args(["server", "--bind-address", bind, "--node-ip", node_ip]);
         match self.kubelet_port {
             None => {
                 command.arg("--disable-agent");

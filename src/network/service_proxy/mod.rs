@@ -183,6 +183,14 @@ pub async fn run(
             };
             match result {
                 Ok(messages) => {
+                    if full_resync {
+                        tracing::info!(
+                            services = table.len(),
+                            messages,
+                            ms = started.elapsed().as_millis() as u64,
+                            "service proxy rules programmed"
+                        );
+                    }
                     tracing::debug!(
                         full = full_resync,
                         changed = dirty.len(),

@@ -47,6 +47,9 @@ pub struct ProxyContext {
     /// The pod network (`--cluster-cidr`): traffic from elsewhere to a
     /// ClusterIP is masqueraded.
     pub cluster_cidr: Ipv4Net,
+    /// A ClusterIP this node answers itself (the node-local cluster DNS
+    /// holds `--cluster-dns`): never DNAT'd nor rejected.
+    pub served_locally: Option<Ipv4Addr>,
 }
 
 /// One Service's chains and map elements.
@@ -202,6 +205,9 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
         // Headless, ExternalName, or not IPv4: DNS only.
         return out;
     };
+    if ctx.served_locally == Some(cluster_ip) {
+        return out;
+    }
     let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
     let external_local = spec.external_traffic_policy.as_deref() == Some("Local");
     let mut external_ips: Vec<Ipv4Addr> = spec
@@ -353,6 +359,7 @@ mod tests {
         ProxyContext {
             node_name: "n1".into(),
             cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            served_locally: Some("10.43.0.10".parse().unwrap()),
         }
     }
 
@@ -451,5 +458,8 @@ endpoints:
         assert!(service_rules(&service(&headless), &[], &ctx()).is_empty());
         let ext = "metadata: {name: x, namespace: d}\nspec: {type: ExternalName, externalName: example.com}";
         assert!(service_rules(&service(ext), &[], &ctx()).is_empty());
+        // The node answers the cluster DNS address itself.
+        let dns = WEB.replace("10.43.0.20", "10.43.0.10");
+        assert!(service_rules(&service(&dns), &[], &ctx()).is_empty());
     }
 }

@@ -9,12 +9,12 @@
 //! first sync (and any after a failure) replaces the whole table in one
 //! batch, so packets never see a half-built table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::Ipv4Net;
 
 use super::rules::{
-    IpKey, MARK_FOR_MASQUERADE, MASQUERADE_MARK, PortKey, ProxyContext, REJECT_CHAIN, ServiceRules,
+    MARK_FOR_MASQUERADE, MASQUERADE_MARK, ProxyContext, REJECT_CHAIN, ServiceRules,
 };
 use crate::network::nftables::expr::{self, Expr, REG_VERDICT, REG32_0};
 use crate::network::nftables::{BaseChain, Batch, Hook, SetSpec, Verdict};
@@ -40,6 +40,72 @@ pub struct ProxyTable {
     ctx: ProxyContext,
     masquerade_pods: bool,
     services: HashMap<String, ServiceRules>,
+    /// The Services asking for each map element. Two may ask for one key
+    /// (two LoadBalancer Services on one port share the node's address,
+    /// or a NodePort is reassigned): the first by name gets it, and the
+    /// next one when it lets go.
+    claims: HashMap<ElemKey, BTreeSet<String>>,
+    /// The map elements in the kernel.
+    installed: HashMap<ElemKey, Verdict>,
+}
+
+/// A map element: which map, which key.
+type ElemKey = (&'static str, Vec<u8>);
+
+/// Every map element a Service asks for.
+fn elements_of(r: &ServiceRules) -> impl Iterator<Item = (ElemKey, &Verdict)> {
+    let ips = [
+        (SERVICE_IPS, &r.service_ips),
+        (NO_ENDPOINT_SERVICES, &r.no_endpoint_ips),
+    ]
+    .into_iter()
+    .flat_map(|(set, m)| m.iter().map(move |(k, v)| ((set, k.to_vec()), v)));
+    let ports = [
+        (SERVICE_NODEPORTS, &r.service_nodeports),
+        (NO_ENDPOINT_NODEPORTS, &r.no_endpoint_nodeports),
+    ]
+    .into_iter()
+    .flat_map(|(set, m)| m.iter().map(move |(k, v)| ((set, k.to_vec()), v)));
+    ips.chain(ports)
+}
+
+/// The map elements whose winner or value changes when `changed`
+/// replaces those Services' rules, with their new value (None: remove).
+fn element_changes(
+    services: &HashMap<String, ServiceRules>,
+    claims: &HashMap<ElemKey, BTreeSet<String>>,
+    installed: &HashMap<ElemKey, Verdict>,
+    changed: &HashMap<String, ServiceRules>,
+) -> Vec<(ElemKey, Option<Verdict>)> {
+    let empty = ServiceRules::default();
+    let mut affected: BTreeMap<ElemKey, BTreeSet<String>> = BTreeMap::new();
+    for (name, new) in changed {
+        let old = services.get(name).unwrap_or(&empty);
+        for (key, _) in elements_of(old).chain(elements_of(new)) {
+            let claimants = claims.get(&key).cloned().unwrap_or_default();
+            affected.entry(key).or_insert(claimants);
+        }
+    }
+    let mut out = Vec::new();
+    for (key, mut claimants) in affected {
+        for (name, new) in changed {
+            if elements_of(new).any(|(k, _)| k == key) {
+                claimants.insert(name.clone());
+            } else {
+                claimants.remove(name);
+            }
+        }
+        let value = claimants.first().and_then(|winner| {
+            let rules = changed.get(winner).or_else(|| services.get(winner))?;
+            elements_of(rules)
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        });
+        if installed.get(&key) != value.as_ref() {
+            out.push((key, value));
+        }
+    }
+    out
 }
 
 impl ProxyTable {
@@ -49,6 +115,8 @@ impl ProxyTable {
             ctx,
             masquerade_pods,
             services: HashMap::new(),
+            claims: HashMap::new(),
+            installed: HashMap::new(),
         }
     }
 
@@ -60,6 +128,18 @@ impl ProxyTable {
     /// Services with rules in the table.
     pub fn len(&self) -> usize {
         self.services.len()
+    }
+
+    /// What the table holds for Services: (chains, rules, map elements).
+    pub fn size(&self) -> (usize, usize, usize) {
+        let chains = self.services.values().map(|s| s.chains.len()).sum();
+        let rules = self
+            .services
+            .values()
+            .flat_map(|s| s.chains.values())
+            .map(Vec::len)
+            .sum();
+        (chains, rules, self.installed.len())
     }
 
     /// Whether no Service has rules.
@@ -74,15 +154,18 @@ impl ProxyTable {
         // add, delete, add: a reset that works whether or not it exists.
         b.add_table().delete_table().add_table();
         self.skeleton(&mut b);
-        let empty = HashMap::new();
-        diff(&mut b, &empty, all.iter().map(|(k, v)| (k.as_str(), v)));
+        let (none, no_claims, nothing) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let elements = element_changes(&none, &no_claims, &nothing, all);
+        diff(&mut b, &none, all, &nothing, &elements);
         b
     }
 
     /// Records that a [`ProxyTable::full_sync`] of `all` was committed.
     pub fn committed_full(&mut self, all: HashMap<String, ServiceRules>) {
-        self.services = all;
-        self.services.retain(|_, r| !r.is_empty());
+        self.services.clear();
+        self.claims.clear();
+        self.installed.clear();
+        self.committed(all);
     }
 
     /// A batch bringing the changed Services to their new rules (empty
@@ -90,16 +173,35 @@ impl ProxyTable {
     /// [`ProxyTable::committed`] once committed.
     pub fn update(&self, changed: &HashMap<String, ServiceRules>) -> Batch {
         let mut b = Batch::new(TABLE);
-        diff(
-            &mut b,
-            &self.services,
-            changed.iter().map(|(k, v)| (k.as_str(), v)),
-        );
+        let elements = element_changes(&self.services, &self.claims, &self.installed, changed);
+        diff(&mut b, &self.services, changed, &self.installed, &elements);
         b
     }
 
     /// Records that an [`ProxyTable::update`] was committed.
     pub fn committed(&mut self, changed: HashMap<String, ServiceRules>) {
+        for (key, value) in element_changes(&self.services, &self.claims, &self.installed, &changed)
+        {
+            match value {
+                Some(v) => self.installed.insert(key, v),
+                None => self.installed.remove(&key),
+            };
+        }
+        let empty = ServiceRules::default();
+        for (name, new) in &changed {
+            let old = self.services.get(name).unwrap_or(&empty);
+            for (key, _) in elements_of(old) {
+                if let Some(c) = self.claims.get_mut(&key) {
+                    c.remove(name);
+                    if c.is_empty() {
+                        self.claims.remove(&key);
+                    }
+                }
+            }
+            for (key, _) in elements_of(new) {
+                self.claims.entry(key).or_default().insert(name.clone());
+            }
+        }
         for (key, rules) in changed {
             if rules.is_empty() {
                 self.services.remove(&key);
@@ -218,21 +320,20 @@ fn multicast() -> Ipv4Net {
     Ipv4Net::new([224, 0, 0, 0].into(), 4).unwrap_or_default()
 }
 
-/// Adds to `b` what brings `old` (per Service) to `changed`.
-fn diff<'a>(
+/// Adds to `b` what brings `old` (per Service) to `changed`: their
+/// chains, and the map `elements` that change (see [`element_changes`]).
+fn diff(
     b: &mut Batch,
     old: &HashMap<String, ServiceRules>,
-    changed: impl Iterator<Item = (&'a str, &'a ServiceRules)>,
+    changed: &HashMap<String, ServiceRules>,
+    installed: &HashMap<ElemKey, Verdict>,
+    elements: &[(ElemKey, Option<Verdict>)],
 ) {
+    type Elements<'a> = Vec<(&'a [u8], Option<&'a Verdict>)>;
     let empty = ServiceRules::default();
     let mut new_chains: Vec<(&str, &Vec<Vec<Expr>>)> = Vec::new();
     let mut refilled: Vec<(&str, &Vec<Vec<Expr>>)> = Vec::new();
     let mut gone_chains: Vec<&str> = Vec::new();
-    let mut ip_deletes: Vec<(&str, &IpKey)> = Vec::new();
-    let mut ip_adds: Vec<(&str, &IpKey, &Verdict)> = Vec::new();
-    let mut port_deletes: Vec<(&str, &PortKey)> = Vec::new();
-    let mut port_adds: Vec<(&str, &PortKey, &Verdict)> = Vec::new();
-
     for (key, new) in changed {
         let before = old.get(key).unwrap_or(&empty);
         for (name, rules) in &new.chains {
@@ -249,30 +350,6 @@ fn diff<'a>(
                 .filter(|c| !new.chains.contains_key(*c))
                 .map(String::as_str),
         );
-        for (set, was, now) in [
-            (SERVICE_IPS, &before.service_ips, &new.service_ips),
-            (
-                NO_ENDPOINT_SERVICES,
-                &before.no_endpoint_ips,
-                &new.no_endpoint_ips,
-            ),
-        ] {
-            map_diff(set, was, now, &mut ip_deletes, &mut ip_adds);
-        }
-        for (set, was, now) in [
-            (
-                SERVICE_NODEPORTS,
-                &before.service_nodeports,
-                &new.service_nodeports,
-            ),
-            (
-                NO_ENDPOINT_NODEPORTS,
-                &before.no_endpoint_nodeports,
-                &new.no_endpoint_nodeports,
-            ),
-        ] {
-            map_diff(set, was, now, &mut port_deletes, &mut port_adds);
-        }
     }
 
     for (name, _) in &new_chains {
@@ -289,10 +366,24 @@ fn diff<'a>(
             b.add_rule(name, rule);
         }
     }
-    delete_grouped(b, &ip_deletes);
-    delete_grouped(b, &port_deletes);
-    add_grouped(b, &ip_adds);
-    add_grouped(b, &port_adds);
+    // An element whose value changes is deleted, then added: adding over
+    // an existing key with another value fails.
+    let mut deletes: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
+    let mut adds: BTreeMap<&str, Elements<'_>> = BTreeMap::new();
+    for ((set, key), value) in elements {
+        if installed.contains_key(&(*set, key.clone())) {
+            deletes.entry(set).or_default().push(key);
+        }
+        if let Some(v) = value {
+            adds.entry(set).or_default().push((key, Some(v)));
+        }
+    }
+    for (set, keys) in deletes {
+        b.delete_elements(set, keys);
+    }
+    for (set, elems) in adds {
+        b.add_elements(set, elems);
+    }
     for name in &gone_chains {
         b.flush_chain(name);
     }
@@ -301,42 +392,44 @@ fn diff<'a>(
     }
 }
 
-fn map_diff<'a, K: Ord>(
-    set: &'static str,
-    was: &'a BTreeMap<K, Verdict>,
-    now: &'a BTreeMap<K, Verdict>,
-    deletes: &mut Vec<(&'static str, &'a K)>,
-    adds: &mut Vec<(&'static str, &'a K, &'a Verdict)>,
-) {
-    for (k, v) in was {
-        if now.get(k) != Some(v) {
-            deletes.push((set, k));
-        }
-    }
-    for (k, v) in now {
-        if was.get(k) != Some(v) {
-            adds.push((set, k, v));
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::service_proxy::rules::ip_key;
 
-fn delete_grouped<K: AsRef<[u8]>>(b: &mut Batch, deletes: &[(&str, &K)]) {
-    let mut by_set: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
-    for (set, k) in deletes {
-        by_set.entry(set).or_default().push(k.as_ref());
+    fn claiming(chain: &str) -> ServiceRules {
+        let mut r = ServiceRules::default();
+        r.service_ips.insert(
+            ip_key([10, 200, 0, 2].into(), 6, 80),
+            Verdict::Goto(chain.into()),
+        );
+        r
     }
-    for (set, keys) in by_set {
-        b.delete_elements(set, keys);
-    }
-}
 
-fn add_grouped<K: AsRef<[u8]>>(b: &mut Batch, adds: &[(&str, &K, &Verdict)]) {
-    type Elements<'a> = Vec<(&'a [u8], Option<&'a Verdict>)>;
-    let mut by_set: BTreeMap<&str, Elements<'_>> = BTreeMap::new();
-    for (set, k, v) in adds {
-        by_set.entry(set).or_default().push((k.as_ref(), Some(*v)));
-    }
-    for (set, elems) in by_set {
-        b.add_elements(set, elems);
+    #[test]
+    fn two_services_on_one_key_take_turns_without_a_failing_batch() {
+        let ctx = ProxyContext {
+            node_name: "n".into(),
+            cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            served_locally: None,
+        };
+        let mut t = ProxyTable::new(ctx, true);
+        let key: ElemKey = (SERVICE_IPS, ip_key([10, 200, 0, 2].into(), 6, 80).to_vec());
+        let all: HashMap<String, ServiceRules> = [
+            ("ns/b".to_string(), claiming("external-b")),
+            ("ns/a".to_string(), claiming("external-a")),
+        ]
+        .into();
+        t.committed_full(all);
+        assert_eq!(t.installed[&key], Verdict::Goto("external-a".into()));
+        // b going changes nothing in the kernel.
+        let gone: HashMap<String, ServiceRules> = [("ns/b".to_string(), Default::default())].into();
+        assert!(t.update(&gone).is_empty());
+        t.committed([("ns/b".to_string(), claiming("external-b"))].into());
+        // a going hands the element to b.
+        let gone: HashMap<String, ServiceRules> = [("ns/a".to_string(), Default::default())].into();
+        assert!(!t.update(&gone).is_empty());
+        t.committed(gone);
+        assert_eq!(t.installed[&key], Verdict::Goto("external-b".into()));
     }
 }
