@@ -6,6 +6,7 @@
 //! [`cli`]. Components meet only at the
 //! Kubernetes API.
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod client;

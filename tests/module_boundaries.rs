@@ -15,6 +15,10 @@ const RULES: &[(&str, &[&str])] = &[
         "src/client",
         &["api", "kubelet", "scheduler", "controllers", "cli"],
     ),
+    // The node side runs on machines without the apiserver: it meets the
+    // server only at the API and the join endpoint.
+    ("src/agent", &["api", "scheduler", "controllers", "cli"]),
+    ("src/network", &["api", "scheduler", "controllers", "cli"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -16,6 +16,7 @@ pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
 pub mod go_strings;
 pub mod handlers;
+pub mod join;
 pub use crate::client::health;
 pub mod node_proxy;
 pub mod object;
@@ -81,6 +82,9 @@ pub struct ApiConfig {
     pub authorization: authz::Mode,
     /// `--anonymous-auth`.
     pub anonymous_auth: bool,
+    /// Token and cluster settings for joining nodes; None serves no join
+    /// endpoint.
+    pub join: Option<join::JoinSettings>,
 }
 
 /// Errors that stop the apiserver from starting.
@@ -186,6 +190,7 @@ pub async fn start<S: Store + Clone>(
         advertise: config.advertise.to_string(),
         kubelets,
         anonymous_auth: config.anonymous_auth,
+        join: config.join,
     });
     tracing::info!(%local_addr, "apiserver listening");
     let task = tokio::spawn(server::accept_loop(server, listener, tls, cancel));

@@ -59,6 +59,8 @@ pub struct Server<S: Store> {
     /// Whether requests without credentials run as `system:anonymous`
     /// (`--anonymous-auth`); otherwise they get 401.
     pub anonymous_auth: bool,
+    /// The join endpoint's settings (None: no join endpoint).
+    pub join: Option<super::join::JoinSettings>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -155,6 +157,16 @@ pub async fn handle<S: Store>(
                 "text/plain; charset=utf-8",
                 server.pki.ca_pem().to_string(),
             );
+        }
+        // Joining nodes hold no credential yet: the endpoint checks their
+        // token itself.
+        if req.uri().path() == crate::client::join_protocol::JOIN_PATH
+            && let Some(join) = &server.join
+        {
+            return match super::join::handle(&server.api, join, req).await {
+                Ok(body) => json_response(200, &body),
+                Err(e) => error_response(&e),
+            };
         }
         let user = match authenticate(server, cert_user, &req).await {
             Ok(u) => u,

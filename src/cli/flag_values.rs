@@ -168,14 +168,12 @@ pub enum FlannelBackend {
     None,
 }
 
-impl FlannelBackend {
-    /// What the backend adds to each pod packet, or None when kelp builds
-    /// no pod network.
-    pub fn pod_network_overhead(self) -> Option<u32> {
-        match self {
-            FlannelBackend::Vxlan => Some(crate::network::pod_network::VXLAN_OVERHEAD),
-            FlannelBackend::HostGw => Some(0),
-            FlannelBackend::None => None,
+impl From<FlannelBackend> for crate::network::overlay::Backend {
+    fn from(flag: FlannelBackend) -> Self {
+        match flag {
+            FlannelBackend::Vxlan => Self::Vxlan,
+            FlannelBackend::HostGw => Self::HostGw,
+            FlannelBackend::None => Self::None,
         }
     }
 }

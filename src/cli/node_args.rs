@@ -108,6 +108,85 @@ pub struct KubeletArgs {
 }
 
 impl NodeArgs {
+    /// The node's name: `--node-name`, else the hostname.
+    pub fn name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(super::host::hostname)
+    }
+
+    /// How this node runs, in `cluster` (the server's settings), with the
+    /// kubelet serving `tls` on this node's port.
+    pub fn node_config(
+        &self,
+        data_dir: &std::path::Path,
+        name: String,
+        ip: IpAddr,
+        cluster: &crate::client::join_protocol::ClusterSettings,
+        tls: std::sync::Arc<rustls::ServerConfig>,
+    ) -> anyhow::Result<crate::agent::NodeConfig> {
+        use crate::network::overlay::Backend;
+        let kubelet_args = self.kubelet_args()?;
+        let backend = Backend::parse(&cluster.flannel_backend).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the server's flannel backend {:?} is unknown to this kelp (upgrade the agent)",
+                cluster.flannel_backend
+            )
+        })?;
+        let cluster_cidr = match cluster.cluster_cidr.parse::<ipnet::IpNet>() {
+            Ok(ipnet::IpNet::V4(net)) => net,
+            _ => anyhow::bail!(
+                "cluster CIDR {:?} is not an IPv4 network: kelp's pod network is IPv4 only",
+                cluster.cluster_cidr
+            ),
+        };
+        let cluster_dns = match cluster.cluster_dns {
+            IpAddr::V4(ip) => cluster.builtin_dns.then_some(ip),
+            IpAddr::V6(_) if !cluster.builtin_dns => None,
+            IpAddr::V6(_) => anyhow::bail!("cluster DNS needs an IPv4 --cluster-dns"),
+        };
+        let agent_dir = data_dir.join("agent");
+        let kubelet = crate::kubelet::KubeletConfig {
+            node: crate::kubelet::node::NodeSettings {
+                name,
+                ip,
+                labels: self
+                    .node_label
+                    .iter()
+                    .map(|l| (l.key.clone(), l.value.clone()))
+                    .collect(),
+                taints: self
+                    .node_taint
+                    .iter()
+                    .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
+                    .collect(),
+                max_pods: kubelet_args.max_pods.unwrap_or(110),
+                kubelet_port: self.kubelet_port,
+                data_dir: agent_dir.clone(),
+                runtime_version: String::new(),
+                eviction_hard: kubelet_args.eviction_hard,
+            },
+            agent_dir,
+            container_runtime_endpoint: self.container_runtime_endpoint.clone(),
+            run_dir: self.run_dir.clone(),
+            log_root: self.pod_log_dir.clone(),
+            netns_dir: self.netns_dir.clone(),
+            // Pods' nameserver even when kelp's DNS is off (another DNS
+            // may serve the address), as upstream's --cluster-dns.
+            cluster_dns: cluster.cluster_dns.to_string(),
+            cluster_domain: cluster.cluster_domain.clone(),
+            kubernetes_service_ip: cluster.kubernetes_service_ip.to_string(),
+            tls,
+            pod_network_overhead: backend.pod_network_overhead(),
+        };
+        Ok(crate::agent::NodeConfig {
+            kubelet,
+            cluster_cidr,
+            cluster_dns,
+            cluster_domain: cluster.cluster_domain.clone(),
+            kube_proxy: cluster.kube_proxy,
+            backend,
+        })
+    }
+
     /// Parses `--kubelet-arg` values; unknown keys are errors naming the flag.
     pub fn kubelet_args(&self) -> anyhow::Result<KubeletArgs> {
         let mut out = KubeletArgs::default();

@@ -12,6 +12,7 @@ use super::flag_values::{Cidr, Component, FileMode, FlannelBackend, PortRange};
 use super::node_args::{CommonArgs, NodeArgs};
 use crate::api::handlers::ApiSettings;
 use crate::api::{self, ApiConfig};
+use crate::client::join_protocol::ClusterSettings;
 use crate::controllers::{self, ControllerManagerConfig};
 use crate::pki::{self, ClusterPki, PkiConfig};
 use crate::store::Store;
@@ -41,6 +42,9 @@ pub struct ServerArgs {
     /// Shared secret agents join with (default: generated on first start).
     #[arg(short = 't', long, env = "KELP_TOKEN", value_name = "TOKEN")]
     token: Option<String>,
+    /// A second secret that lets agents join, but never servers.
+    #[arg(long, env = "KELP_AGENT_TOKEN", value_name = "TOKEN")]
+    agent_token: Option<String>,
     /// Pod network (a /24 per node is carved from it).
     #[arg(
         long,
@@ -219,7 +223,27 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let first_service_ip =
         nth_ip(&args.service_cidr, 1).context("--service-cidr has no first address")?;
     let pki = Arc::new(load_pki(&args, data, advertise_ip, first_service_ip)?);
-    write_token(&pki, data, args.token.as_deref())?;
+    let server_secret = write_token(&pki, data, args.token.as_deref())?;
+    let agent_secret = match &args.agent_token {
+        Some(t) => Some(
+            pki::parse_join_token(t)
+                .context("--agent-token is not a valid token")?
+                .1,
+        ),
+        None => None,
+    };
+    let cluster = ClusterSettings {
+        cluster_cidr: args.cluster_cidr.to_string(),
+        service_cidr: args.service_cidr.to_string(),
+        cluster_dns: args.cluster_dns,
+        builtin_dns: !args.disable.contains(&Component::Dns),
+        cluster_domain: args.cluster_domain.clone(),
+        kubernetes_service_ip: first_service_ip,
+        flannel_backend: crate::network::overlay::Backend::from(args.flannel_backend)
+            .as_str()
+            .to_string(),
+        kube_proxy: !args.disable_kube_proxy,
+    };
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
     let (cert, key) = pki.admin_cert();
     let kubeconfig = pki::kubeconfig(&url, pki.ca_pem(), cert, key);
@@ -251,6 +275,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         health: health.clone(),
         authorization: args.authorization_mode,
         anonymous_auth: args.anonymous_auth,
+        join: Some(crate::api::join::JoinSettings {
+            server_secret,
+            agent_secret,
+            cluster: cluster.clone(),
+        }),
     };
     let cancel = CancellationToken::new();
     let running = api::start(config, store, pki.clone(), cancel.clone())
@@ -287,61 +316,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         health.clone(),
         cancel.child_token(),
     ));
-    let kubelet = if args.disable_agent {
+    let node = if args.disable_agent {
         None
     } else {
-        let (kubelet, node, node_client) = start_kubelet(
-            &args,
-            &pki,
-            &local_url,
-            advertise_ip,
-            first_service_ip,
-            &cancel,
-        )
-        .await?;
-        mark_control_plane(&pki, &local_url, &node).await?;
-        // One informer per resource for the node's own components.
-        let node_informers =
-            crate::client::informer::SharedInformers::new(node_client, cancel.child_token());
-        if !args.disable_kube_proxy {
-            tokio::spawn(run_service_proxy(
-                node_informers.clone(),
-                crate::network::service_proxy::ProxyContext {
-                    node_name: node.clone(),
-                    cluster_cidr: match args.cluster_cidr.0 {
-                        ipnet::IpNet::V4(net) => net,
-                        ipnet::IpNet::V6(_) => anyhow::bail!(
-                            "--cluster-cidr must be IPv4: kelp's pod network is IPv4 only"
-                        ),
-                    },
-                    served_locally: match args.cluster_dns {
-                        IpAddr::V4(ip) if !args.disable.contains(&Component::Dns) => Some(ip),
-                        _ => None,
-                    },
-                },
-                // With --flannel-backend=none the CNI plugin decides.
-                args.flannel_backend.pod_network_overhead().is_some(),
-                cancel.child_token(),
-            ));
-        }
-        if let Some(network) = kubelet.network()
-            && !args.disable.contains(&Component::Dns)
-        {
-            tokio::spawn(run_dns(
-                network,
-                node_informers,
-                args.cluster_dns,
-                args.cluster_domain.clone(),
-                cancel.child_token(),
-            ));
-        }
-        Some(kubelet)
+        let node =
+            start_local_node(&args, &pki, &local_url, advertise_ip, &cluster, &cancel).await?;
+        mark_control_plane(&pki, &local_url, &node.name).await?;
+        Some(node)
     };
     shutdown_signal().await;
     tracing::info!("shutting down");
     cancel.cancel();
-    if let Some(k) = kubelet {
-        k.shutdown().await;
+    if let Some(node) = node {
+        node.shutdown().await;
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), running.task).await;
     Ok(())
@@ -367,24 +354,22 @@ async fn mark_control_plane(pki: &ClusterPki, url: &str, node: &str) -> anyhow::
     Ok(())
 }
 
-/// Starts the node side of the server: the kubelet with its own node
-/// identity (CN=system:node:<name>, O=system:nodes) and serving cert.
-/// Returns the kubelet, its node's name and its client.
-async fn start_kubelet(
+/// Starts the server's own node: the same components as an agent's, with
+/// credentials issued in-process rather than through a join (kubelet
+/// client CN=system:node:<name>, O=system:nodes, and a serving cert).
+async fn start_local_node(
     args: &ServerArgs,
     pki: &ClusterPki,
     url: &str,
     node_ip: IpAddr,
-    kubernetes_ip: IpAddr,
+    cluster: &ClusterSettings,
     cancel: &CancellationToken,
-) -> anyhow::Result<(crate::kubelet::Kubelet, String, kube::Client)> {
-    let name = args
-        .node
-        .node_name
-        .clone()
-        .unwrap_or_else(crate::cli::host::hostname);
-    let client =
-        component_client_in(pki, url, &format!("system:node:{name}"), &["system:nodes"]).await?;
+) -> anyhow::Result<crate::agent::RunningNode> {
+    let name = args.node.name();
+    let (cert, key) = pki
+        .issue_client_cert(&format!("system:node:{name}"), &["system:nodes"])
+        .context("cannot issue the kubelet client certificate")?;
+    let client = crate::agent::client_for(url, pki.ca_pem(), &cert, &key).await?;
     let (cert, key) = pki
         .issue_serving_cert(
             &[
@@ -398,122 +383,12 @@ async fn start_kubelet(
     let tls = pki
         .kubelet_tls_config(&cert, &key)
         .context("kubelet TLS configuration")?;
-    let node = &args.node;
-    let kubelet_args = node.kubelet_args()?;
-    let config = crate::kubelet::KubeletConfig {
-        node: crate::kubelet::node::NodeSettings {
-            name,
-            ip: node_ip,
-            labels: node
-                .node_label
-                .iter()
-                .map(|l| (l.key.clone(), l.value.clone()))
-                .collect(),
-            taints: node
-                .node_taint
-                .iter()
-                .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
-                .collect(),
-            max_pods: kubelet_args.max_pods.unwrap_or(110),
-            kubelet_port: node.kubelet_port,
-            data_dir: args.common.data_dir.join("agent"),
-            runtime_version: String::new(),
-            eviction_hard: kubelet_args.eviction_hard,
-        },
-        agent_dir: args.common.data_dir.join("agent"),
-        container_runtime_endpoint: node.container_runtime_endpoint.clone(),
-        run_dir: node.run_dir.clone(),
-        log_root: node.pod_log_dir.clone(),
-        netns_dir: node.netns_dir.clone(),
-        cluster_dns: args.cluster_dns.to_string(),
-        cluster_domain: args.cluster_domain.clone(),
-        kubernetes_service_ip: kubernetes_ip.to_string(),
-        tls,
-        pod_network_overhead: args.flannel_backend.pod_network_overhead(),
-    };
-    let node = config.node.name.clone();
-    let kubelet = crate::kubelet::start(config, client.clone(), cancel.child_token())
+    let config = args
+        .node
+        .node_config(&args.common.data_dir, name, node_ip, cluster, tls)?;
+    crate::agent::start_node(config, client, cancel)
         .await
-        .context(
-            "cannot start the node agent (use --disable-agent to run the control plane only)",
-        )?;
-    Ok((kubelet, node, client))
-}
-
-/// Serves node-local cluster DNS on `--cluster-dns` once the pod network
-/// is up, reading Services and EndpointSlices as the node.
-async fn run_dns(
-    network: Arc<crate::network::PodNetwork>,
-    informers: crate::client::informer::SharedInformers,
-    cluster_dns: IpAddr,
-    domain: String,
-    cancel: CancellationToken,
-) {
-    use k8s_openapi::api::core::v1::Service;
-    use k8s_openapi::api::discovery::v1::EndpointSlice;
-    let IpAddr::V4(dns_ip) = cluster_dns else {
-        tracing::warn!(%cluster_dns, "cluster DNS needs an IPv4 --cluster-dns; DNS is off");
-        return;
-    };
-    if !network.wait_ready(&cancel).await {
-        return;
-    }
-    if let Err(e) = network.add_local_address(dns_ip).await {
-        tracing::error!(error = %e, "cannot hold the cluster DNS address; DNS is off");
-        return;
-    }
-    let services = informers.get::<Service>().store();
-    let slices = informers.get::<EndpointSlice>().store();
-    // Answer only from a full view: NXDOMAIN for a Service not yet listed
-    // would be cached by clients.
-    for synced in [
-        crate::client::informer::wait_synced(&services)
-            .await
-            .is_ok(),
-        crate::client::informer::wait_synced(&slices).await.is_ok(),
-    ] {
-        if !synced {
-            return;
-        }
-    }
-    let zone = Arc::new(crate::network::dns::ClusterZone::new(
-        &domain, services, slices,
-    ));
-    let upstream = Arc::new(crate::network::dns::host_resolvers());
-    let addr = SocketAddr::new(cluster_dns, 53);
-    if let Err(e) = crate::network::dns::serve(addr, zone, upstream, cancel).await {
-        tracing::error!(error = %e, "cluster DNS stopped");
-    }
-}
-
-/// Keeps the node's service proxy rules current, restarting it if its
-/// informers stop.
-async fn run_service_proxy(
-    informers: crate::client::informer::SharedInformers,
-    ctx: crate::network::service_proxy::ProxyContext,
-    masquerade_pods: bool,
-    cancel: CancellationToken,
-) {
-    let mut failures = 0;
-    while !cancel.is_cancelled() {
-        let proxy = crate::network::service_proxy::run(
-            &informers,
-            ctx.clone(),
-            masquerade_pods,
-            cancel.clone(),
-        );
-        match proxy.await {
-            Ok(()) => return,
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(error = %e, "service proxy stopped; restarting");
-                tokio::select! {
-                    _ = tokio::time::sleep(crate::client::informer::retry_delay(failures)) => {}
-                    _ = cancel.cancelled() => return,
-                }
-            }
-        }
-    }
+        .context("cannot start the node agent (use --disable-agent to run the control plane only)")
 }
 
 /// Runs the scheduler, restarting it if it stops, and reports its health.
@@ -567,13 +442,9 @@ async fn component_client_in(
     let (cert, key) = pki
         .issue_client_cert(user, groups)
         .with_context(|| format!("cannot issue a certificate for {user}"))?;
-    let kubeconfig =
-        kube::config::Kubeconfig::from_yaml(&pki::kubeconfig(url, pki.ca_pem(), &cert, &key))
-            .context("generated kubeconfig is invalid")?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    crate::agent::client_for(url, pki.ca_pem(), &cert, &key)
         .await
-        .context("component kubeconfig")?;
-    kube::Client::try_from(config).context("cannot build a component client")
+        .with_context(|| format!("cannot build a client for {user}"))
 }
 
 fn nth_ip(cidr: &Cidr, n: u32) -> Option<IpAddr> {
@@ -624,7 +495,7 @@ fn write_token(
     pki: &ClusterPki,
     data: &std::path::Path,
     wanted: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let path = data.join("server/token");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let (_, secret) = pki::parse_join_token(existing.trim())
@@ -639,7 +510,7 @@ fn write_token(
                 );
             }
         }
-        return Ok(());
+        return Ok(secret);
     }
     let secret = match wanted {
         Some(w) => {
@@ -652,7 +523,7 @@ fn write_token(
     let token = pki::join_token(pki.ca_pem(), &secret);
     pki::write_private(&path, format!("{token}\n").as_bytes(), 0o600)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(secret)
 }
 
 /// Resolves on SIGINT or SIGTERM.

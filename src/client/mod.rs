@@ -8,7 +8,7 @@
 //!
 //! The rest are the helpers that the apiserver and its clients both need
 //! ([`events`], [`quantity`], [`timestamps`], [`calendar`], [`cron_schedule`],
-//! [`names`], [`object_metadata`], [`pod_qos`], [`version`], [`health`]): they live here so that
+//! [`names`], [`object_metadata`], [`join_protocol`], [`pod_qos`], [`version`], [`health`]): they live here so that
 //! the kubelet, the scheduler and the controllers import nothing from
 //! `api/` (a test in `tests/module_boundaries.rs` checks it).
 
@@ -17,6 +17,7 @@ pub mod cron_schedule;
 pub mod events;
 pub mod health;
 pub mod informer;
+pub mod join_protocol;
 pub mod names;
 pub mod object_metadata;
 pub mod pod_qos;

@@ -1,7 +1,7 @@
 //! RFC 3339 timestamps as Kubernetes writes them: `metav1.Time` (seconds)
 //! and `metav1.MicroTime` (microseconds), always UTC with a `Z`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::calendar::format_rfc3339;
 
@@ -25,6 +25,71 @@ pub fn now_rfc3339_micros() -> String {
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     format_rfc3339(secs, None)
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    b.iter().try_fold(0u32, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
+}
+
+/// Parses an RFC 3339 timestamp leniently, like Go's `time.RFC3339Nano`
+/// input (optional fraction up to nine digits, `Z` or `±hh:mm`): (`2016-10-06T00:17:09.669794202Z`, `...+02:00`).
+pub fn parse_rfc3339(s: &[u8]) -> Option<SystemTime> {
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't') {
+        return None;
+    }
+    if s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let year = i64::from(digits(&s[0..4])?);
+    let (month, day) = (digits(&s[5..7])?, digits(&s[8..10])?);
+    let (hour, min, sec) = (
+        digits(&s[11..13])?,
+        digits(&s[14..16])?,
+        digits(&s[17..19])?,
+    );
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 {
+        return None;
+    }
+    if sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        nanos = digits(&frac[..n])? * 10u32.pow(9 - n as u32);
+        rest = &frac[n..];
+    }
+    let offset = parse_zone(rest)?;
+    let days = super::calendar::days_from_civil(year, i64::from(month), i64::from(day));
+    let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Zone designator to an offset east of UTC in seconds.
+fn parse_zone(z: &[u8]) -> Option<i64> {
+    match z {
+        b"Z" | b"z" => Some(0),
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = i64::from(digits(&[*h1, *h2])?);
+            let m = i64::from(digits(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 3600 + m * 60;
+            Some(if *sign == b'-' { -off } else { off })
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

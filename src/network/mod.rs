@@ -1,5 +1,5 @@
-//! The pod network, built in: addresses, links and (later) the overlay,
-//! service proxy and DNS.
+//! The pod network, built in: addresses, links, the overlay between
+//! nodes ([`overlay`]), the service proxy and DNS.
 //!
 //! flannel's model on one node: a bridge `kelp0` holding the first address
 //! of the node's podCIDR, and for each pod a veth pair from the bridge into
@@ -10,6 +10,7 @@ pub mod dns;
 pub mod ipam;
 pub mod links;
 pub mod nftables;
+pub mod overlay;
 pub mod pod_network;
 pub mod service_proxy;
 

@@ -141,6 +141,12 @@ impl PodNetwork {
         })
     }
 
+    /// The node's pod subnet and the pod MTU, once the network is ready.
+    pub async fn subnet_and_mtu(&self) -> Result<(Ipv4Net, u32), NetworkError> {
+        let ready = self.ready().await?;
+        Ok((ready.ipam.subnet(), ready.mtu))
+    }
+
     /// Waits until the network is ready (the node has its podCIDR and the
     /// bridge is up); false if `cancel` fired first.
     pub async fn wait_ready(&self, cancel: &tokio_util::sync::CancellationToken) -> bool {

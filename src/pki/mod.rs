@@ -28,6 +28,7 @@ mod der;
 mod error;
 mod files;
 mod kubeconfig;
+mod node_password;
 mod service_account;
 mod tls;
 mod token;
@@ -42,12 +43,16 @@ use std::sync::Arc;
 pub use error::PkiError;
 pub use files::write_private;
 pub use kubeconfig::kubeconfig;
+pub use node_password::{hash_node_password, new_node_password, verify_node_password};
 pub use service_account::{
     DEFAULT_API_AUDIENCES, KubernetesClaims, ObjectRef, SERVICE_ACCOUNT_ISSUER,
     ServiceAccountClaims,
 };
-pub use tls::{ALPN_PROTOCOLS, client_identity};
-pub use token::{ca_hash, join_token, parse_join_token, random_secret};
+pub use tls::{
+    ALPN_PROTOCOLS, client_config_for_ca, client_identity, kubelet_server_config_for_ca,
+    unpinned_client_config,
+};
+pub use token::{ca_hash, join_token, parse_join_token, random_secret, split_bootstrap_token};
 
 use ca::{CertAuthority, Credential};
 use certs::{LeafSpec, now_unix};

@@ -128,6 +128,96 @@ pub(super) fn client_config(
     Ok(Arc::new(config))
 }
 
+/// Client config for a node that pinned the cluster CA (`ca_pem`, from
+/// `/cacerts`), presenting `identity` when given.
+pub fn client_config_for_ca(
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<Arc<ClientConfig>, PkiError> {
+    let ca = first_cert(ca_pem).map_err(|reason| PkiError::InvalidInput {
+        what: "cluster CA PEM",
+        reason,
+    })?;
+    client_config(&ca, identity)
+}
+
+/// Kubelet server config (see [`kubelet_server_config`]) for a node that
+/// holds the CA only as PEM.
+pub fn kubelet_server_config_for_ca(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<ServerConfig>, PkiError> {
+    let ca = first_cert(ca_pem).map_err(|reason| PkiError::InvalidInput {
+        what: "cluster CA PEM",
+        reason,
+    })?;
+    kubelet_server_config(&ca, cert_pem, key_pem)
+}
+
+/// Client config that accepts any server certificate: only for fetching
+/// `/cacerts` before a join, whose answer is then checked against the
+/// CA hash in the token (nothing else is sent or believed over it).
+pub fn unpinned_client_config() -> Result<Arc<ClientConfig>, PkiError> {
+    let verifier = Arc::new(AnyServer(provider()));
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Accepts any certificate, but still checks that the server holds its
+/// key (so a handshake is a real one).
+#[derive(Debug)]
+struct AnyServer(Arc<CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// The identity in a verified client certificate (DER): CN → user, O → groups.
 ///
 /// As in Go's `crypto/x509`, the last CN wins if several are present; every O

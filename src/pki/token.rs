@@ -50,6 +50,10 @@ pub fn parse_join_token(token: &str) -> Result<(Option<String>, String), PkiErro
     {
         return Err(PkiError::JoinToken("invalid token CA hash length"));
     }
+    if let Some((id, secret)) = split_bootstrap_token(creds) {
+        let hash = (!hash.is_empty()).then(|| hash.to_ascii_lowercase());
+        return Ok((hash, format!("{id}.{secret}")));
+    }
     match creds.split_once(':') {
         Some((_user, secret)) if !secret.is_empty() => {
             let hash = (!hash.is_empty()).then(|| hash.to_ascii_lowercase());
@@ -57,6 +61,18 @@ pub fn parse_join_token(token: &str) -> Result<(Option<String>, String), PkiErro
         }
         _ => Err(PkiError::JoinToken("invalid token format")),
     }
+}
+
+/// Splits a kubeadm bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}` into its
+/// id and secret; None for any other shape.
+pub fn split_bootstrap_token(token: &str) -> Option<(&str, &str)> {
+    let (id, secret) = token.split_once('.')?;
+    let ok = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
 }
 
 /// A new random secret for join tokens: 16 random bytes as 32 hex digits (as k3s).
@@ -120,6 +136,34 @@ mod tests {
         assert_eq!(
             err(&format!("K10{ABC_SHA256}::nocolon")),
             "invalid token format"
+        );
+    }
+
+    #[test]
+    fn bootstrap_tokens_parse_with_and_without_a_hash() {
+        assert_eq!(
+            split_bootstrap_token("abcdef.0123456789abcdef"),
+            Some(("abcdef", "0123456789abcdef"))
+        );
+        for bad in [
+            "abcdef.0123456789abcde",
+            "ABCDEF.0123456789abcdef",
+            "abcdef0123456789abcdef",
+            "abc.def",
+        ] {
+            assert_eq!(split_bootstrap_token(bad), None, "{bad}");
+        }
+        let token = format!("K10{ABC_SHA256}::abcdef.0123456789abcdef");
+        assert_eq!(
+            parse_join_token(&token).unwrap(),
+            (
+                Some(ABC_SHA256.to_string()),
+                "abcdef.0123456789abcdef".to_string()
+            )
+        );
+        assert_eq!(
+            parse_join_token("abcdef.0123456789abcdef").unwrap().1,
+            "abcdef.0123456789abcdef"
         );
     }
 

@@ -22,6 +22,8 @@ pub struct Server {
     /// so the node's bridge, veths and routes stay out of the host's
     /// network (and kubectl, curl and sockets of the test reach it).
     netns: Option<kelp::kubelet::netns::EnteredNetns>,
+    /// With a node: the node's address (on its uplink).
+    pub node_ip: String,
 }
 
 /// A node's address on its uplink.
@@ -49,7 +51,20 @@ fn add_uplink() {
     }
 }
 
-fn free_port() -> u16 {
+/// Puts the busybox image where the node under `data_dir` imports
+/// airgap images from.
+pub fn add_busybox_image(data_dir: &Path) {
+    let images = data_dir.join("agent/images");
+    std::fs::create_dir_all(&images).expect("images dir");
+    super::busybox_image::write_busybox_image(
+        &images.join("busybox.tar"),
+        "docker.io/library/busybox:latest",
+        super::busybox_image::ImageFormat::DockerArchive,
+    )
+    .expect("build the busybox image from /bin/busybox");
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -102,6 +117,7 @@ impl Server {
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             kubelet_port,
             netns: None,
+            node_ip: UPLINK_IP.to_string(),
         }
     }
 
@@ -110,6 +126,12 @@ impl Server {
     /// private to this server, so tests do not meet a kelp installed on the
     /// machine.
     pub fn start_node(extra: &[&str]) -> Server {
+        Self::start_node_on(UPLINK_IP, |_| add_uplink(), extra)
+    }
+
+    /// [`Server::start_node`] with the node at `node_ip`, whose namespace
+    /// (its path given) `uplink` connects.
+    pub fn start_node_on(node_ip: &str, uplink: impl FnOnce(&Path), extra: &[&str]) -> Server {
         super::node::require_node_prerequisites();
         let dir = tempfile::tempdir_in(super::node::test_root()).expect("temp dir");
         let mut s = Self::unstarted(dir, extra, Some(free_port()));
@@ -123,15 +145,9 @@ impl Server {
             )
             .expect("a network namespace for the node"),
         );
-        add_uplink();
-        let images = s.dir.path().join("data/agent/images");
-        std::fs::create_dir_all(&images).expect("images dir");
-        super::busybox_image::write_busybox_image(
-            &images.join("busybox.tar"),
-            "docker.io/library/busybox:latest",
-            super::busybox_image::ImageFormat::DockerArchive,
-        )
-        .expect("build the busybox image from /bin/busybox");
+        s.node_ip = node_ip.to_string();
+        uplink(s.netns.as_ref().expect("entered").path());
+        add_busybox_image(&s.data_dir());
         s.spawn();
         s.wait_node_ready();
         s
@@ -192,7 +208,7 @@ impl Server {
         // A node lives in its own namespace with the uplink's address (see
         // `add_uplink`); its pods reach the API there.
         let (bind, node_ip) = match self.kubelet_port {
-            Some(_) => ("0.0.0.0", UPLINK_IP),
+            Some(_) => ("0.0.0.0", self.node_ip.as_str()),
             None => ("127.0.0.1", "127.0.0.1"),
         };
         command.args(["server", "--bind-address", bind, "--node-ip", node_ip]);

@@ -25,4 +25,5 @@ pub fn manual_compaction(path: std::path::PathBuf) -> SledConfig {
 
 pub mod busybox_image;
 pub mod cluster;
+pub mod multi_node;
 pub mod node;

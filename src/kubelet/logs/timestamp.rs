@@ -16,11 +16,6 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     (year, month as u32, day as u32, h as u32, m as u32, s as u32)
 }
 
-/// Days since the Unix epoch of a civil date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    crate::client::calendar::days_from_civil(year, i64::from(month), i64::from(day))
-}
-
 fn since_epoch(t: SystemTime) -> Duration {
     t.duration_since(UNIX_EPOCH).unwrap_or_default()
 }
@@ -42,69 +37,7 @@ pub fn format_rotation_suffix(t: SystemTime) -> String {
     format!("{y:04}{mo:02}{da:02}-{h:02}{mi:02}{s:02}")
 }
 
-fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    b.iter().try_fold(0u32, |acc, d| {
-        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
-    })
-}
-
-/// Parses an RFC 3339 timestamp (`2016-10-06T00:17:09.669794202Z`, `...+02:00`).
-pub fn parse_rfc3339(s: &[u8]) -> Option<SystemTime> {
-    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't') {
-        return None;
-    }
-    if s[13] != b':' || s[16] != b':' {
-        return None;
-    }
-    let year = i64::from(digits(&s[0..4])?);
-    let (month, day) = (digits(&s[5..7])?, digits(&s[8..10])?);
-    let (hour, min, sec) = (
-        digits(&s[11..13])?,
-        digits(&s[14..16])?,
-        digits(&s[17..19])?,
-    );
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 {
-        return None;
-    }
-    if sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut nanos = 0u32;
-    if let Some(frac) = rest.strip_prefix(b".") {
-        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 || n > 9 {
-            return None;
-        }
-        nanos = digits(&frac[..n])? * 10u32.pow(9 - n as u32);
-        rest = &frac[n..];
-    }
-    let offset = parse_zone(rest)?;
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// Zone designator to an offset east of UTC in seconds.
-fn parse_zone(z: &[u8]) -> Option<i64> {
-    match z {
-        b"Z" | b"z" => Some(0),
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let h = i64::from(digits(&[*h1, *h2])?);
-            let m = i64::from(digits(&[*m1, *m2])?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let off = h * 3600 + m * 60;
-            Some(if *sign == b'-' { -off } else { off })
-        }
-        _ => None,
-    }
-}
+pub use crate::client::timestamps::parse_rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,309 @@
+//! The node side of kelp: what `kelp agent` runs, and what `kelp server`
+//! runs for its own node unless `--disable-agent`.
+//!
+//! One code path serves both. A server's node gets its credentials from
+//! the CA in-process; an agent gets them by [`join`]ing with a token.
+//! Either way [`start_node`] then starts the same components with the
+//! node's own identity (`system:node:<name>`), each reading the cluster
+//! through the node's shared informers: the kubelet on containerd, the
+//! service proxy, node-local cluster DNS and the overlay. Nothing here
+//! reaches into the apiserver; the node meets it only at the API, which is
+//! what lets it run on another machine.
+
+pub mod join;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::informer::SharedInformers;
+use crate::client::join_protocol::{JoinRequest, JoinResponse};
+use crate::kubelet::{Kubelet, KubeletConfig, KubeletError};
+use crate::network::overlay::Backend;
+
+/// Why the node side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The kubelet did not start.
+    #[error(transparent)]
+    Kubelet(#[from] KubeletError),
+    /// Joining failed for good.
+    #[error(transparent)]
+    Join(#[from] join::JoinError),
+    /// The node's API client could not be built from its credentials.
+    #[error("node credentials: {0}")]
+    Credentials(String),
+    /// A file of the node's state could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How the node runs: the kubelet's settings plus the cluster's network.
+pub struct NodeConfig {
+    /// The kubelet.
+    pub kubelet: KubeletConfig,
+    /// `--cluster-cidr` (the proxy masquerades what leaves it).
+    pub cluster_cidr: Ipv4Net,
+    /// `--cluster-dns`, or None when cluster DNS is off.
+    pub cluster_dns: Option<Ipv4Addr>,
+    /// `--cluster-domain`.
+    pub cluster_domain: String,
+    /// Whether to run the service proxy.
+    pub kube_proxy: bool,
+    /// The overlay between nodes.
+    pub backend: Backend,
+}
+
+/// A started node.
+pub struct RunningNode {
+    kubelet: Kubelet,
+    /// The node's name.
+    pub name: String,
+}
+
+impl RunningNode {
+    /// Waits for the node's components after the cancel token fired.
+    pub async fn shutdown(self) {
+        self.kubelet.shutdown().await;
+    }
+}
+
+/// Starts the kubelet (registering the Node), then the service proxy,
+/// the overlay and cluster DNS on the node's shared informers. Returns
+/// once the Node is registered.
+pub async fn start_node(
+    config: NodeConfig,
+    client: kube::Client,
+    cancel: &CancellationToken,
+) -> Result<RunningNode, AgentError> {
+    let name = config.kubelet.node.name.clone();
+    let node_ip = config.kubelet.node.ip;
+    let kubelet =
+        crate::kubelet::start(config.kubelet, client.clone(), cancel.child_token()).await?;
+    // One informer per resource for the node's own components.
+    let informers = SharedInformers::new(client.clone(), cancel.child_token());
+    if config.kube_proxy {
+        tokio::spawn(run_service_proxy(
+            informers.clone(),
+            crate::network::service_proxy::ProxyContext {
+                node_name: name.clone(),
+                cluster_cidr: config.cluster_cidr,
+                served_locally: config.cluster_dns,
+            },
+            // With --flannel-backend=none the CNI plugin decides.
+            config.backend != Backend::None,
+            cancel.child_token(),
+        ));
+    }
+    if let Some(network) = kubelet.network() {
+        if config.backend != Backend::None {
+            tokio::spawn(crate::network::overlay::run(
+                config.backend,
+                network.clone(),
+                client.clone(),
+                informers.clone(),
+                name.clone(),
+                node_ip,
+                cancel.child_token(),
+            ));
+        }
+        if let Some(dns) = config.cluster_dns {
+            tokio::spawn(run_dns(
+                network,
+                informers,
+                dns,
+                config.cluster_domain.clone(),
+                cancel.child_token(),
+            ));
+        }
+    }
+    Ok(RunningNode { kubelet, name })
+}
+
+/// An API client with a certificate identity, for `url`, trusting `ca_pem`.
+pub async fn client_for(
+    url: &str,
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<kube::Client, AgentError> {
+    let bad = |e: &dyn std::fmt::Display| AgentError::Credentials(e.to_string());
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&crate::pki::kubeconfig(
+        url, ca_pem, cert_pem, key_pem,
+    ))
+    .map_err(|e| bad(&e))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| bad(&e))?;
+    kube::Client::try_from(config).map_err(|e| bad(&e))
+}
+
+/// What a joined node holds.
+pub struct JoinedNode {
+    /// The cluster CA (PEM), as pinned.
+    pub ca_pem: String,
+    /// Credentials and cluster settings from the server.
+    pub credentials: JoinResponse,
+}
+
+/// Joins `server`: pins its CA against the token's hash, then trades the
+/// secret and node password for credentials. While the server cannot be
+/// reached it retries with backoff (1 s doubling to 15 s), logging each
+/// attempt; a refusal ends it at once. The credentials are written under
+/// `agent_dir` (mode 0600), as k3s keeps them under its agent dir.
+pub async fn join(
+    server: &join::ServerAddress,
+    token: &str,
+    request: &JoinRequest,
+    agent_dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<Option<JoinedNode>, AgentError> {
+    let (hash, secret) = crate::pki::parse_join_token(token)
+        .map_err(|e| join::JoinError::Failed(format!("--token: {e}")))?;
+    let mut delay = Duration::from_secs(1);
+    let mut attempt = 1u32;
+    let joined = loop {
+        let result = async {
+            let ca_pem = join::fetch_pinned_ca(server, hash.as_deref()).await?;
+            let credentials = join::request_credentials(server, &ca_pem, &secret, request).await?;
+            Ok::<_, join::JoinError>(JoinedNode {
+                ca_pem,
+                credentials,
+            })
+        }
+        .await;
+        match result {
+            Ok(joined) => break joined,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, attempt, retry_in_s = delay.as_secs(), "cannot join yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.cancelled() => return Ok(None),
+                }
+                delay = (delay * 2).min(Duration::from_secs(15));
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let c = &joined.credentials;
+    for (file, content) in [
+        ("server-ca.crt", joined.ca_pem.as_str()),
+        ("client-kubelet.crt", c.client_cert.as_str()),
+        ("client-kubelet.key", c.client_key.as_str()),
+        ("serving-kubelet.crt", c.serving_cert.as_str()),
+        ("serving-kubelet.key", c.serving_key.as_str()),
+    ] {
+        let path = agent_dir.join(file);
+        crate::pki::write_private(&path, content.as_bytes(), 0o600)
+            .map_err(|e| AgentError::Credentials(format!("{}: {e}", path.display())))?;
+    }
+    let kubeconfig =
+        crate::pki::kubeconfig(&server.url, &joined.ca_pem, &c.client_cert, &c.client_key);
+    let path = agent_dir.join("kubelet.kubeconfig");
+    crate::pki::write_private(&path, kubeconfig.as_bytes(), 0o600)
+        .map_err(|e| AgentError::Credentials(format!("{}: {e}", path.display())))?;
+    Ok(Some(joined))
+}
+
+/// The node's password, kept at `path`: created (random, mode 0600) on
+/// the first join, and sent with every join after.
+pub fn node_password(path: &Path) -> Result<String, AgentError> {
+    let io = |source| AgentError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(p) if !p.trim().is_empty() => return Ok(p.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let password =
+        crate::pki::new_node_password().map_err(|e| AgentError::Credentials(e.to_string()))?;
+    crate::pki::write_private(path, format!("{password}\n").as_bytes(), 0o600)
+        .map_err(|e| AgentError::Credentials(format!("{}: {e}", path.display())))?;
+    Ok(password)
+}
+
+/// Serves node-local cluster DNS on `--cluster-dns` once the pod network
+/// is up, reading Services and EndpointSlices as the node.
+async fn run_dns(
+    network: Arc<crate::network::PodNetwork>,
+    informers: SharedInformers,
+    dns_ip: Ipv4Addr,
+    domain: String,
+    cancel: CancellationToken,
+) {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    if !network.wait_ready(&cancel).await {
+        return;
+    }
+    if let Err(e) = network.add_local_address(dns_ip).await {
+        tracing::error!(error = %e, "cannot hold the cluster DNS address; DNS is off");
+        return;
+    }
+    let services = informers.get::<Service>().store();
+    let slices = informers.get::<EndpointSlice>().store();
+    // Answer only from a full view: NXDOMAIN for a Service not yet listed
+    // would be cached by clients.
+    for synced in [
+        crate::client::informer::wait_synced(&services)
+            .await
+            .is_ok(),
+        crate::client::informer::wait_synced(&slices).await.is_ok(),
+    ] {
+        if !synced {
+            return;
+        }
+    }
+    let zone = Arc::new(crate::network::dns::ClusterZone::new(
+        &domain, services, slices,
+    ));
+    let upstream = Arc::new(crate::network::dns::host_resolvers());
+    let addr = SocketAddr::new(IpAddr::V4(dns_ip), 53);
+    if let Err(e) = crate::network::dns::serve(addr, zone, upstream, cancel).await {
+        tracing::error!(error = %e, "cluster DNS stopped");
+    }
+}
+
+/// Keeps the node's service proxy rules current, restarting it if its
+/// informers stop.
+async fn run_service_proxy(
+    informers: SharedInformers,
+    ctx: crate::network::service_proxy::ProxyContext,
+    masquerade_pods: bool,
+    cancel: CancellationToken,
+) {
+    let mut failures = 0;
+    while !cancel.is_cancelled() {
+        let proxy = crate::network::service_proxy::run(
+            &informers,
+            ctx.clone(),
+            masquerade_pods,
+            cancel.clone(),
+        );
+        match proxy.await {
+            Ok(()) => return,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "service proxy stopped; restarting");
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::client::informer::retry_delay(failures)) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+}

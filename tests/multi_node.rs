@@ -1,0 +1,407 @@
+//! Multi-node clusters on one machine (see `common::multi_node`): agents
+//! join a server with its token, pods spread over the nodes and talk
+//! across the overlay, refusals are clear, and nodes survive outages.
+//! They need root, containerd and runc, and fail (never skip) without them.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::multi_node::{MultiNode, host_ip};
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      containers:
+      - name: httpd
+        image: busybox
+        imagePullPolicy: Never
+        command: ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe:
+          httpGet: {path: /index.html, port: http}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+"#;
+
+/// Ready pods of the `web` Deployment: name → (node, IP).
+fn ready_web_pods(cluster: &MultiNode) -> BTreeMap<String, (String, String)> {
+    let out = cluster.server.jsonpath(
+        &["get", "pods", "-l", "app=web"],
+        r#"{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}{"\n"}{end}"#,
+    );
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[3] == "True")
+                .then(|| (f[0].to_string(), (f[1].to_string(), f[2].to_string())))
+        })
+        .collect()
+}
+
+fn wait_web_ready(cluster: &MultiNode, count: usize) -> BTreeMap<String, (String, String)> {
+    let mut pods = BTreeMap::new();
+    cluster
+        .server
+        .wait_for(120, &format!("{count} ready web pods"), || {
+            pods = ready_web_pods(cluster);
+            pods.len() == count
+        });
+    pods
+}
+
+fn exec_wget(cluster: &MultiNode, pod: &str, url: &str) -> String {
+    let out = cluster
+        .server
+        .kubectl(&["exec", pod, "--", "wget", "-qO-", url]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn three_nodes_join_spread_pods_and_reach_each_other_over_vxlan() {
+    let cluster = MultiNode::start(2, &[]);
+    let nodes = cluster.server.jsonpath(
+        &["get", "nodes"],
+        r#"{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}"#,
+    );
+    let rows: Vec<Vec<&str>> = nodes
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{nodes}");
+    let cidrs: BTreeSet<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(cidrs.len(), 3, "distinct podCIDRs: {nodes}");
+    for (i, name) in ["kelp-e2e", "agent-1", "agent-2"].iter().enumerate() {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == *name)
+            .unwrap_or_else(|| panic!("{name} in {nodes}"));
+        assert_eq!(row[2], host_ip(i), "{nodes}");
+    }
+    // The agents' identities are nodes: they may not read Secrets.
+    let agent_kubeconfig = cluster.agents[0]
+        .data_dir()
+        .join("agent/kubelet.kubeconfig");
+    let denied = std::process::Command::new(common::cluster::kubectl_path())
+        .arg("--kubeconfig")
+        .arg(&agent_kubeconfig)
+        .args(["get", "secrets", "-n", "kube-system"])
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr)
+            .contains("User \"system:node:agent-1\" cannot list resource \"secrets\""),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+
+    cluster.server.ok_stdin(&["apply", "-f", "-"], WEB);
+    let pods = wait_web_ready(&cluster, 6);
+    let used: BTreeSet<&str> = pods.values().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(used.len(), 3, "6 pods over all three nodes: {pods:?}");
+
+    // Pod to pod by IP, from each node to a pod on every other node.
+    let by_node: BTreeMap<&str, (&str, &str)> = pods
+        .iter()
+        .map(|(pod, (node, ip))| (node.as_str(), (pod.as_str(), ip.as_str())))
+        .collect();
+    for (from_node, (from_pod, _)) in &by_node {
+        for (to_node, (to_pod, to_ip)) in &by_node {
+            if from_node == to_node {
+                continue;
+            }
+            let body = exec_wget(&cluster, from_pod, &format!("http://{to_ip}:8080/"));
+            assert_eq!(
+                body,
+                format!("hello-from-{to_pod}"),
+                "{from_node} → {to_node}\n{}",
+                cluster.logs()
+            );
+        }
+    }
+    // Through the Service by name, from an agent's pod: over 30 tries the
+    // answers come from pods on more than one node.
+    let (agent_pod, _) = by_node["agent-1"];
+    let mut answered_by = BTreeSet::new();
+    for _ in 0..30 {
+        let body = exec_wget(&cluster, agent_pod, "http://web.default.svc.cluster.local/");
+        let pod = body
+            .strip_prefix("hello-from-")
+            .unwrap_or_else(|| panic!("{body:?}"));
+        answered_by.insert(pods[pod].0.clone());
+    }
+    assert!(answered_by.len() >= 2, "{answered_by:?}");
+
+    // The overlay's kernel state on agent-1: a route, neighbour and FDB
+    // entry for each other node.
+    let agent = &cluster.agents[0];
+    let routes = in_host(&agent.netns, &["ip", "route", "show", "dev", "kelp.vxlan"]);
+    for r in rows.iter().filter(|r| r[0] != "agent-1") {
+        assert!(routes.contains(r[1]), "route to {} in {routes}", r[1]);
+    }
+    let fdb = in_host(
+        &agent.netns,
+        &["bridge", "fdb", "show", "dev", "kelp.vxlan"],
+    );
+    assert!(fdb.contains(&format!("dst {}", host_ip(0))), "{fdb}");
+    assert!(fdb.contains(&format!("dst {}", host_ip(2))), "{fdb}");
+
+    // Deleting a node removes its overlay entries on the others.
+    let agent2_cidr = rows.iter().find(|r| r[0] == "agent-2").unwrap()[1].to_string();
+    cluster
+        .server
+        .ok(&["delete", "node", "agent-2", "--wait=false"]);
+    cluster
+        .server
+        .wait_for(30, "agent-2's route gone from agent-1", || {
+            !in_host(&agent.netns, &["ip", "route", "show", "dev", "kelp.vxlan"])
+                .contains(&agent2_cidr)
+        });
+    let fdb = in_host(
+        &agent.netns,
+        &["bridge", "fdb", "show", "dev", "kelp.vxlan"],
+    );
+    assert!(!fdb.contains(&format!("dst {}", host_ip(2))), "{fdb}");
+    let neigh = in_host(&agent.netns, &["ip", "neigh", "show", "dev", "kelp.vxlan"]);
+    let agent2_gateway = agent2_cidr.trim_end_matches("/24");
+    assert!(!neigh.contains(&format!("{agent2_gateway} ")), "{neigh}");
+}
+
+/// Runs a command in a host's network namespace; its stdout.
+fn in_host(netns: &std::path::Path, cmd: &[&str]) -> String {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A new agent on host `i` with `token`; waits for it to exit and returns
+/// its log (it must exit with 1).
+fn refused_join(cluster: &MultiNode, i: usize, name: &str, token: &str) -> String {
+    let mut agent = cluster.new_agent(i, name, token, &[]);
+    agent.spawn();
+    let status = agent.wait_exit(30);
+    let log = agent.log();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "agent should exit with 1:\n{log}"
+    );
+    log
+}
+
+#[test]
+fn joins_are_refused_clearly_and_nodes_survive_server_restarts_and_agent_loss() {
+    let mut cluster = MultiNode::start(
+        1,
+        &[
+            "--node-monitor-grace-period",
+            "4",
+            "--agent-token",
+            "agent-only-secret",
+        ],
+    );
+    let token = cluster.token();
+    let (hash, _) = token
+        .strip_prefix("K10")
+        .and_then(|t| t.split_once("::"))
+        .expect("K10 token");
+
+    // A CA hash that is not the server's: refused, naming both hashes.
+    let wrong_hash = "0".repeat(64);
+    let log = refused_join(
+        &cluster,
+        10,
+        "x1",
+        &format!("K10{wrong_hash}::server:whatever"),
+    );
+    assert!(log.contains("does not match the token"), "{log}");
+    assert!(log.contains(&wrong_hash) && log.contains(hash), "{log}");
+
+    // The right CA, a wrong secret: 401, and the agent says so.
+    let log = refused_join(&cluster, 11, "x2", &format!("K10{hash}::server:wrong"));
+    assert!(log.contains("the server rejected the token"), "{log}");
+
+    // Another machine under an existing node name: 403 with what to do.
+    let log = refused_join(&cluster, 12, "agent-1", &token);
+    assert!(log.contains("refused this node"), "{log}");
+    assert!(
+        log.contains("--with-node-id") && log.contains("kubectl delete node agent-1"),
+        "{log}"
+    );
+
+    // Bootstrap tokens: an expired one is refused and says it expired.
+    for (id, expiration) in [
+        ("expird", "2020-01-01T00:00:00Z"),
+        ("validd", "2099-01-01T00:00:00Z"),
+    ] {
+        cluster.server.ok(&[
+            "create",
+            "secret",
+            "generic",
+            &format!("bootstrap-token-{id}"),
+            "-n",
+            "kube-system",
+            "--type",
+            "bootstrap.kubernetes.io/token",
+            &format!("--from-literal=token-id={id}"),
+            "--from-literal=token-secret=0123456789abcdef",
+            &format!("--from-literal=expiration={expiration}"),
+            "--from-literal=usage-bootstrap-authentication=true",
+        ]);
+    }
+    let log = refused_join(
+        &cluster,
+        13,
+        "x3",
+        &format!("K10{hash}::expird.0123456789abcdef"),
+    );
+    assert!(log.contains("expired"), "{log}");
+
+    // A valid bootstrap token and the agent-only secret both join.
+    let mut joined = Vec::new();
+    for (i, name, token) in [
+        (14, "agent-b", format!("K10{hash}::validd.0123456789abcdef")),
+        (15, "agent-t", "agent-only-secret".to_string()),
+    ] {
+        let mut agent = cluster.new_agent(i, name, &token, &[]);
+        agent.spawn();
+        joined.push(agent);
+    }
+    cluster.wait_node_ready("agent-b");
+    cluster.wait_node_ready("agent-t");
+    drop(joined);
+
+    // A server that is not there yet: the agent waits and retries.
+    let mut early = cluster.new_agent(16, "x4", &token, &[]);
+    early.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while early.log().matches("cannot join yet; retrying").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retries logged:\n{}",
+            early.log()
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(200));
+    }
+    drop(early);
+
+    // Pods on both nodes; the server restarts: pods untouched, the agent
+    // reconnects (its Lease is renewed again).
+    cluster.server.ok_stdin(
+        &["apply", "-f", "-"],
+        &WEB.replace("replicas: 6", "replicas: 4"),
+    );
+    let pods = wait_web_ready(&cluster, 4);
+    let on_agent: Vec<&String> = pods
+        .iter()
+        .filter(|(_, (n, _))| n == "agent-1")
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!on_agent.is_empty(), "{pods:?}");
+    let containers = |c: &MultiNode| {
+        c.server.jsonpath(
+            &["get", "pods", "-l", "app=web"],
+            r#"{range .items[*]}{.metadata.name}={.status.containerStatuses[0].containerID}/{.status.containerStatuses[0].restartCount} {end}"#,
+        )
+    };
+    let before = containers(&cluster);
+    let renew = |c: &MultiNode| {
+        c.server.jsonpath(
+            &["get", "lease", "-n", "kube-node-lease", "agent-1"],
+            "{.spec.renewTime}",
+        )
+    };
+    cluster.server.kill_and_restart();
+    let after_restart = renew(&cluster);
+    cluster
+        .server
+        .wait_for(30, "agent-1 renews its Lease after the restart", || {
+            renew(&cluster) != after_restart
+        });
+    cluster.wait_node_ready("agent-1");
+    assert_eq!(
+        containers(&cluster),
+        before,
+        "running pods untouched by the restart"
+    );
+    let (pod, (_, ip)) = pods
+        .iter()
+        .find(|(_, (n, _))| n == "kelp-e2e")
+        .expect("a pod on the server");
+    let (_, (_, agent_ip)) = pods.iter().find(|(_, (n, _))| n == "agent-1").unwrap();
+    let body = exec_wget(&cluster, pod, &format!("http://{agent_ip}:8080/"));
+    assert!(
+        body.starts_with("hello-from-"),
+        "{body:?} from {pod} ({ip})\n{}",
+        cluster.logs()
+    );
+
+    // The agent dies: its node goes NotReady (Unknown) and its pods come
+    // back on the server's node.
+    cluster.agents[0].kill();
+    cluster.wait_node_status("agent-1", "Unknown", 60);
+    cluster
+        .server
+        .wait_for(90, "web pods all back on kelp-e2e", || {
+            let now = ready_web_pods(&cluster);
+            now.len() == 4 && now.values().all(|(n, _)| n == "kelp-e2e")
+        });
+}
+
+#[test]
+fn host_gw_routes_pods_between_nodes() {
+    let cluster = MultiNode::start(1, &["--flannel-backend", "host-gw"]);
+    cluster.server.ok_stdin(
+        &["apply", "-f", "-"],
+        &WEB.replace("replicas: 6", "replicas: 2"),
+    );
+    let pods = wait_web_ready(&cluster, 2);
+    let nodes: BTreeSet<&str> = pods.values().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(nodes.len(), 2, "{pods:?}");
+    let mut it = pods.iter();
+    let (a, _) = it.next().unwrap();
+    let (b, (_, b_ip)) = it.next().unwrap();
+    assert_eq!(
+        exec_wget(&cluster, a, &format!("http://{b_ip}:8080/")),
+        format!("hello-from-{b}")
+    );
+    let server_cidr = cluster
+        .server
+        .jsonpath(&["get", "node", "kelp-e2e"], "{.spec.podCIDR}");
+    let routes = in_host(&cluster.agents[0].netns, &["ip", "route"]);
+    assert!(
+        routes.contains(&format!(
+            "{server_cidr} via {} dev kelp-ul0 proto 251",
+            host_ip(0)
+        )),
+        "{routes}"
+    );
+    assert!(!routes.contains("kelp.vxlan"), "{routes}");
+}
