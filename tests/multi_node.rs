@@ -298,8 +298,9 @@ fn joins_are_refused_clearly_and_nodes_survive_server_restarts_and_agent_loss() 
     cluster.wait_node_ready("agent-t");
     drop(joined);
 
-    // A server that is not there yet: the agent waits and retries.
-    let mut early = cluster.new_agent(16, "x4", &token, &[]);
+    // A server that is not there (yet): the agent waits and retries.
+    let nowhere = format!("https://{}:1", host_ip(0));
+    let mut early = cluster.new_agent(16, "x4", &token, &["--server", &nowhere]);
     early.spawn();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while early.log().matches("cannot join yet; retrying").count() < 2 {
