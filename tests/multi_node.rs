@@ -164,6 +164,47 @@ fn three_nodes_join_spread_pods_and_reach_each_other_over_vxlan() {
     assert!(fdb.contains(&format!("dst {}", host_ip(0))), "{fdb}");
     assert!(fdb.contains(&format!("dst {}", host_ip(2))), "{fdb}");
 
+    // Renewal: a node may get fresh certificates with its current client
+    // certificate instead of a token, for its own name only.
+    let agent_dir = cluster.agents[0].data_dir().join("agent");
+    let password = std::fs::read_to_string(agent_dir.join("node-password")).unwrap();
+    let renew = |name: &str| {
+        let body = serde_json::json!({"nodeName": name, "nodeIp": host_ip(1), "nodePassword": password.trim()});
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--cacert"])
+            .arg(agent_dir.join("server-ca.crt"))
+            .arg("--cert")
+            .arg(agent_dir.join("client-kubelet.crt"))
+            .arg("--key")
+            .arg(agent_dir.join("client-kubelet.key"))
+            .args([
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body.to_string(),
+            ])
+            .arg(format!(
+                "https://{}:{}/v1-kelp/join",
+                host_ip(0),
+                cluster.server.port
+            ))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let renewed = renew("agent-1");
+    assert!(
+        renewed.ends_with("\n200") && renewed.contains("\"clientCert\""),
+        "{renewed}"
+    );
+    let other = renew("agent-2");
+    assert!(
+        other.ends_with("\n403") && other.contains("may renew only its own"),
+        "{other}"
+    );
+
     // Deleting a node removes its overlay entries on the others.
     let agent2_cidr = rows.iter().find(|r| r[0] == "agent-2").unwrap()[1].to_string();
     cluster
@@ -199,6 +240,20 @@ fn in_host(netns: &std::path::Path, cmd: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `kelp ARGS` (on this machine); must succeed; its trimmed stdout.
+fn kelp_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .args(args)
+        .output()
+        .expect("run kelp");
+    assert!(
+        out.status.success(),
+        "kelp {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A new agent on host `i` with `token`; waits for it to exit and returns
@@ -256,38 +311,72 @@ fn joins_are_refused_clearly_and_nodes_survive_server_restarts_and_agent_loss() 
         "{log}"
     );
 
-    // Bootstrap tokens: an expired one is refused and says it expired.
-    for (id, expiration) in [
-        ("expird", "2020-01-01T00:00:00Z"),
-        ("validd", "2099-01-01T00:00:00Z"),
-    ] {
-        cluster.server.ok(&[
-            "create",
-            "secret",
-            "generic",
-            &format!("bootstrap-token-{id}"),
-            "-n",
-            "kube-system",
-            "--type",
-            "bootstrap.kubernetes.io/token",
-            &format!("--from-literal=token-id={id}"),
-            "--from-literal=token-secret=0123456789abcdef",
-            &format!("--from-literal=expiration={expiration}"),
-            "--from-literal=usage-bootstrap-authentication=true",
-        ]);
+    // Bootstrap tokens from `kelp token create`: listed, an expired one
+    // is refused and says it expired, a live one joins, a deleted one is
+    // gone. The agent-only secret joins too.
+    let kubeconfig = cluster.server.kubeconfig.display().to_string();
+    let expiring = kelp_ok(&[
+        "token",
+        "create",
+        "--kubeconfig",
+        &kubeconfig,
+        "--ttl",
+        "1s",
+    ]);
+    let live = kelp_ok(&[
+        "token",
+        "create",
+        "--kubeconfig",
+        &kubeconfig,
+        "--ttl",
+        "1h",
+        "--description",
+        "e2e agents",
+    ]);
+    for token in [&expiring, &live] {
+        assert!(token.starts_with(&format!("K10{hash}::")), "{token}");
     }
-    let log = refused_join(
-        &cluster,
-        13,
-        "x3",
-        &format!("K10{hash}::expird.0123456789abcdef"),
+    let live_id = &live[live.len() - 23..live.len() - 17];
+    let listed = kelp_ok(&["token", "list", "--kubeconfig", &kubeconfig]);
+    assert!(
+        listed.contains(&live[live.len() - 23..]) && listed.contains("e2e agents"),
+        "{listed}"
     );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let log = refused_join(&cluster, 13, "x3", &expiring);
     assert!(log.contains("expired"), "{log}");
-
-    // A valid bootstrap token and the agent-only secret both join.
+    // Long expired: the token cleaner deletes it.
+    cluster.server.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "bootstrap-token-oldtkn",
+        "-n",
+        "kube-system",
+        "--type",
+        "bootstrap.kubernetes.io/token",
+        "--from-literal=token-id=oldtkn",
+        "--from-literal=token-secret=0123456789abcdef",
+        "--from-literal=expiration=2020-01-01T00:00:00Z",
+    ]);
+    cluster
+        .server
+        .wait_for(30, "the token cleaner deletes a long-expired token", || {
+            !cluster
+                .server
+                .kubectl(&[
+                    "get",
+                    "secret",
+                    "-n",
+                    "kube-system",
+                    "bootstrap-token-oldtkn",
+                ])
+                .status
+                .success()
+        });
     let mut joined = Vec::new();
     for (i, name, token) in [
-        (14, "agent-b", format!("K10{hash}::validd.0123456789abcdef")),
+        (14, "agent-b", live.clone()),
         (15, "agent-t", "agent-only-secret".to_string()),
     ] {
         let mut agent = cluster.new_agent(i, name, &token, &[]);
@@ -297,6 +386,35 @@ fn joins_are_refused_clearly_and_nodes_survive_server_restarts_and_agent_loss() 
     cluster.wait_node_ready("agent-b");
     cluster.wait_node_ready("agent-t");
     drop(joined);
+    cluster.server.ok(&["delete", "node", "agent-b", "agent-t"]);
+    kelp_ok(&["token", "delete", "--kubeconfig", &kubeconfig, live_id]);
+    let listed = kelp_ok(&["token", "list", "--kubeconfig", &kubeconfig]);
+    assert!(!listed.contains(live_id), "{listed}");
+
+    // Rotation: the old token stops working, a joined agent restarts on
+    // its stored credentials, and the new token joins.
+    let data_dir = cluster.server.data_dir().display().to_string();
+    let rotated = kelp_ok(&["token", "rotate", "--data-dir", &data_dir]);
+    assert!(
+        rotated.starts_with(&format!("K10{hash}::server:")) && rotated != token,
+        "{rotated}"
+    );
+    let log = refused_join(&cluster, 17, "x5", &token);
+    assert!(log.contains("the server rejected the token"), "{log}");
+    cluster.agents[0].kill();
+    cluster.agents[0].spawn();
+    cluster
+        .server
+        .wait_for(30, "agent-1 restarts on its stored credentials", || {
+            cluster.agents[0]
+                .log()
+                .contains("using the node credentials from the last join")
+        });
+    let mut fresh = cluster.new_agent(18, "agent-r", &rotated, &[]);
+    fresh.spawn();
+    cluster.wait_node_ready("agent-r");
+    drop(fresh);
+    cluster.server.ok(&["delete", "node", "agent-r"]);
 
     // A server that is not there (yet): the agent waits and retries.
     let nowhere = format!("https://{}:1", host_ip(0));

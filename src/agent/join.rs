@@ -139,27 +139,45 @@ pub async fn fetch_pinned_ca(
     }
 }
 
-/// Posts the join request with `secret`, trusting only `ca_pem`.
+/// How a join request proves it may join.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    /// A join token's secret (first join).
+    Token(&'a str),
+    /// The node's current client certificate (renewal).
+    Certificate {
+        /// Certificate PEM.
+        cert_pem: &'a str,
+        /// Key PEM.
+        key_pem: &'a str,
+    },
+}
+
+/// Posts the join request with `auth`, trusting only `ca_pem`.
 pub async fn request_credentials(
     server: &ServerAddress,
     ca_pem: &str,
-    secret: &str,
+    auth: Auth<'_>,
     request: &JoinRequest,
 ) -> Result<JoinResponse, JoinError> {
     use base64::Engine;
-    let tls = crate::pki::client_config_for_ca(ca_pem, None)
+    let (identity, header) = match auth {
+        Auth::Token(secret) => {
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{AGENT_USER}:{secret}"));
+            (None, Some(format!("Basic {basic}")))
+        }
+        Auth::Certificate { cert_pem, key_pem } => (Some((cert_pem, key_pem)), None),
+    };
+    let tls = crate::pki::client_config_for_ca(ca_pem, identity)
         .map_err(|e| JoinError::Failed(format!("the server's CA: {e}")))?;
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{AGENT_USER}:{secret}"))
-    );
     let body = serde_json::to_vec(request).map_err(|e| JoinError::Failed(e.to_string()))?;
     let (status, answer) = exchange(
         server,
         tls,
         Method::POST,
         JOIN_PATH,
-        Some(&auth),
+        header.as_deref(),
         Some(body),
     )
     .await?;

@@ -160,7 +160,8 @@ pub struct JoinedNode {
 /// secret and node password for credentials. While the server cannot be
 /// reached it retries with backoff (1 s doubling to 15 s), logging each
 /// attempt; a refusal ends it at once. The credentials are written under
-/// `agent_dir` (mode 0600), as k3s keeps them under its agent dir.
+/// `agent_dir` (mode 0600), as k3s keeps them under its agent dir. None
+/// if `cancel` fired first.
 pub async fn join(
     server: &join::ServerAddress,
     token: &str,
@@ -170,50 +171,158 @@ pub async fn join(
 ) -> Result<Option<JoinedNode>, AgentError> {
     let (hash, secret) = crate::pki::parse_join_token(token)
         .map_err(|e| join::JoinError::Failed(format!("--token: {e}")))?;
+    let joined = retrying(cancel, "cannot join yet; retrying", || async {
+        let ca_pem = join::fetch_pinned_ca(server, hash.as_deref()).await?;
+        let credentials =
+            join::request_credentials(server, &ca_pem, join::Auth::Token(&secret), request).await?;
+        Ok(JoinedNode {
+            ca_pem,
+            credentials,
+        })
+    })
+    .await?;
+    if let Some(joined) = &joined {
+        store(server, joined, agent_dir)?;
+    }
+    Ok(joined)
+}
+
+/// Renews a joined node's certificates at the join endpoint, with its
+/// current client certificate instead of a token; retries like [`join`].
+pub async fn renew(
+    server: &join::ServerAddress,
+    current: &JoinedNode,
+    request: &JoinRequest,
+    agent_dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<Option<JoinedNode>, AgentError> {
+    let c = &current.credentials;
+    let auth = join::Auth::Certificate {
+        cert_pem: &c.client_cert,
+        key_pem: &c.client_key,
+    };
+    let what = "cannot renew the node's certificates yet; retrying";
+    let renewed = retrying(cancel, what, || async {
+        let credentials = join::request_credentials(server, &current.ca_pem, auth, request).await?;
+        Ok(JoinedNode {
+            ca_pem: current.ca_pem.clone(),
+            credentials,
+        })
+    })
+    .await?;
+    if let Some(renewed) = &renewed {
+        store(server, renewed, agent_dir)?;
+    }
+    Ok(renewed)
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `cancel` fires
+/// (None), waiting 1 s doubling to 15 s between unreachable tries.
+async fn retrying<F, Fut>(
+    cancel: &CancellationToken,
+    what: &'static str,
+    mut attempt: F,
+) -> Result<Option<JoinedNode>, AgentError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<JoinedNode, join::JoinError>>,
+{
     let mut delay = Duration::from_secs(1);
-    let mut attempt = 1u32;
-    let joined = loop {
-        let result = async {
-            let ca_pem = join::fetch_pinned_ca(server, hash.as_deref()).await?;
-            let credentials = join::request_credentials(server, &ca_pem, &secret, request).await?;
-            Ok::<_, join::JoinError>(JoinedNode {
-                ca_pem,
-                credentials,
-            })
-        }
-        .await;
-        match result {
-            Ok(joined) => break joined,
+    let mut tries = 1u32;
+    loop {
+        match attempt().await {
+            Ok(joined) => return Ok(Some(joined)),
             Err(e) if e.is_retryable() => {
-                tracing::warn!(error = %e, attempt, retry_in_s = delay.as_secs(), "cannot join yet; retrying");
+                tracing::warn!(error = %e, attempt = tries, retry_in_s = delay.as_secs(), "{what}");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = cancel.cancelled() => return Ok(None),
                 }
                 delay = (delay * 2).min(Duration::from_secs(15));
-                attempt += 1;
+                tries += 1;
             }
             Err(e) => return Err(e.into()),
         }
-    };
+    }
+}
+
+/// Where a joined node keeps the cluster's settings, so that it can start
+/// again while its server is down.
+const CLUSTER_FILE: &str = "cluster.json";
+
+/// Writes a node's credentials and settings under `agent_dir` (0600).
+fn store(
+    server: &join::ServerAddress,
+    joined: &JoinedNode,
+    agent_dir: &Path,
+) -> Result<(), AgentError> {
     let c = &joined.credentials;
+    let kubeconfig =
+        crate::pki::kubeconfig(&server.url, &joined.ca_pem, &c.client_cert, &c.client_key);
+    let settings = serde_json::to_string_pretty(&c.cluster)
+        .map_err(|e| AgentError::Credentials(e.to_string()))?;
     for (file, content) in [
         ("server-ca.crt", joined.ca_pem.as_str()),
         ("client-kubelet.crt", c.client_cert.as_str()),
         ("client-kubelet.key", c.client_key.as_str()),
         ("serving-kubelet.crt", c.serving_cert.as_str()),
         ("serving-kubelet.key", c.serving_key.as_str()),
+        ("kubelet.kubeconfig", kubeconfig.as_str()),
+        (CLUSTER_FILE, settings.as_str()),
     ] {
         let path = agent_dir.join(file);
         crate::pki::write_private(&path, content.as_bytes(), 0o600)
             .map_err(|e| AgentError::Credentials(format!("{}: {e}", path.display())))?;
     }
-    let kubeconfig =
-        crate::pki::kubeconfig(&server.url, &joined.ca_pem, &c.client_cert, &c.client_key);
-    let path = agent_dir.join("kubelet.kubeconfig");
-    crate::pki::write_private(&path, kubeconfig.as_bytes(), 0o600)
-        .map_err(|e| AgentError::Credentials(format!("{}: {e}", path.display())))?;
-    Ok(Some(joined))
+    Ok(())
+}
+
+/// The credentials a node stored at its last join, if they are complete,
+/// belong to `node_name`, have not expired, and come from the CA that
+/// `ca_hash` names (when given). An agent restarts on them without its
+/// server (pods keep running through an outage) and without its token
+/// (so `kelp token rotate` does not break joined agents).
+pub fn stored_credentials(
+    agent_dir: &Path,
+    node_name: &str,
+    ca_hash: Option<&str>,
+) -> Option<JoinedNode> {
+    use rustls_pki_types::pem::PemObject;
+    let read = |file: &str| std::fs::read_to_string(agent_dir.join(file)).ok();
+    let ca_pem = read("server-ca.crt")?;
+    if ca_hash.is_some_and(|h| h != crate::pki::ca_hash(&ca_pem)) {
+        return None;
+    }
+    let credentials = JoinResponse {
+        client_cert: read("client-kubelet.crt")?,
+        client_key: read("client-kubelet.key")?,
+        serving_cert: read("serving-kubelet.crt")?,
+        serving_key: read("serving-kubelet.key")?,
+        cluster: serde_json::from_str(&read(CLUSTER_FILE)?).ok()?,
+    };
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(credentials.client_cert.as_bytes())
+        .ok()?;
+    let (user, _) = crate::pki::client_identity(&der).ok()?;
+    let unexpired = [&credentials.client_cert, &credentials.serving_cert]
+        .iter()
+        .all(|pem| crate::pki::seconds_until_expiry(pem).is_some_and(|s| s > 0));
+    (user == format!("system:node:{node_name}") && unexpired).then_some(JoinedNode {
+        ca_pem,
+        credentials,
+    })
+}
+
+/// How long until the node's certificates are due for renewal (zero if due).
+pub fn renewal_due_in(joined: &JoinedNode) -> Duration {
+    let c = &joined.credentials;
+    let left = [&c.client_cert, &c.serving_cert]
+        .iter()
+        .map(|pem| crate::pki::seconds_until_expiry(pem).unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    Duration::from_secs(
+        u64::try_from(left.saturating_sub(crate::pki::RENEW_BEFORE_SECS as i64)).unwrap_or(0),
+    )
 }
 
 /// The node's password, kept at `path`: created (random, mode 0600) on

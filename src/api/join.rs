@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use super::authn::User;
 use super::handlers::Api;
 use super::registry::names::is_dns1123_subdomain;
 use super::registry::resources;
@@ -31,9 +32,10 @@ use crate::store::{Store, StoreError};
 /// What the join endpoint needs from the server's configuration.
 #[derive(Debug, Clone)]
 pub struct JoinSettings {
-    /// The secret of the server's token file: lets agents (and, with HA,
-    /// servers) join.
-    pub server_secret: String,
+    /// The server's token file (`<data>/server/token`): its secret lets
+    /// agents (and, with HA, servers) join. Read at each join, so that
+    /// `kelp token rotate` takes effect at once.
+    pub token_file: std::path::PathBuf,
     /// `--agent-token`: lets agents join, never servers.
     pub agent_secret: Option<String>,
     /// Handed to every joining node.
@@ -45,10 +47,14 @@ pub fn node_password_secret(node: &str) -> String {
     format!("{node}.node-password.kelp")
 }
 
-/// Handles `POST /v1-kelp/join`.
+/// Handles `POST /v1-kelp/join`. A node that already joined may renew
+/// its certificates with its current client certificate (`cert_user`,
+/// `system:node:<name>` in `system:nodes`) instead of a token, for its own
+/// name only.
 pub async fn handle<S: Store>(
     api: &Api<S>,
     settings: &JoinSettings,
+    cert_user: Option<&User>,
     req: Request<Incoming>,
 ) -> Result<Value, ApiError> {
     if req.method() != Method::POST {
@@ -57,8 +63,17 @@ pub async fn handle<S: Store>(
             JOIN_PATH,
         ));
     }
-    let secret = basic_secret(&req).ok_or_else(ApiError::unauthorized)?;
-    check_token(api, settings, &secret).await?;
+    let renewing = cert_user.and_then(|u| {
+        let node = u.name.strip_prefix("system:node:")?;
+        u.groups
+            .iter()
+            .any(|g| g == "system:nodes")
+            .then(|| node.to_string())
+    });
+    if renewing.is_none() {
+        let secret = basic_secret(&req).ok_or_else(ApiError::unauthorized)?;
+        check_token(api, settings, &secret).await?;
+    }
     let body = Limited::new(req.into_body(), MAX_REQUEST)
         .collect()
         .await
@@ -72,6 +87,14 @@ pub async fn handle<S: Store>(
             "node name {:?}: {}",
             join.node_name,
             problems.join("; ")
+        )));
+    }
+    if let Some(node) = &renewing
+        && *node != join.node_name
+    {
+        return Err(ApiError::forbidden(format!(
+            "node {node:?} may renew only its own certificates, not those of {:?}",
+            join.node_name
         )));
     }
     if join.node_password.is_empty() {
@@ -131,7 +154,11 @@ async fn check_token<S: Store>(
     settings: &JoinSettings,
     secret: &str,
 ) -> Result<(), ApiError> {
-    if same_secret(secret, &settings.server_secret)
+    let server_secret = std::fs::read_to_string(&settings.token_file)
+        .ok()
+        .and_then(|t| crate::pki::parse_join_token(t.trim()).ok())
+        .map(|(_, secret)| secret);
+    if server_secret.is_some_and(|s| same_secret(secret, &s))
         || settings
             .agent_secret
             .as_deref()

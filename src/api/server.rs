@@ -163,7 +163,7 @@ pub async fn handle<S: Store>(
         if req.uri().path() == crate::client::join_protocol::JOIN_PATH
             && let Some(join) = &server.join
         {
-            return match super::join::handle(&server.api, join, req).await {
+            return match super::join::handle(&server.api, join, cert_user.as_ref(), req).await {
                 Ok(body) => json_response(200, &body),
                 Err(e) => error_response(&e),
             };

@@ -54,7 +54,6 @@ pub(super) fn run(args: AgentArgs) -> anyhow::Result<()> {
             "--token is required (or --token-file, KELP_TOKEN, or 'token' in the config file); read it from <data-dir>/server/token on the server"
         );
     }
-    crate::pki::parse_join_token(&token).context("--token")?;
     args.node.kubelet_args()?;
     super::init_logging(args.common.debug);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -91,32 +90,66 @@ async fn serve(args: AgentArgs, server: ServerAddress, token: String) -> anyhow:
         super::server::shutdown_signal().await;
         stop.cancel();
     });
-    tracing::info!(server = %server.url, node = %name, "joining");
-    let Some(joined) = crate::agent::join(&server, &token, &request, &agent_dir, &cancel)
-        .await
-        .with_context(|| format!("cannot join {}", server.url))?
-    else {
-        return Ok(());
+    let (token_hash, _) = crate::pki::parse_join_token(&token).context("--token")?;
+    let stored = crate::agent::stored_credentials(&agent_dir, &name, token_hash.as_deref());
+    let mut joined = match stored {
+        // Joined before: start at once on what the server gave, even while
+        // it is down, and without the (possibly rotated) token.
+        Some(stored) => {
+            tracing::info!(node = %name, "using the node credentials from the last join");
+            stored
+        }
+        None => {
+            tracing::info!(server = %server.url, node = %name, "joining");
+            let Some(joined) = crate::agent::join(&server, &token, &request, &agent_dir, &cancel)
+                .await
+                .with_context(|| format!("cannot join {}", server.url))?
+            else {
+                return Ok(());
+            };
+            tracing::info!(server = %server.url, node = %name, "joined");
+            joined
+        }
     };
-    let c = &joined.credentials;
-    tracing::info!(server = %server.url, node = %name, "joined");
-    let client =
-        crate::agent::client_for(&server.url, &joined.ca_pem, &c.client_cert, &c.client_key)
-            .await?;
-    let tls =
-        crate::pki::kubelet_server_config_for_ca(&joined.ca_pem, &c.serving_cert, &c.serving_key)
-            .context("kubelet TLS configuration")?;
-    let config = args
-        .node
-        .node_config(data, name, node_ip, &c.cluster, tls)?;
-    let node = crate::agent::start_node(config, client, &cancel)
-        .await
-        .context("cannot start the node")?;
-    tracing::info!(node = %node.name, "kelp agent is ready");
-    cancel.cancelled().await;
-    tracing::info!("shutting down");
-    node.shutdown().await;
-    Ok(())
+    loop {
+        let c = &joined.credentials;
+        let client =
+            crate::agent::client_for(&server.url, &joined.ca_pem, &c.client_cert, &c.client_key)
+                .await?;
+        let tls = crate::pki::kubelet_server_config_for_ca(
+            &joined.ca_pem,
+            &c.serving_cert,
+            &c.serving_key,
+        )
+        .context("kubelet TLS configuration")?;
+        let config = args
+            .node
+            .node_config(data, name.clone(), node_ip, &c.cluster, tls)?;
+        let node_cancel = cancel.child_token();
+        let node = crate::agent::start_node(config, client, &node_cancel)
+            .await
+            .context("cannot start the node")?;
+        tracing::info!(node = %node.name, "kelp agent is ready");
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                tracing::info!("shutting down");
+                node.shutdown().await;
+                return Ok(());
+            }
+            _ = tokio::time::sleep(crate::agent::renewal_due_in(&joined)) => {}
+        }
+        // Certificates near expiry: renew them with the current ones, then
+        // restart the node's components on the new identity (pods keep
+        // running, as across a kelp restart).
+        tracing::info!(node = %name, "renewing the node's certificates");
+        let renewed = crate::agent::renew(&server, &joined, &request, &agent_dir, &cancel).await;
+        node_cancel.cancel();
+        node.shutdown().await;
+        match renewed.context("cannot renew the node's certificates")? {
+            Some(renewed) => joined = renewed,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// A short random id for `--with-node-id`, created once and kept.

@@ -223,7 +223,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let first_service_ip =
         nth_ip(&args.service_cidr, 1).context("--service-cidr has no first address")?;
     let pki = Arc::new(load_pki(&args, data, advertise_ip, first_service_ip)?);
-    let server_secret = write_token(&pki, data, args.token.as_deref())?;
+    write_token(&pki, data, args.token.as_deref())?;
     let agent_secret = match &args.agent_token {
         Some(t) => Some(
             pki::parse_join_token(t)
@@ -276,7 +276,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         authorization: args.authorization_mode,
         anonymous_auth: args.anonymous_auth,
         join: Some(crate::api::join::JoinSettings {
-            server_secret,
+            token_file: data.join("server/token"),
             agent_secret,
             cluster: cluster.clone(),
         }),
@@ -495,7 +495,7 @@ fn write_token(
     pki: &ClusterPki,
     data: &std::path::Path,
     wanted: Option<&str>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<()> {
     let path = data.join("server/token");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let (_, secret) = pki::parse_join_token(existing.trim())
@@ -510,7 +510,7 @@ fn write_token(
                 );
             }
         }
-        return Ok(secret);
+        return Ok(());
     }
     let secret = match wanted {
         Some(w) => {
@@ -523,7 +523,7 @@ fn write_token(
     let token = pki::join_token(pki.ca_pem(), &secret);
     pki::write_private(&path, format!("{token}\n").as_bytes(), 0o600)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(secret)
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

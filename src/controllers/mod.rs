@@ -37,6 +37,7 @@ pub mod service_endpoints;
 pub mod serviceaccount;
 pub mod servicelb;
 pub mod statefulset;
+pub mod token_cleaner;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -161,6 +162,7 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
             starter(|c, t| statefulset::run(c, Default::default(), t)),
         ),
     ];
+    all.push(("tokencleaner", starter(token_cleaner::run)));
     if config.servicelb {
         all.push(("servicelb", starter(servicelb::run)));
     }

@@ -131,6 +131,19 @@ fn client_leaf(
     Ok((cred.cert_pem, cred.key_pem))
 }
 
+/// How long before expiry a certificate is renewed (kelp's own certificates
+/// at each start, a node's through the join endpoint).
+pub const RENEW_BEFORE_SECS: u64 = certs::RENEW_BEFORE_SECS;
+
+/// Seconds until the first certificate in `cert_pem` expires (negative
+/// once expired), or None if it cannot be read.
+pub fn seconds_until_expiry(cert_pem: &str) -> Option<i64> {
+    use x509_parser::prelude::FromDer;
+    let der = tls::first_cert(cert_pem).ok()?;
+    let (_, cert) = x509_parser::prelude::X509Certificate::from_der(&der).ok()?;
+    Some(cert.validity().not_after.timestamp() - now_unix() as i64)
+}
+
 /// Everything the server needs, loaded from or created under `<data>/server/tls/`.
 pub struct ClusterPki {
     ca: CertAuthority,
