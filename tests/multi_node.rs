@@ -342,7 +342,11 @@ fn joins_are_refused_clearly_and_nodes_survive_server_restarts_and_agent_loss() 
         listed.contains(&live[live.len() - 23..]) && listed.contains("e2e agents"),
         "{listed}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // park_timeout may wake early: wait until the token has surely expired.
+    let expired_at = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while std::time::Instant::now() < expired_at {
+        std::thread::park_timeout(expired_at - std::time::Instant::now());
+    }
     let log = refused_join(&cluster, 13, "x3", &expiring);
     assert!(log.contains("expired"), "{log}");
     // Long expired: the token cleaner deletes it.
