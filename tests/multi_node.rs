@@ -528,3 +528,83 @@ fn host_gw_routes_pods_between_nodes() {
     );
     assert!(!routes.contains("kelp.vxlan"), "{routes}");
 }
+
+#[test]
+fn kelp_reset_leaves_nothing_of_the_node_behind() {
+    let mut cluster = MultiNode::start(1, &[]);
+    cluster.server.ok_stdin(
+        &["apply", "-f", "-"],
+        &WEB.replace("replicas: 6", "replicas: 4"),
+    );
+    let pods = wait_web_ready(&cluster, 4);
+    let uids: Vec<String> = pods
+        .iter()
+        .filter(|(_, (node, _))| node == "agent-1")
+        .map(|(pod, _)| {
+            cluster
+                .server
+                .jsonpath(&["get", "pod", pod], "{.metadata.uid}")
+        })
+        .collect();
+    assert!(!uids.is_empty(), "pods on agent-1: {pods:?}");
+    let agent = &mut cluster.agents[0];
+    let root = agent.dir.path().to_path_buf();
+    let data = agent.data_dir();
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", agent.netns.display()))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_kelp"))
+        .args(["reset", "--remove-data", "--data-dir"])
+        .arg(&data)
+        .arg("--run-dir")
+        .arg(root.join("run"))
+        .arg("--pod-log-dir")
+        .arg(root.join("pod-logs"))
+        .output()
+        .expect("kelp reset");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        agent.wait_exit(10).is_some(),
+        "the agent was stopped: {said}"
+    );
+
+    // No process mentions the node's directories; nothing is mounted there.
+    let needle = root.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(!cmdline.contains(&needle), "left running: {cmdline}");
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&needle), "{mounts}");
+    // No link, route or nftables table of kelp's in the node's namespace.
+    let links = in_host(&agent.netns, &["ip", "-o", "link"]);
+    for name in ["kelp0", "kelp.vxlan", "veth"] {
+        assert!(!links.contains(name), "{links}");
+    }
+    let routes = in_host(&agent.netns, &["ip", "route"]);
+    assert!(
+        !routes.contains("proto 251") && !routes.contains("10.42."),
+        "{routes}"
+    );
+    let rules = in_host(&agent.netns, &["nft", "list", "ruleset"]);
+    assert!(!rules.contains("table ip kelp"), "{rules}");
+    // No pod namespace, cgroup or file.
+    for uid in &uids {
+        assert!(!std::path::Path::new(&format!("/run/netns/kelp-{uid}")).exists());
+        for qos in ["", "burstable/", "besteffort/"] {
+            let cgroup = format!("/sys/fs/cgroup/kubepods/{qos}pod{uid}");
+            assert!(!std::path::Path::new(&cgroup).exists(), "{cgroup}");
+        }
+    }
+    assert!(!data.exists() && !root.join("run").exists(), "data removed");
+    let logs: Vec<_> = std::fs::read_dir(root.join("pod-logs"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(logs.is_empty(), "{logs:?}");
+}

@@ -11,6 +11,7 @@
 //! what lets it run on another machine.
 
 pub mod join;
+pub mod reset;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

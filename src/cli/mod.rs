@@ -1,4 +1,4 @@
-//! The command line: `kelp server|agent|token|check-config|snapshot|version`.
+//! The command line: `kelp server|agent|token|reset|check-config|snapshot|version`.
 //!
 //! This is the only place that reads flags, environment and the config
 //! file; everything below takes plain config structs. Errors leave here as
@@ -11,6 +11,7 @@ pub mod config_file;
 pub mod flag_values;
 mod host;
 mod node_args;
+mod reset;
 mod server;
 mod sim;
 mod snapshot;
@@ -43,6 +44,9 @@ enum Command {
     Token(token::TokenArgs),
     /// Check that this host has what kelp needs (kernel features, tools).
     CheckConfig(check_config::CheckConfigArgs),
+    /// Stop kelp and remove what it set up on this machine (processes,
+    /// mounts, links, routes, nftables), and with --remove-data its data.
+    Reset(reset::ResetArgs),
     /// Save or restore a consistent copy of the store.
     Snapshot(snapshot::SnapshotArgs),
     /// Print version information.
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Reset(args) => reset::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Version => {
             println!("{}", version_string());
