@@ -41,23 +41,40 @@ fn prefix() -> String {
 pub struct Lan {
     prefix: String,
     switch: String,
+    hosts: parking_lot::Mutex<Vec<PathBuf>>,
 }
 
 impl Lan {
-    fn new() -> Lan {
+    /// A new switch namespace with its bridge.
+    pub fn new() -> Lan {
         let prefix = prefix();
         let switch = format!("{prefix}-sw");
         kelp::kubelet::netns::create(Path::new(NETNS_DIR), &switch).expect("switch namespace");
-        let lan = Lan { prefix, switch };
+        let lan = Lan {
+            prefix,
+            switch,
+            hosts: Default::default(),
+        };
         ip(&lan.switch, "link add br0 type bridge");
         ip(&lan.switch, "addr add 10.200.0.1/24 dev br0");
         ip(&lan.switch, "link set br0 up");
         lan
     }
 
+    /// A new host namespace `i`, plugged in as [`host_ip`]`(i)`; removed
+    /// with the switch.
+    pub fn host(&self, i: usize) -> PathBuf {
+        let name = format!("{}-h{i}", self.prefix);
+        let netns =
+            kelp::kubelet::netns::create(Path::new(NETNS_DIR), &name).expect("host namespace");
+        self.hosts.lock().push(netns.clone());
+        self.plug(&netns, i, &host_ip(i));
+        netns
+    }
+
     /// Plugs the namespace at `netns` into the switch as `ip` (/24), with
     /// the default route via the switch.
-    fn plug(&self, netns: &Path, port: usize, host_ip: &str) {
+    pub fn plug(&self, netns: &Path, port: usize, host_ip: &str) {
         let host = netns.file_name().unwrap().to_str().unwrap();
         let peer = format!("p{port}");
         ip(
@@ -84,6 +101,9 @@ impl Lan {
 
 impl Drop for Lan {
     fn drop(&mut self) {
+        for host in self.hosts.lock().drain(..) {
+            let _ = kelp::kubelet::netns::remove(&host);
+        }
         let _ = kelp::kubelet::netns::remove(&Path::new(NETNS_DIR).join(&self.switch));
     }
 }
