@@ -273,11 +273,13 @@ fn refused_join(cluster: &MultiNode, i: usize, name: &str, token: &str) -> Strin
 
 #[test]
 fn joins_are_refused_clearly_and_nodes_survive_server_restarts_and_agent_loss() {
+    // Leases are renewed every 10 s: a grace period of twice that, so that
+    // only a dead agent looks dead (also on a loaded machine).
     let mut cluster = MultiNode::start(
         1,
         &[
             "--node-monitor-grace-period",
-            "4",
+            "20",
             "--agent-token",
             "agent-only-secret",
         ],
