@@ -329,6 +329,80 @@ fn cluster_dns_answers(server: &Server, pods: &[String]) {
     );
 }
 
+/// `--flannel-backend=none`: pods get their network from the CNI plugins
+/// configured in `<data>/agent/etc/cni/net.d` (here Debian's bridge and
+/// host-local), and Services and DNS still work.
+#[test]
+fn byo_cni_networks_pods_with_the_bridge_plugin() {
+    assert!(
+        std::path::Path::new("/usr/lib/cni/bridge").is_file(),
+        "the CNI bridge plugin is missing: apt-get install containernetworking-plugins (./tests/run.sh does this)"
+    );
+    let server = Server::start_node(&["--flannel-backend", "none"]);
+    let agent = server.data_dir().join("agent");
+    let conf_dir = agent.join("etc/cni/net.d");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "byo",
+        "plugins": [{
+            "type": "bridge", "bridge": "cni0", "isGateway": true,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": "10.88.0.0/16"}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": agent.join("cni/ipam"),
+            },
+        }],
+    });
+    std::fs::write(conf_dir.join("10-byo.conflist"), conf.to_string()).unwrap();
+    server.ok_stdin(&["apply", "-f", "-"], WEB);
+    server.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
+    ]);
+    let pods = wait_ready(&server, "app=web", 2);
+    let ips: Vec<String> = pods
+        .iter()
+        .map(|p| server.jsonpath(&["get", "pod", p], "{.status.podIP}"))
+        .collect();
+    assert!(ips.iter().all(|ip| ip.starts_with("10.88.")), "{ips:?}");
+    let exec = |pod: &str, url: &str| {
+        server
+            .ok(&["exec", pod, "--", "wget", "-qO-", url])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        exec(&pods[0], &format!("http://{}:8080/", ips[1])),
+        format!("hello-from-{}", pods[1])
+    );
+    let body = exec(&pods[0], "http://web.default.svc.cluster.local/");
+    assert!(body.starts_with("hello-from-web-"), "{body:?}");
+    // Deleting a pod runs the plugins' DEL: host-local frees its address.
+    let ipam_dir = agent.join("cni/ipam/byo");
+    let held = || {
+        std::fs::read_dir(&ipam_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.88."))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(held(), 2);
+    // The Deployment and ReplicaSet go first, so that nothing replaces
+    // the pods, which then stop at once rather than after 30 s.
+    server.ok(&["delete", "deployment", "web", "--cascade=orphan"]);
+    server.ok(&["delete", "rs", "-l", "app=web", "--cascade=orphan"]);
+    server.ok(&["delete", "pods", "-l", "app=web", "--grace-period=1"]);
+    server.wait_for(60, "host-local addresses released", || held() == 0);
+}
+
 #[test]
 fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
     let server = Server::start_node(&[]);

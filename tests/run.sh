@@ -22,6 +22,7 @@ APT_PACKAGES=(
   python3 python3-venv                # the venv kubectl is pip-installed into
   containerd runc iptables iproute2 util-linux busybox-static  # node end-to-end tests
   nftables                            # the network test lists the rules kelp programs
+  containernetworking-plugins         # --flannel-backend=none test: the bridge and host-local CNI plugins
   etcd-server                         # the store benchmark's reference
   curl ca-certificates
 )

@@ -89,8 +89,9 @@ pub struct KubeletConfig {
     /// TLS for :10250.
     pub tls: Arc<rustls::ServerConfig>,
     /// The built-in pod network, with what its overlay adds to each packet
-    /// (`--flannel-backend` vxlan: 50, host-gw: 0); None gives pods
-    /// loopback only (`--flannel-backend=none`).
+    /// (`--flannel-backend` vxlan: 50, host-gw: 0); None hands pods to the
+    /// CNI plugins configured in `<agent>/etc/cni/net.d`
+    /// (`--flannel-backend=none`).
     pub pod_network_overhead: Option<u32>,
 }
 
@@ -243,21 +244,33 @@ fn node_context(
     link_logger(&exe, &logger).map_err(io(format!("cannot link {}", logger.display())))?;
     let io_dir = config.run_dir.join("io");
     std::fs::create_dir_all(&io_dir).map_err(io(format!("cannot create {}", io_dir.display())))?;
-    let network = match config.pod_network_overhead {
-        None => None,
-        Some(overhead) => Some(Arc::new(
-            crate::network::PodNetwork::new(
-                crate::network::PodNetworkConfig {
-                    node: node.to_string(),
-                    node_ip: config.node.ip,
-                    state_dir: config.agent_dir.join("ipam"),
-                    overhead,
-                },
-                client.clone(),
-            )
-            .map_err(|e| KubeletError::Host(format!("cannot set up the pod network: {e}")))?,
-        )),
-    };
+    // Without a built-in network (--flannel-backend=none), CNI plugins
+    // network the pods, as k3s's kubelet would call them.
+    let cni = config.pod_network_overhead.is_none().then(|| {
+        let data_dir = config.agent_dir.parent().unwrap_or(&config.agent_dir);
+        crate::network::cni::CniConfig {
+            conf_dir: config.agent_dir.join("etc/cni/net.d"),
+            bin_dirs: vec![
+                data_dir.join("data/cni"),
+                "/opt/cni/bin".into(),
+                "/usr/lib/cni".into(),
+            ],
+            cache_dir: config.agent_dir.join("cni/results"),
+        }
+    });
+    let network = Some(Arc::new(
+        crate::network::PodNetwork::new(
+            crate::network::PodNetworkConfig {
+                node: node.to_string(),
+                node_ip: config.node.ip,
+                state_dir: config.agent_dir.join("ipam"),
+                overhead: config.pod_network_overhead.unwrap_or(0),
+                cni,
+            },
+            client.clone(),
+        )
+        .map_err(|e| KubeletError::Host(format!("cannot set up the pod network: {e}")))?,
+    ));
     Ok(NodeContext {
         network,
         objects: pods::objects::ObjectSource::new(client.clone()),

@@ -6,6 +6,7 @@
 //! the pod's network namespace, whose end is `eth0` with an address from
 //! [`ipam`] and a default route via the bridge.
 
+pub mod cni;
 pub mod dns;
 pub mod ipam;
 pub mod links;

@@ -57,6 +57,9 @@ pub enum NetworkError {
     /// Programming links failed.
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// A CNI plugin failed (`--flannel-backend=none`).
+    #[error(transparent)]
+    Cni(#[from] super::cni::CniError),
     /// Switching IP forwarding on failed.
     #[error("cannot enable IP forwarding ({path}): {source}")]
     Sysctl {
@@ -79,6 +82,8 @@ pub struct PodNetworkConfig {
     pub state_dir: PathBuf,
     /// What the overlay adds to each packet (0 for host-gw).
     pub overhead: u32,
+    /// CNI plugins network the pods instead (`--flannel-backend=none`).
+    pub cni: Option<super::cni::CniConfig>,
 }
 
 struct Ready {
@@ -89,6 +94,7 @@ struct Ready {
 
 /// The pod network of this node. See the module docs.
 pub struct PodNetwork {
+    cni: Option<super::cni::Cni>,
     config: PodNetworkConfig,
     client: kube::Client,
     handle: Handle,
@@ -99,6 +105,7 @@ impl PodNetwork {
     /// A pod network programmed in the calling process's namespace.
     pub fn new(config: PodNetworkConfig, client: kube::Client) -> Result<Self, NetworkError> {
         Ok(PodNetwork {
+            cni: config.cni.clone().map(super::cni::Cni::new),
             config,
             client,
             handle: links::connect()?,
@@ -150,6 +157,9 @@ impl PodNetwork {
     /// Waits until the network is ready (the node has its podCIDR and the
     /// bridge is up); false if `cancel` fired first.
     pub async fn wait_ready(&self, cancel: &tokio_util::sync::CancellationToken) -> bool {
+        if self.cni.is_some() {
+            return !cancel.is_cancelled();
+        }
         loop {
             match self.ready().await {
                 Ok(_) => return true,
@@ -163,16 +173,39 @@ impl PodNetwork {
     }
 
     /// Holds `ip` on the bridge as a local /32 (the node-local cluster DNS
-    /// address, which pods reach through their gateway, this node).
+    /// address, which pods reach through their gateway, this node); on
+    /// loopback when CNI plugins own the pod network.
     pub async fn add_local_address(&self, ip: Ipv4Addr) -> Result<(), NetworkError> {
+        if self.cni.is_some() {
+            let lo = links::link_index(&self.handle, "lo")
+                .await?
+                .ok_or_else(|| LinkError::Missing("lo".into()))?;
+            links::add_address(&self.handle, lo, ip, 32).await?;
+            return Ok(());
+        }
         let ready = self.ready().await?;
         links::add_address(&self.handle, ready.bridge, ip, 32).await?;
         Ok(())
     }
 
-    /// Gives the pod `uid`, whose namespace is `netns`, its address and
-    /// link; the same address again for a pod that has one.
-    pub async fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, NetworkError> {
+    /// Gives the pod `uid` (`namespace/name`), whose network namespace is
+    /// `netns`, its address and link; the same address again for a pod that
+    /// has one. With CNI, the plugins' ADD does it.
+    pub async fn attach(
+        &self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        netns: &Path,
+    ) -> Result<Ipv4Addr, NetworkError> {
+        if let Some(cni) = &self.cni {
+            let pod = super::cni::CniPod {
+                uid,
+                namespace,
+                name,
+            };
+            return Ok(cni.add(pod, netns).await?);
+        }
         let ready = self.ready().await?;
         let ip = ready.ipam.allocate(uid)?;
         let attachment = PodAttachment {
@@ -191,8 +224,11 @@ impl PodNetwork {
         Ok(ip)
     }
 
-    /// Removes the pod's link and frees its address.
+    /// Removes the pod's link and frees its address (CNI: DEL).
     pub async fn detach(&self, uid: &str) -> Result<(), NetworkError> {
+        if let Some(cni) = &self.cni {
+            return Ok(cni.del(uid).await?);
+        }
         links::detach_pod(&self.handle, uid).await?;
         if let Some(ready) = self.ready.get() {
             ready.ipam.release(uid)?;

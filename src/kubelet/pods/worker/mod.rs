@@ -210,7 +210,8 @@ impl PodWorker {
         }
         let netns = self.sandbox.as_ref().and_then(|s| s.netns.clone());
         if let (None, Some(netns), Some(network)) = (self.pod_ip, netns, self.ctx.network.clone()) {
-            match network.attach(&self.uid(), &netns).await {
+            let (uid, namespace, name) = (self.uid(), self.ns(), self.name());
+            match network.attach(&uid, &namespace, &name, &netns).await {
                 Ok(ip) => self.pod_ip = Some(ip),
                 Err(e) => return self.setup_failed("FailedCreatePodSandBox", e.to_string()),
             }
