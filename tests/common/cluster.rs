@@ -91,6 +91,11 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// With a node: the path of the network namespace it runs in.
+    pub fn netns_path(&self) -> Option<&Path> {
+        self.netns.as_ref().map(|n| n.path())
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

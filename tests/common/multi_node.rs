@@ -221,6 +221,14 @@ impl MultiNode {
         cluster
     }
 
+    /// The server's host namespace.
+    pub fn server_netns(&self) -> PathBuf {
+        self.server
+            .netns_path()
+            .expect("a node server")
+            .to_path_buf()
+    }
+
     /// The server's join token.
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.server.data_dir().join("server/token"))
