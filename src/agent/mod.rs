@@ -94,29 +94,38 @@ pub async fn start_node(
     // One informer per resource for the node's own components.
     let informers = SharedInformers::new(client.clone(), cancel.child_token());
     if config.kube_proxy {
-        tokio::spawn(run_service_proxy(
-            informers.clone(),
-            crate::network::service_proxy::ProxyContext {
-                node_name: name.clone(),
-                cluster_cidr: config.cluster_cidr,
-                served_locally: config.cluster_dns,
-            },
-            // With --flannel-backend=none the CNI plugin decides.
-            config.backend != Backend::None,
-            cancel.child_token(),
-        ));
+        let ctx = crate::network::service_proxy::ProxyContext {
+            node_name: name.clone(),
+            cluster_cidr: config.cluster_cidr,
+            served_locally: config.cluster_dns,
+        };
+        // With --flannel-backend=none the CNI plugin decides.
+        let masquerade_pods = config.backend != Backend::None;
+        let (informers, cancel) = (informers.clone(), cancel.child_token());
+        tokio::spawn(async move {
+            supervise("service proxy", cancel.clone(), || {
+                crate::network::service_proxy::run(
+                    &informers,
+                    ctx.clone(),
+                    masquerade_pods,
+                    cancel.clone(),
+                )
+            })
+            .await
+        });
     }
     if let Some(network) = kubelet.network() {
         if config.backend != Backend::None {
-            tokio::spawn(crate::network::overlay::run(
-                config.backend,
-                network.clone(),
-                client.clone(),
-                informers.clone(),
-                name.clone(),
-                node_ip,
-                cancel.child_token(),
-            ));
+            let (network, client, informers) = (network.clone(), client.clone(), informers.clone());
+            let (backend, name, cancel) = (config.backend, name.clone(), cancel.child_token());
+            tokio::spawn(async move {
+                supervise("overlay", cancel.clone(), || {
+                    crate::network::overlay::run(
+                        backend, &network, &client, &informers, &name, node_ip, &cancel,
+                    )
+                })
+                .await
+            });
         }
         if let Some(dns) = config.cluster_dns {
             tokio::spawn(run_dns(
@@ -388,27 +397,21 @@ async fn run_dns(
     }
 }
 
-/// Keeps the node's service proxy rules current, restarting it if its
-/// informers stop.
-async fn run_service_proxy(
-    informers: SharedInformers,
-    ctx: crate::network::service_proxy::ProxyContext,
-    masquerade_pods: bool,
-    cancel: CancellationToken,
-) {
+/// Runs `component` until it returns Ok or `cancel` fires, restarting it
+/// after each error with growing delays.
+async fn supervise<F, Fut, E>(what: &'static str, cancel: CancellationToken, mut component: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut failures = 0;
     while !cancel.is_cancelled() {
-        let proxy = crate::network::service_proxy::run(
-            &informers,
-            ctx.clone(),
-            masquerade_pods,
-            cancel.clone(),
-        );
-        match proxy.await {
+        match component().await {
             Ok(()) => return,
             Err(e) => {
                 failures += 1;
-                tracing::warn!(error = %e, "service proxy stopped; restarting");
+                tracing::warn!(error = %e, component = what, "stopped; restarting");
                 tokio::select! {
                     _ = tokio::time::sleep(crate::client::informer::retry_delay(failures)) => {}
                     _ = cancel.cancelled() => return,

@@ -53,6 +53,29 @@ pub struct ResetReport {
 
 /// Resets this machine (see the module docs). Needs root.
 pub async fn reset(config: &ResetConfig) -> ResetReport {
+    let mut report = stop_node(config);
+    if let Err(e) = remove_network(&mut report).await {
+        report.problems.push(e);
+    }
+    if config.remove_data {
+        for uid in pod_uids(&config.data_dir.join("agent/pods")) {
+            remove_pod_logs(&config.pod_log_dir, &uid, &mut report);
+        }
+        for dir in [&config.data_dir, &config.run_dir] {
+            if let Err(e) = std::fs::remove_dir_all(dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                report.problems.push(format!("{}: {e}", dir.display()));
+            }
+        }
+    }
+    report
+}
+
+/// The part of [`reset`] that leaves the network alone: kills the node's
+/// processes, and removes its pods' cgroups, mounts and network
+/// namespaces. Tests use it to clean up a node whose namespace they drop.
+pub fn stop_node(config: &ResetConfig) -> ResetReport {
     let mut report = ResetReport::default();
     let pods = pod_uids(&config.data_dir.join("agent/pods"));
     report.processes = kill_processes(config);
@@ -73,21 +96,6 @@ pub async fn reset(config: &ResetConfig) -> ResetReport {
         }
     }
     report.pods = pods.len();
-    if let Err(e) = remove_network(&mut report).await {
-        report.problems.push(e);
-    }
-    if config.remove_data {
-        for uid in &pods {
-            remove_pod_logs(&config.pod_log_dir, uid, &mut report);
-        }
-        for dir in [&config.data_dir, &config.run_dir] {
-            if let Err(e) = std::fs::remove_dir_all(dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                report.problems.push(format!("{}: {e}", dir.display()));
-            }
-        }
-    }
     report
 }
 

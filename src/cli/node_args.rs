@@ -65,6 +65,19 @@ pub struct NodeArgs {
         hide = true
     )]
     pub kubelet_port: u16,
+    /// Where the node keeps runtime state, logs and pod namespaces.
+    #[command(flatten)]
+    pub dirs: NodeDirs,
+    /// Kubelet setting, KEY=VALUE (repeatable); kelp's kubelet understands
+    /// `max-pods` and `eviction-hard` (e.g. `eviction-hard=nodefs.available<1Gi`).
+    #[arg(long, env = "KELP_KUBELET_ARG", value_name = "KEY=VALUE")]
+    pub kubelet_arg: Vec<String>,
+}
+
+/// Where a node keeps its runtime state, pod logs and pod network
+/// namespaces (`kelp reset` needs them too).
+#[derive(Debug, Args, Clone)]
+pub struct NodeDirs {
     /// Runtime state: containerd socket and exec FIFOs (tests run several nodes on one host).
     #[arg(
         long,
@@ -92,10 +105,6 @@ pub struct NodeArgs {
         hide = true
     )]
     pub netns_dir: PathBuf,
-    /// Kubelet setting, KEY=VALUE (repeatable); kelp's kubelet understands
-    /// `max-pods` and `eviction-hard` (e.g. `eviction-hard=nodefs.available<1Gi`).
-    #[arg(long, env = "KELP_KUBELET_ARG", value_name = "KEY=VALUE")]
-    pub kubelet_arg: Vec<String>,
 }
 
 /// What `--kubelet-arg` values set.
@@ -166,9 +175,9 @@ impl NodeArgs {
             },
             agent_dir,
             container_runtime_endpoint: self.container_runtime_endpoint.clone(),
-            run_dir: self.run_dir.clone(),
-            log_root: self.pod_log_dir.clone(),
-            netns_dir: self.netns_dir.clone(),
+            run_dir: self.dirs.run_dir.clone(),
+            log_root: self.dirs.pod_log_dir.clone(),
+            netns_dir: self.dirs.netns_dir.clone(),
             // Pods' nameserver even when kelp's DNS is off (another DNS
             // may serve the address), as upstream's --cluster-dns.
             cluster_dns: cluster.cluster_dns.to_string(),

@@ -3,40 +3,15 @@
 use anyhow::Context;
 use clap::Args;
 
-use super::node_args::CommonArgs;
+use super::node_args::{CommonArgs, NodeDirs};
 
 /// Flags of `kelp reset`.
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// Runtime state directory of the node (its containerd socket).
-    #[arg(
-        long,
-        env = "KELP_RUN_DIR",
-        value_name = "DIR",
-        default_value = "/run/kelp",
-        hide = true
-    )]
-    run_dir: std::path::PathBuf,
-    /// Where pod logs went.
-    #[arg(
-        long,
-        env = "KELP_POD_LOG_DIR",
-        value_name = "DIR",
-        default_value = "/var/log/pods",
-        hide = true
-    )]
-    pod_log_dir: std::path::PathBuf,
-    /// Where pod network namespaces are bind-mounted.
-    #[arg(
-        long,
-        env = "KELP_NETNS_DIR",
-        value_name = "DIR",
-        default_value = "/run/netns",
-        hide = true
-    )]
-    netns_dir: std::path::PathBuf,
+    #[command(flatten)]
+    dirs: NodeDirs,
     /// Also delete the data directory (the cluster's store, certificates
     /// and images), the run directory and the pods' logs.
     #[arg(long)]
@@ -51,9 +26,9 @@ pub(super) fn run(args: ResetArgs) -> anyhow::Result<()> {
     }
     let config = crate::agent::reset::ResetConfig {
         data_dir: args.common.data_dir,
-        run_dir: args.run_dir,
-        pod_log_dir: args.pod_log_dir,
-        netns_dir: args.netns_dir,
+        run_dir: args.dirs.run_dir,
+        pod_log_dir: args.dirs.pod_log_dir,
+        netns_dir: args.dirs.netns_dir,
         remove_data: args.remove_data,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
@@ -136,37 +135,9 @@ struct Peer {
 }
 
 /// Programs the overlay until `cancel`: sets up this node's end,
-/// publishes it, then follows the other nodes. Retries on failure.
+/// publishes it, then follows the other nodes. The caller restarts it
+/// after an error.
 pub async fn run(
-    backend: Backend,
-    network: Arc<PodNetwork>,
-    client: kube::Client,
-    informers: SharedInformers,
-    node_name: String,
-    node_ip: IpAddr,
-    cancel: CancellationToken,
-) {
-    let mut failures = 0;
-    while !cancel.is_cancelled() {
-        match run_once(
-            backend, &network, &client, &informers, &node_name, node_ip, &cancel,
-        )
-        .await
-        {
-            Ok(()) => return,
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(error = %e, "overlay failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(crate::client::informer::retry_delay(failures)) => {}
-                    _ = cancel.cancelled() => return,
-                }
-            }
-        }
-    }
-}
-
-async fn run_once(
     backend: Backend,
     network: &PodNetwork,
     client: &kube::Client,
