@@ -117,7 +117,10 @@ pub async fn handle<S: Store>(
     names.dedup();
     let (serving_cert, serving_key) = api
         .pki
-        .issue_serving_cert(&names, &[join.node_ip, "127.0.0.1".parse().expect("an IP")])
+        .issue_serving_cert(
+            &names,
+            &[join.node_ip, std::net::Ipv4Addr::LOCALHOST.into()],
+        )
         .map_err(|e| ApiError::internal(format!("cannot issue the serving certificate: {e}")))?;
     tracing::info!(node = %join.node_name, ip = %join.node_ip, "node joined");
     let response = JoinResponse {
