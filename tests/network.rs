@@ -203,6 +203,91 @@ endpoints:
   conditions: {ready: true}
 ";
 
+/// sessionAffinity ClientIP, in the kernel: a Service over both pods
+/// (each answering with its own letter on 8081); ten connections from the
+/// node all reach the same pod (at random, all ten alike has odds 1 in
+/// 512), and the affinity sets exist.
+async fn sticky_sessions_stay_on_one_endpoint(
+    pods: &TwoPods,
+    ctx: &kelp::network::service_proxy::ProxyContext,
+) {
+    use kelp::network::service_proxy::{ProxyTable, service_rules};
+    let mut servers = Vec::new();
+    for (netns, ip, letter) in [
+        (pods.pod_a(), Ipv4Addr::new(10, 99, 0, 2), b"a"),
+        (pods.pod_b(), Ipv4Addr::new(10, 99, 0, 3), b"b"),
+    ] {
+        let listener = netns::bind_tcp(netns, SocketAddr::from((ip, 8081)))
+            .await
+            .expect("listen");
+        servers.push(tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let _ = conn.write_all(letter).await;
+            }
+        }));
+    }
+    let sticky: k8s_openapi::api::core::v1::Service = serde_yaml::from_str(
+        "
+metadata: {name: sticky, namespace: default}
+spec:
+  clusterIP: 10.43.0.22
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 8081, protocol: TCP}]
+",
+    )
+    .unwrap();
+    let slice: k8s_openapi::api::discovery::v1::EndpointSlice = serde_yaml::from_str(
+        "
+metadata: {name: sticky-x, namespace: default, labels: {kubernetes.io/service-name: sticky}}
+addressType: IPv4
+ports: [{port: 8081, protocol: TCP}]
+endpoints:
+- {addresses: [10.99.0.2], nodeName: n1, conditions: {ready: true}}
+- {addresses: [10.99.0.3], nodeName: n1, conditions: {ready: true}}
+",
+    )
+    .unwrap();
+    // Its own table view: only this Service changes.
+    let mut table = ProxyTable::new(ctx.clone(), true);
+    let changed: std::collections::HashMap<String, _> = [(
+        "default/sticky".to_string(),
+        service_rules(&sticky, &[&slice], ctx),
+    )]
+    .into();
+    let batch = table.update(&changed);
+    in_ns(pods.node(), move || batch.commit()).expect("commit the sticky Service");
+    table.committed(changed);
+    let listed = nft_list(pods.node());
+    assert_eq!(listed.matches("set affinity-").count(), 2, "{listed}");
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        let mut conn = netns::connect_tcp(
+            pods.node(),
+            SocketAddr::from((Ipv4Addr::new(10, 43, 0, 22), 80)),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("connect to the sticky Service");
+        let mut letter = [0u8; 1];
+        conn.read_exact(&mut letter).await.expect("an answer");
+        answers.push(letter[0]);
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // The Service goes, and its sets with it.
+    let gone: std::collections::HashMap<String, _> =
+        [("default/sticky".to_string(), Default::default())].into();
+    let batch = table.update(&gone);
+    in_ns(pods.node(), move || batch.commit()).expect("delete the sticky Service");
+    let listed = nft_list(pods.node());
+    assert!(
+        !listed.contains("affinity-") && !listed.contains("sticky"),
+        "{listed}"
+    );
+    for server in servers {
+        server.abort();
+    }
+}
+
 /// Connects to `to` from inside `from`; the peer address the server saw,
 /// or the connect error.
 async fn call(
@@ -323,6 +408,7 @@ async fn the_service_proxy_balances_nats_hairpins_and_rejects_through_nftables()
     call(pods.node(), node_port, &mut peers)
         .await
         .expect("NodePort from the node");
+    sticky_sessions_stay_on_one_endpoint(&pods, &ctx).await;
     // A Service without endpoints is refused at once, not left to time out.
     let refused = netns::connect_tcp(
         pods.pod_a(),

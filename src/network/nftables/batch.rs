@@ -37,6 +37,7 @@ const DELCHAIN: u16 = 5;
 const NEWRULE: u16 = 6;
 const DELRULE: u16 = 8;
 const NEWSET: u16 = 9;
+const DELSET: u16 = 11;
 const NEWSETELEM: u16 = 12;
 const DELSETELEM: u16 = 14;
 
@@ -100,6 +101,9 @@ pub struct SetSpec<'a> {
     pub key_type: u32,
     /// A verdict map (`: verdict`) rather than a set.
     pub verdict_map: bool,
+    /// A set the packet path fills (`flags dynamic,timeout`), whose
+    /// elements expire after this many milliseconds.
+    pub timeout_ms: Option<u64>,
 }
 
 /// One transaction under construction.
@@ -205,20 +209,36 @@ impl Batch {
     /// Creates a named set or verdict map (a hash: exact keys).
     pub fn add_set(&mut self, spec: &SetSpec<'_>) -> &mut Self {
         const NFT_SET_MAP: u32 = 0x8;
+        const NFT_SET_TIMEOUT: u32 = 0x10;
+        const NFT_SET_EVAL: u32 = 0x20;
         const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+        let mut flags = if spec.verdict_map { NFT_SET_MAP } else { 0 };
+        if spec.timeout_ms.is_some() {
+            flags |= NFT_SET_TIMEOUT | NFT_SET_EVAL;
+        }
         let mut a = Attrs::new();
         // NFTA_SET_TABLE 1, NAME 2, FLAGS 3, KEY_TYPE 4, KEY_LEN 5,
-        // DATA_TYPE 6, DATA_LEN 7, ID 10
+        // DATA_TYPE 6, DATA_LEN 7, ID 10, TIMEOUT 11
         a.string(1, &self.table)
             .string(2, spec.name)
-            .be32(3, if spec.verdict_map { NFT_SET_MAP } else { 0 })
+            .be32(3, flags)
             .be32(4, spec.key_type)
             .be32(5, spec.key_len);
         if spec.verdict_map {
             a.be32(6, NFT_DATA_VERDICT).be32(7, 0);
         }
         a.be32(10, self.what.len() as u32);
+        if let Some(timeout) = spec.timeout_ms {
+            a.be64(11, timeout);
+        }
         self.nft(NEWSET, NLM_F_CREATE, a, format!("add set {}", spec.name))
+    }
+
+    /// Deletes a set that no rule refers to any more.
+    pub fn delete_set(&mut self, name: &str) -> &mut Self {
+        let mut a = Attrs::new();
+        a.string(1, &self.table).string(2, name);
+        self.nft(DELSET, 0, a, format!("delete set {name}"))
     }
 
     /// Adds elements to a set (`verdict` None) or map. Adding an element

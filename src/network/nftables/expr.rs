@@ -179,6 +179,16 @@ pub enum Expr {
         /// Value register for maps.
         dreg: Option<u32>,
     },
+    /// Add `sreg` to a dynamic set, or refresh its timeout (`update
+    /// @set { key }`).
+    DynsetUpdate {
+        /// The set's name.
+        set: String,
+        /// Key register.
+        sreg: u32,
+        /// The element's lifetime, milliseconds.
+        timeout_ms: u64,
+    },
     /// Load constant data into `dreg`.
     Immediate {
         /// Destination register.
@@ -217,6 +227,7 @@ impl Expr {
             Expr::Cmp { .. } => "cmp",
             Expr::Bitwise { .. } => "bitwise",
             Expr::Lookup { .. } => "lookup",
+            Expr::DynsetUpdate { .. } => "dynset",
             Expr::Immediate { .. } | Expr::Verdict(_) => "immediate",
             Expr::Dnat { .. } => "nat",
             Expr::Masquerade => "masq",
@@ -278,6 +289,17 @@ impl Expr {
                 if let Some(dreg) = dreg {
                     a.be32(3, *dreg);
                 }
+            }
+            // NFTA_DYNSET_SET_NAME 1, OP 3 (UPDATE 1), SREG_KEY 4, TIMEOUT 6
+            Expr::DynsetUpdate {
+                set,
+                sreg,
+                timeout_ms,
+            } => {
+                a.string(1, set)
+                    .be32(3, 1)
+                    .be32(4, *sreg)
+                    .be64(6, *timeout_ms);
             }
             // NFTA_IMMEDIATE_DREG 1, DATA 2
             Expr::Immediate { dreg, data } => {
@@ -368,6 +390,16 @@ pub fn ip_addr_in(dst: bool, net: Ipv4Net, negate: bool) -> Vec<Expr> {
         data: net.network().octets().to_vec(),
     });
     v
+}
+
+/// `ip saddr` into the first data register.
+pub fn ip_saddr() -> Expr {
+    Expr::Payload {
+        base: PayloadBase::Network,
+        offset: 12,
+        len: 4,
+        dreg: REG32_0,
+    }
 }
 
 /// `ip saddr == ip`.

@@ -65,6 +65,9 @@ pub struct ServiceRules {
     pub no_endpoint_ips: BTreeMap<IpKey, Verdict>,
     /// `no-endpoint-nodeports` elements.
     pub no_endpoint_nodeports: BTreeMap<PortKey, Verdict>,
+    /// sessionAffinity ClientIP: a dynamic set of client addresses per
+    /// endpoint chain → its timeout in milliseconds.
+    pub affinity_sets: BTreeMap<String, u64>,
 }
 
 impl ServiceRules {
@@ -75,6 +78,7 @@ impl ServiceRules {
             && self.service_nodeports.is_empty()
             && self.no_endpoint_ips.is_empty()
             && self.no_endpoint_nodeports.is_empty()
+            && self.affinity_sets.is_empty()
     }
 }
 
@@ -171,22 +175,41 @@ fn short_hash(s: &str) -> String {
     d[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Rules that pick one of `chains` uniformly at random.
-fn pick_one(chains: &[String]) -> Vec<Vec<Expr>> {
+/// The affinity set of an endpoint chain.
+fn affinity_set(endpoint_chain: &str) -> String {
+    format!(
+        "affinity-{}",
+        endpoint_chain
+            .strip_prefix("endpoint-")
+            .unwrap_or(endpoint_chain)
+    )
+}
+
+/// Rules that pick one of `chains` uniformly at random; with session
+/// affinity, a client seen recently goes back to its endpoint first.
+fn pick_one(chains: &[String], affinity: bool) -> Vec<Vec<Expr>> {
     let n = chains.len();
-    chains
-        .iter()
-        .enumerate()
-        .map(|(i, chain)| {
-            let mut rule = if i + 1 < n {
-                expr::one_in((n - i) as u32)
-            } else {
-                Vec::new()
-            };
-            rule.push(Expr::Verdict(Verdict::Goto(chain.clone())));
-            rule
-        })
-        .collect()
+    let sticky = chains.iter().filter(|_| affinity).map(|chain| {
+        vec![
+            expr::ip_saddr(),
+            Expr::Lookup {
+                set: affinity_set(chain),
+                sreg: expr::REG32_0,
+                dreg: None,
+            },
+            Expr::Verdict(Verdict::Goto(chain.clone())),
+        ]
+    });
+    let random = chains.iter().enumerate().map(|(i, chain)| {
+        let mut rule = if i + 1 < n {
+            expr::one_in((n - i) as u32)
+        } else {
+            Vec::new()
+        };
+        rule.push(Expr::Verdict(Verdict::Goto(chain.clone())));
+        rule
+    });
+    sticky.chain(random).collect()
 }
 
 /// A Service's part of the table.
@@ -228,6 +251,18 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
         );
     }
     let has_node_ports = matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
+    // sessionAffinity ClientIP, upstream's default timeout 3 hours.
+    let affinity_ms = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+        let seconds = spec
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+            .filter(|t| *t > 0)
+            .unwrap_or(10_800);
+        seconds as u64 * 1000
+    });
+    let affinity = affinity_ms.is_some();
 
     for port in spec.ports.iter().flatten() {
         let protocol = port.protocol.as_deref().unwrap_or("TCP");
@@ -253,13 +288,26 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
         };
         let chain_of_endpoint = |e: &Endpoint, out: &mut ServiceRules| {
             let chain = endpoint_chain(e);
-            out.chains.entry(chain.clone()).or_insert_with(|| {
-                let mut hairpin = expr::ip_saddr_is(e.ip);
-                hairpin.push(Expr::Verdict(Verdict::Jump(MARK_FOR_MASQUERADE.into())));
-                let mut dnat = expr::l4proto_is(proto);
-                dnat.extend(expr::dnat_to(e.ip, e.port));
-                vec![hairpin, dnat]
-            });
+            let mut hairpin = expr::ip_saddr_is(e.ip);
+            hairpin.push(Expr::Verdict(Verdict::Jump(MARK_FOR_MASQUERADE.into())));
+            let mut rules = vec![hairpin];
+            if let Some(timeout_ms) = affinity_ms {
+                // Remember (or refresh) which endpoint this client got.
+                let set = affinity_set(&chain);
+                rules.push(vec![
+                    expr::ip_saddr(),
+                    Expr::DynsetUpdate {
+                        set: set.clone(),
+                        sreg: expr::REG32_0,
+                        timeout_ms,
+                    },
+                ]);
+                out.affinity_sets.insert(set, timeout_ms);
+            }
+            let mut dnat = expr::l4proto_is(proto);
+            dnat.extend(expr::dnat_to(e.ip, e.port));
+            rules.push(dnat);
+            out.chains.entry(chain.clone()).or_insert(rules);
             chain
         };
 
@@ -288,7 +336,7 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
             let mut masq = expr::ip_addr_in(false, ctx.cluster_cidr, true);
             masq.push(Expr::Verdict(Verdict::Jump(MARK_FOR_MASQUERADE.into())));
             let mut rules = vec![masq];
-            rules.extend(pick_one(&targets));
+            rules.extend(pick_one(&targets, affinity));
             out.chains.insert(chain.clone(), rules);
             out.service_ips.insert(key, Verdict::Goto(chain));
         }
@@ -326,7 +374,7 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
                     MARK_FOR_MASQUERADE.into(),
                 ))]);
             }
-            rules.extend(pick_one(&targets));
+            rules.extend(pick_one(&targets, affinity));
             out.chains.insert(chain.clone(), rules);
             Verdict::Goto(chain)
         };
@@ -414,6 +462,45 @@ endpoints:
         // masquerade rule + two picks
         assert_eq!(r.chains[svc_chain.chain().unwrap()].len(), 3);
         assert!(r.no_endpoint_ips.is_empty());
+    }
+
+    #[test]
+    fn client_ip_affinity_sends_a_known_client_back_to_its_endpoint() {
+        let sticky = WEB.replace(
+            "type: NodePort",
+            "type: NodePort\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}",
+        );
+        let s = slice(SLICE);
+        let r = service_rules(&service(&sticky), &[&s], &ctx());
+        // One dynamic set per endpoint chain, with the Service's timeout.
+        assert_eq!(r.affinity_sets.len(), 2);
+        assert!(r.affinity_sets.values().all(|ms| *ms == 60_000));
+        let svc_chain = r.service_ips[&ip_key("10.43.0.20".parse().unwrap(), 6, 80)].clone();
+        let rules = &r.chains[svc_chain.chain().unwrap()];
+        // masquerade, a lookup per endpoint, then the random picks
+        assert_eq!(rules.len(), 5);
+        for rule in &rules[1..3] {
+            let Some(Expr::Lookup {
+                set, dreg: None, ..
+            }) = rule.get(1)
+            else {
+                panic!("{rule:?}");
+            };
+            assert!(r.affinity_sets.contains_key(set));
+            assert!(
+                matches!(rule.last(), Some(Expr::Verdict(Verdict::Goto(c))) if set.ends_with(c.trim_start_matches("endpoint-")))
+            );
+        }
+        // Each endpoint chain records the client before its DNAT.
+        for (name, rules) in r.chains.iter().filter(|(c, _)| c.starts_with("endpoint-")) {
+            assert!(
+                rules.iter().any(|rule| matches!(rule.last(), Some(Expr::DynsetUpdate { set, timeout_ms: 60_000, .. }) if *set == affinity_set(name))),
+                "{name}: {rules:?}"
+            );
+        }
+        // Without affinity: no sets, no lookups.
+        let plain = service_rules(&service(WEB), &[&s], &ctx());
+        assert!(plain.affinity_sets.is_empty());
     }
 
     #[test]

@@ -34,6 +34,8 @@ const POD_MASQUERADE: &str = "pod-masquerade";
 // inet_service 13, concatenated 6 bits at a time.
 const IP_PROTO_PORT_TYPE: u32 = (((7 << 6) | 12) << 6) | 13;
 const PROTO_PORT_TYPE: u32 = (12 << 6) | 13;
+/// nftables' `ipv4_addr` type.
+const IPV4_ADDR_TYPE: u32 = 7;
 
 /// What the table holds, per Service key (`namespace/name`).
 pub struct ProxyTable {
@@ -223,6 +225,7 @@ impl ProxyTable {
                 key_len,
                 key_type,
                 verdict_map: true,
+                timeout_ms: None,
             });
         }
         for chain in [
@@ -334,8 +337,23 @@ fn diff(
     let mut new_chains: Vec<(&str, &Vec<Vec<Expr>>)> = Vec::new();
     let mut refilled: Vec<(&str, &Vec<Vec<Expr>>)> = Vec::new();
     let mut gone_chains: Vec<&str> = Vec::new();
+    let mut new_sets: Vec<(&str, u64)> = Vec::new();
+    let mut gone_sets: Vec<&str> = Vec::new();
     for (key, new) in changed {
         let before = old.get(key).unwrap_or(&empty);
+        new_sets.extend(
+            new.affinity_sets
+                .iter()
+                .filter(|(name, _)| !before.affinity_sets.contains_key(*name))
+                .map(|(name, ms)| (name.as_str(), *ms)),
+        );
+        gone_sets.extend(
+            before
+                .affinity_sets
+                .keys()
+                .filter(|name| !new.affinity_sets.contains_key(*name))
+                .map(String::as_str),
+        );
         for (name, rules) in &new.chains {
             match before.chains.get(name) {
                 None => new_chains.push((name, rules)),
@@ -352,6 +370,16 @@ fn diff(
         );
     }
 
+    // Sets first: the rules that fill and read them refer to them.
+    for (name, timeout_ms) in &new_sets {
+        b.add_set(&SetSpec {
+            name,
+            key_len: 4,
+            key_type: IPV4_ADDR_TYPE,
+            verdict_map: false,
+            timeout_ms: Some(*timeout_ms),
+        });
+    }
     for (name, _) in &new_chains {
         b.add_chain(name, None);
     }
@@ -389,6 +417,10 @@ fn diff(
     }
     for name in &gone_chains {
         b.delete_chain(name);
+    }
+    // Last: no rule refers to them any more.
+    for name in &gone_sets {
+        b.delete_set(name);
     }
 }
 
