@@ -291,6 +291,12 @@ fn cluster_dns_answers(server: &Server, pods: &[String]) {
         ])
         .contains("10.43.0.1")
     });
+    // Reverse: the ClusterIP's name (PTR), as CoreDNS answers in k3s.
+    let reverse = out(&["exec", &pods[0], "--", "busybox", "nslookup", "10.43.0.1"]);
+    assert!(
+        reverse.contains("kubernetes.default.svc.cluster.local"),
+        "{reverse}"
+    );
     server.wait_for(30, "the headless Service's pods in DNS", || {
         let out = server.kubectl(&[
             "exec",

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, CNAME, SRV};
+use hickory_proto::rr::rdata::{A, CNAME, PTR, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use k8s_openapi::api::core::v1::Service;
@@ -82,6 +82,9 @@ impl ClusterZone {
     /// Resolves `name` for `qtype`.
     pub fn lookup(&self, name: &Name, qtype: RecordType) -> Lookup {
         let text = name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        if let Some(reversed) = text.strip_suffix(".in-addr.arpa") {
+            return self.reverse(name, reversed, qtype);
+        }
         let Some(rest) = text
             .strip_suffix(&self.domain)
             .and_then(|r| r.strip_suffix('.').or((r.is_empty()).then_some(r)))
@@ -108,6 +111,69 @@ impl ClusterZone {
             [] | ["svc"] | ["pod"] | [_, "svc"] | [_, "pod"] => Lookup::NoData,
             _ => Lookup::NxDomain,
         }
+    }
+
+    /// PTR for a ClusterIP (`<svc>.<ns>.svc.<domain>`) or a ready
+    /// endpoint address (`<hostname or a-b-c-d>.<svc>.<ns>.svc.<domain>`),
+    /// as CoreDNS's kubernetes plugin in k3s's Corefile; any other address
+    /// falls through to the host's resolvers.
+    fn reverse(&self, name: &Name, reversed: &str, qtype: RecordType) -> Lookup {
+        let octets: Vec<u8> = reversed.split('.').filter_map(|o| o.parse().ok()).collect();
+        let [d, c, b, a] = octets[..] else {
+            return Lookup::Forward;
+        };
+        if reversed.split('.').count() != 4 {
+            return Lookup::Forward;
+        }
+        let ip = Ipv4Addr::new(a, b, c, d);
+        let target = self.name_of_address(ip);
+        match (target, qtype) {
+            (None, _) => Lookup::Forward,
+            (Some(target), RecordType::PTR) => match Name::from_ascii(format!("{target}.")) {
+                Ok(target) => Lookup::Records(vec![Record::from_rdata(
+                    name.clone(),
+                    TTL,
+                    RData::PTR(PTR(target)),
+                )]),
+                Err(_) => Lookup::NoData,
+            },
+            (Some(_), _) => Lookup::NoData,
+        }
+    }
+
+    /// The cluster name of a ClusterIP or a ready endpoint address.
+    fn name_of_address(&self, ip: Ipv4Addr) -> Option<String> {
+        let text = ip.to_string();
+        for svc in self.services.state() {
+            let spec = svc.spec.as_ref();
+            if spec.and_then(|s| s.cluster_ip.as_deref()) == Some(text.as_str()) {
+                let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+                let name = svc.metadata.name.as_deref()?;
+                return Some(format!("{name}.{ns}.svc.{}", self.domain));
+            }
+        }
+        for slice in self.slices.state() {
+            let Some(svc) = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            else {
+                continue;
+            };
+            let ns = slice.metadata.namespace.as_deref().unwrap_or("default");
+            for ep in slice.endpoints.iter().flatten() {
+                let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                if ready && ep.addresses.contains(&text) {
+                    let host = ep
+                        .hostname
+                        .clone()
+                        .unwrap_or_else(|| text.replace('.', "-"));
+                    return Some(format!("{host}.{svc}.{ns}.svc.{}", self.domain));
+                }
+            }
+        }
+        None
     }
 
     fn get_service(&self, svc: &str, ns: &str) -> Option<Arc<Service>> {
@@ -526,6 +592,36 @@ mod tests {
         assert_eq!(ask(&z, "svc.cluster.local.", RecordType::A), Lookup::NoData);
         assert_eq!(ask(&z, "example.com.", RecordType::A), Lookup::Forward);
         assert_eq!(ask(&z, "notcluster.local.", RecordType::A), Lookup::Forward);
+    }
+
+    #[test]
+    fn reverse_lookups_name_cluster_ips_and_endpoints_and_pass_on_the_rest() {
+        let z = zone();
+        assert_eq!(
+            ips(ask(&z, "1.0.43.10.in-addr.arpa.", RecordType::PTR)),
+            ["kubernetes.default.svc.cluster.local."]
+        );
+        assert_eq!(
+            ips(ask(&z, "7.0.42.10.in-addr.arpa.", RecordType::PTR)),
+            ["db-0.db.prod.svc.cluster.local."]
+        );
+        assert_eq!(
+            ask(&z, "1.0.43.10.in-addr.arpa.", RecordType::A),
+            Lookup::NoData
+        );
+        // Not ready, unknown, or not an address: the host's resolvers.
+        assert_eq!(
+            ask(&z, "8.0.42.10.in-addr.arpa.", RecordType::PTR),
+            Lookup::Forward
+        );
+        assert_eq!(
+            ask(&z, "8.8.8.8.in-addr.arpa.", RecordType::PTR),
+            Lookup::Forward
+        );
+        assert_eq!(
+            ask(&z, "0.42.10.in-addr.arpa.", RecordType::PTR),
+            Lookup::Forward
+        );
     }
 
     #[test]
