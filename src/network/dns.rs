@@ -26,6 +26,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
+use super::dns_cache::RelayCache;
+
 /// TTL of cluster answers (CoreDNS's kubernetes plugin default).
 const TTL: u32 = 5;
 /// How long a relayed query may take.
@@ -379,8 +381,13 @@ fn answer(zone: &ClusterZone, query: &[u8]) -> Option<Vec<u8>> {
     reply.to_bytes().ok()
 }
 
-/// Relays `query` to the first resolver that answers.
-async fn relay(upstream: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+/// Answers `query` from the cache, or relays it to the first resolver
+/// that answers (and caches that answer).
+async fn relay(cache: &RelayCache, upstream: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+    if let Some(hit) = cache.get(query) {
+        return Some(hit);
+    }
+    let id = [*query.first()?, *query.get(1)?];
     for server in upstream {
         let bind: SocketAddr = if server.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -390,19 +397,28 @@ async fn relay(upstream: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
         let Ok(socket) = UdpSocket::bind(bind).await else {
             continue;
         };
-        if socket.send_to(query, server).await.is_err() {
+        // Connected: only that server's datagrams are received.
+        if socket.connect(server).await.is_err() || socket.send(query).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 4096];
-        if let Ok(Ok(n)) = tokio::time::timeout(UPSTREAM_TIMEOUT, socket.recv(&mut buf)).await {
-            buf.truncate(n);
-            return Some(buf);
+        let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+            // An answer to another question (a late or forged one) is skipped.
+            if buf.get(..2) == Some(&id[..]) {
+                buf.truncate(n);
+                cache.put(query, &buf);
+                return Some(buf);
+            }
         }
     }
-    let id = u16::from_be_bytes([*query.first()?, *query.get(1)?]);
-    Message::error_msg(id, OpCode::Query, ResponseCode::ServFail)
-        .to_bytes()
-        .ok()
+    Message::error_msg(
+        u16::from_be_bytes(id),
+        OpCode::Query,
+        ResponseCode::ServFail,
+    )
+    .to_bytes()
+    .ok()
 }
 
 /// Serves DNS on `addr` (UDP and TCP) until `cancel` fires.
@@ -416,8 +432,14 @@ pub async fn serve(
     let udp = Arc::new(UdpSocket::bind(addr).await.map_err(bind)?);
     let tcp = TcpListener::bind(addr).await.map_err(bind)?;
     tracing::info!(%addr, "cluster DNS listening");
-    let (z, u, c) = (zone.clone(), upstream.clone(), cancel.clone());
-    tokio::spawn(serve_tcp(tcp, z, u, c));
+    let cache = Arc::new(RelayCache::default());
+    let (z, u, k, c) = (
+        zone.clone(),
+        upstream.clone(),
+        cache.clone(),
+        cancel.clone(),
+    );
+    tokio::spawn(serve_tcp(tcp, z, u, k, c));
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, peer) = tokio::select! {
@@ -436,9 +458,9 @@ pub async fn serve(
                 let _ = udp.send_to(&reply, peer).await;
             }
             None => {
-                let (udp, upstream) = (udp.clone(), upstream.clone());
+                let (udp, upstream, cache) = (udp.clone(), upstream.clone(), cache.clone());
                 tokio::spawn(async move {
-                    if let Some(reply) = relay(&upstream, &query).await {
+                    if let Some(reply) = relay(&cache, &upstream, &query).await {
                         let _ = udp.send_to(&reply, peer).await;
                     }
                 });
@@ -451,6 +473,7 @@ async fn serve_tcp(
     listener: TcpListener,
     zone: Arc<ClusterZone>,
     upstream: Arc<Vec<SocketAddr>>,
+    cache: Arc<RelayCache>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -464,7 +487,7 @@ async fn serve_tcp(
             },
             _ = cancel.cancelled() => return,
         };
-        let (zone, upstream) = (zone.clone(), upstream.clone());
+        let (zone, upstream, cache) = (zone.clone(), upstream.clone(), cache.clone());
         tokio::spawn(async move {
             let read = async {
                 let len = conn.read_u16().await? as usize;
@@ -477,7 +500,7 @@ async fn serve_tcp(
             };
             let reply = match answer(&zone, &query) {
                 Some(r) => Some(r),
-                None => relay(&upstream, &query).await,
+                None => relay(&cache, &upstream, &query).await,
             };
             if let Some(reply) = reply
                 && let Ok(len) = u16::try_from(reply.len())
@@ -621,6 +644,49 @@ mod tests {
         assert_eq!(
             ask(&z, "0.42.10.in-addr.arpa.", RecordType::PTR),
             Lookup::Forward
+        );
+    }
+
+    /// An upstream on loopback that first sends a reply with a wrong id
+    /// (which must be skipped), then the right one, counting questions.
+    #[tokio::test]
+    async fn relayed_answers_are_checked_by_id_and_cached() {
+        let upstream = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = upstream.local_addr().unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = asked.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, peer)) = upstream.recv_from(&mut buf).await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let q = Message::from_bytes(&buf[..n]).unwrap();
+                let mut r = Message::response(q.metadata.id.wrapping_add(1), OpCode::Query);
+                r.add_query(q.queries[0].clone());
+                let _ = upstream.send_to(&r.to_bytes().unwrap(), peer).await;
+                r.metadata.id = q.metadata.id;
+                r.add_answer(a(q.queries[0].name(), Ipv4Addr::new(192, 0, 2, 9)));
+                let _ = upstream.send_to(&r.to_bytes().unwrap(), peer).await;
+            }
+        });
+        let cache = RelayCache::default();
+        let mut q = Message::query();
+        q.metadata.id = 42;
+        q.add_query(hickory_proto::op::Query::query(
+            Name::from_ascii("example.test.").unwrap(),
+            RecordType::A,
+        ));
+        for _ in 0..3 {
+            let reply = relay(&cache, &[addr], &q.to_bytes().unwrap())
+                .await
+                .unwrap();
+            let reply = Message::from_bytes(&reply).unwrap();
+            assert_eq!(reply.metadata.id, 42);
+            assert_eq!(reply.answers.len(), 1);
+        }
+        assert_eq!(
+            asked.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "asked once, then cached"
         );
     }
 

@@ -8,6 +8,7 @@
 
 pub mod cni;
 pub mod dns;
+pub mod dns_cache;
 pub mod ipam;
 pub mod links;
 pub mod nftables;
