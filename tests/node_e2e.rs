@@ -335,6 +335,86 @@ fn cluster_dns_answers(server: &Server, pods: &[String]) {
     );
 }
 
+/// A host whose iptables FORWARD policy is DROP (as Docker leaves it):
+/// kelp adds flannel's two ACCEPT rules for the cluster CIDR, so routed
+/// pod traffic (here pod → Service → pod) still flows.
+#[test]
+fn a_forward_drop_policy_does_not_cut_pods_off() {
+    let server = Server::start_node_on(
+        common::cluster::UPLINK_IP,
+        |_| {
+            common::cluster::add_uplink();
+            let status = Command::new("iptables")
+                .args(["-w", "-P", "FORWARD", "DROP"])
+                .status()
+                .expect("iptables (package iptables) runs");
+            assert!(status.success(), "iptables -P FORWARD DROP");
+        },
+        &[],
+    );
+    server.ok_stdin(&["apply", "-f", "-"], WEB);
+    server.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
+    ]);
+    let pods = wait_ready(&server, "app=web", 2);
+    let rules = || {
+        let out = Command::new("iptables")
+            .args(["-w", "-S", "FORWARD"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    server.wait_for(30, "kelp's FORWARD accept rules", || {
+        rules().matches("kelp: pod traffic").count() == 2
+    });
+    let listed = rules();
+    assert!(listed.contains("-P FORWARD DROP"), "{listed}");
+    assert!(
+        listed.contains("-s 10.42.0.0/16") && listed.contains("-d 10.42.0.0/16"),
+        "{listed}"
+    );
+    // Bounded: a dropped packet would leave wget waiting for minutes.
+    for _ in 0..6 {
+        let body = server.ok(&[
+            "exec",
+            &pods[0],
+            "--",
+            "busybox",
+            "timeout",
+            "10",
+            "wget",
+            "-qO-",
+            "http://web/",
+        ]);
+        assert!(body.starts_with("hello-from-web-"), "{body}");
+    }
+    // `kelp reset` takes them out again (and stops the node).
+    let d = server.dir.path();
+    let out = Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .arg("reset")
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .arg("--run-dir")
+        .arg(d.join("run"))
+        .arg("--pod-log-dir")
+        .arg(d.join("pod-logs"))
+        .output()
+        .expect("kelp reset");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("the FORWARD accept rules"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!rules().contains("kelp: pod traffic"), "{}", rules());
+}
+
 /// `--flannel-backend=none`: pods get their network from the CNI plugins
 /// configured in `<data>/agent/etc/cni/net.d` (here Debian's bridge and
 /// host-local), and Services and DNS still work.

@@ -114,6 +114,12 @@ pub async fn start_node(
             .await
         });
     }
+    if config.backend != Backend::None {
+        tokio::spawn(crate::network::forward_policy::run(
+            config.cluster_cidr,
+            cancel.child_token(),
+        ));
+    }
     if let Some(network) = kubelet.network() {
         if config.backend != Backend::None {
             let (network, client, informers) = (network.clone(), client.clone(), informers.clone());

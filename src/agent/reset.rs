@@ -6,7 +6,7 @@
 //! re-create pods), then containerd, the shims and the containers under
 //! them; then the pods' cgroups, mounts and network namespaces; then
 //! kelp's links (the bridge, the VXLAN device, the pods' veths), overlay
-//! routes and nftables table. With `remove_data` the data, run and pod
+//! routes, nftables table and any FORWARD ACCEPT rules it added. With `remove_data` the data, run and pod
 //! log directories go too. Nothing that kelp did not create is touched:
 //! processes are matched by kelp's directories or binary, links by
 //! kelp's names, routes by kelp's route protocol, and the one nftables
@@ -47,6 +47,8 @@ pub struct ResetReport {
     pub routes: usize,
     /// Whether kelp's nftables table was deleted.
     pub nftables_table: bool,
+    /// Whether kelp's ACCEPT rules in iptables' FORWARD chain were removed.
+    pub forward_rules: bool,
     /// Steps that failed (reset goes on after a failure).
     pub problems: Vec<String>,
 }
@@ -364,6 +366,7 @@ async fn remove_network(report: &mut ResetReport) -> Result<(), String> {
             Err(e) => report.problems.push(format!("delete route: {e}")),
         }
     }
+    report.forward_rules = crate::network::forward_policy::remove().await;
     let mut batch = crate::network::nftables::Batch::new(crate::network::service_proxy::TABLE);
     batch.delete_table();
     match batch.commit() {

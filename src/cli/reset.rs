@@ -37,13 +37,18 @@ pub(super) fn run(args: ResetArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let report = runtime.block_on(crate::agent::reset::reset(&config));
     println!(
-        "stopped {} processes; removed {} pods' cgroups, mounts and namespaces, {} links, {} routes{}{}",
+        "stopped {} processes; removed {} pods' cgroups, mounts and namespaces, {} links, {} routes{}{}{}",
         report.processes,
         report.pods,
         report.links,
         report.routes,
         if report.nftables_table {
             ", the nftables table"
+        } else {
+            ""
+        },
+        if report.forward_rules {
+            ", the FORWARD accept rules"
         } else {
             ""
         },

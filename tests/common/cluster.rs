@@ -35,7 +35,7 @@ pub const UPLINK_IP: &str = "10.200.0.2";
 /// route. Pods then reach the node (and the API) at a real address, and
 /// the service proxy sees routed traffic, while nothing leaves the
 /// namespace.
-fn add_uplink() {
+pub fn add_uplink() {
     for args in [
         "link add kelp-ul0 type veth peer name kelp-ul1",
         "addr add 10.200.0.2/24 dev kelp-ul0",
