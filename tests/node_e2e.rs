@@ -249,6 +249,62 @@ fn services_answer_through_the_proxy(server: &Server, pods: &[String]) {
         api.contains("\"kind\":\"APIVersions\"") || api.contains("TLS error from peer"),
         "{api}"
     );
+    // The whole way, with a TLS client that can: curl inside the pod's
+    // network namespace, with the pod's own token and CA, to
+    // kubernetes.default.svc at the address the pod's DNS gives: the
+    // apiserver sees the pod's service account.
+    let lookup = exec(
+        &pods[0],
+        &[
+            "busybox",
+            "nslookup",
+            "kubernetes.default.svc.cluster.local",
+        ],
+    );
+    let api_ip = lookup
+        .split("Name:")
+        .nth(1)
+        .and_then(|after| {
+            after
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Address:"))
+        })
+        .map(|a| a.trim().to_string())
+        .unwrap_or_else(|| panic!("{lookup}"));
+    let uid = server.jsonpath(&["get", "pod", &pods[0]], "{.metadata.uid}");
+    let secret = |file: &str| {
+        exec(
+            &pods[0],
+            &[
+                "cat",
+                &format!("/var/run/secrets/kubernetes.io/serviceaccount/{file}"),
+            ],
+        )
+    };
+    let dir = server.dir.path();
+    std::fs::write(dir.join("pod-ca.crt"), secret("ca.crt")).unwrap();
+    let token = secret("token");
+    let review = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/kelp-{uid}"))
+        .args(["--", "curl", "-sS", "--max-time", "10", "--resolve"])
+        .arg(format!("kubernetes.default.svc.cluster.local:443:{api_ip}"))
+        .arg("--cacert")
+        .arg(dir.join("pod-ca.crt"))
+        .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
+        .args(["-H", "Content-Type: application/json", "-X", "POST"])
+        .args(["-d", r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#])
+        .arg("https://kubernetes.default.svc.cluster.local/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .output()
+        .expect("curl");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&review.stdout),
+        String::from_utf8_lossy(&review.stderr)
+    );
+    assert!(
+        said.contains("system:serviceaccount:default:default"),
+        "{said}"
+    );
 
     let ext = exec(
         &pods[0],
