@@ -477,7 +477,19 @@ async fn exec_runs_commands_and_reports_exit_codes() {
 async fn memory_limit_breach_yields_oom_event_and_exit_137() {
     with_harness(async |h| {
         h.import_busybox().await;
-        let mut events = Box::pin(h.rt.events());
+        // Subscribe now: the stream only subscribes when first polled, and
+        // an OOM that happens before that is never seen (a flake under load).
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stream = h.rt.events();
+        let pump = tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(e) = stream.next().await {
+                if tx.send(e).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
         tokio::time::sleep(Duration::from_millis(300)).await;
         // dd allocates and fills a 128 MiB buffer: well past the 32 MiB limit.
         h.create(
@@ -495,6 +507,7 @@ async fn memory_limit_breach_yields_oom_event_and_exit_137() {
             }
         );
         assert_eq!(h.rt.wait("hog").await.expect("wait").exit_status, 137);
+        pump.abort();
     })
     .await;
 }
