@@ -391,6 +391,21 @@ fn cluster_dns_answers(server: &Server, pods: &[String]) {
     );
 }
 
+/// The two `web` pods, Ready, behind a ClusterIP Service `web` on port 80.
+fn web_behind_a_service(server: &Server) -> Vec<String> {
+    server.ok_stdin(&["apply", "-f", "-"], WEB);
+    server.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
+    ]);
+    wait_ready(server, "app=web", 2)
+}
+
 /// A host whose iptables FORWARD policy is DROP (as Docker leaves it):
 /// kelp adds flannel's two ACCEPT rules for the cluster CIDR, so routed
 /// pod traffic (here pod → Service → pod) still flows.
@@ -408,17 +423,7 @@ fn a_forward_drop_policy_does_not_cut_pods_off() {
         },
         &[],
     );
-    server.ok_stdin(&["apply", "-f", "-"], WEB);
-    server.ok(&[
-        "expose",
-        "deployment",
-        "web",
-        "--port",
-        "80",
-        "--target-port",
-        "8080",
-    ]);
-    let pods = wait_ready(&server, "app=web", 2);
+    let pods = web_behind_a_service(&server);
     let rules = || {
         let out = Command::new("iptables")
             .args(["-w", "-S", "FORWARD"])
@@ -497,17 +502,7 @@ fn byo_cni_networks_pods_with_the_bridge_plugin() {
         }],
     });
     std::fs::write(conf_dir.join("10-byo.conflist"), conf.to_string()).unwrap();
-    server.ok_stdin(&["apply", "-f", "-"], WEB);
-    server.ok(&[
-        "expose",
-        "deployment",
-        "web",
-        "--port",
-        "80",
-        "--target-port",
-        "8080",
-    ]);
-    let pods = wait_ready(&server, "app=web", 2);
+    let pods = web_behind_a_service(&server);
     let ips: Vec<String> = pods
         .iter()
         .map(|p| server.jsonpath(&["get", "pod", p], "{.status.podIP}"))
