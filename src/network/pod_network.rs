@@ -290,8 +290,29 @@ async fn underlay_mtu(h: &Handle, ip: IpAddr) -> Result<u32, LinkError> {
 /// network namespace, so a test's node namespace does not touch the host).
 fn enable_forwarding() -> Result<(), NetworkError> {
     const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    bridge_netfilter();
     if std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == "1") {
         return Ok(());
     }
     std::fs::write(PATH, "1").map_err(|source| NetworkError::Sysctl { path: PATH, source })
+}
+
+/// Lets bridged pod traffic pass the ip hooks (`bridge-nf-call-iptables`),
+/// as flannel and kube-proxy expect, so that pod → Service → pod on one
+/// bridge is NATed both ways. Without br_netfilter loaded the sysctl does
+/// not exist: kelp says so and goes on (its hairpin masquerade covers the
+/// common case; kelp does not load kernel modules).
+fn bridge_netfilter() {
+    const PATH: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    match std::fs::read_to_string(PATH) {
+        Ok(v) if v.trim() == "1" => {}
+        Ok(_) => {
+            if let Err(e) = std::fs::write(PATH, "1") {
+                tracing::warn!(error = %e, "cannot set {PATH}: bridged pod traffic bypasses the service proxy");
+            }
+        }
+        Err(_) => tracing::warn!(
+            "{PATH} is missing (br_netfilter is not loaded; `modprobe br_netfilter`): bridged pod traffic bypasses the service proxy"
+        ),
+    }
 }
