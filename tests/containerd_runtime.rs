@@ -115,21 +115,7 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         drop(self.containerd.take()); // SIGKILLs containerd if still running
-        unmount_under(self.dir.path());
-    }
-}
-
-/// Lazily unmounts everything mounted below `dir` (deepest first).
-fn unmount_under(dir: &Path) {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut targets: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| Path::new(t).starts_with(dir))
-        .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-    for t in targets {
-        let _ = nix::mount::umount2(t, nix::mount::MntFlags::MNT_DETACH);
+        kelp::agent::reset::unmount_under(self.dir.path());
     }
 }
 

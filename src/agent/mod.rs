@@ -344,21 +344,29 @@ pub fn renewal_due_in(joined: &JoinedNode) -> Duration {
 /// The node's password, kept at `path`: created (random, mode 0600) on
 /// the first join, and sent with every join after.
 pub fn node_password(path: &Path) -> Result<String, AgentError> {
-    let io = |source| AgentError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    kept_value(path, |s| s)
+}
+
+/// The value kept in `path` (mode 0600), created once from a random
+/// secret passed through `shape`: a node's password, its `--with-node-id`
+/// suffix.
+pub fn kept_value(path: &Path, shape: impl FnOnce(String) -> String) -> Result<String, AgentError> {
     match std::fs::read_to_string(path) {
-        Ok(p) if !p.trim().is_empty() => return Ok(p.trim().to_string()),
+        Ok(v) if !v.trim().is_empty() => return Ok(v.trim().to_string()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
+        Err(source) => {
+            return Err(AgentError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     }
-    let password =
-        crate::pki::new_node_password().map_err(|e| AgentError::Credentials(e.to_string()))?;
-    crate::pki::write_private(path, format!("{password}\n").as_bytes(), 0o600)
+    let value =
+        shape(crate::pki::random_secret().map_err(|e| AgentError::Credentials(e.to_string()))?);
+    crate::pki::write_private(path, format!("{value}\n").as_bytes(), 0o600)
         .map_err(|e| AgentError::Credentials(format!("{}: {e}", path.display())))?;
-    Ok(password)
+    Ok(value)
 }
 
 /// Serves node-local cluster DNS on `--cluster-dns` once the pod network

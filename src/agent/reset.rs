@@ -270,7 +270,7 @@ fn remove_tree(dir: &Path) {
 }
 
 /// Lazily unmounts every mount point under `dir`, deepest first.
-fn unmount_under(dir: &Path) {
+pub fn unmount_under(dir: &Path) {
     let prefix = dir.to_string_lossy().into_owned();
     for _ in 0..3 {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

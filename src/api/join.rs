@@ -176,6 +176,16 @@ async fn check_token<S: Store>(
     Err(rejected("the join token was rejected"))
 }
 
+/// `data[key]` of a Secret, base64-decoded, as text.
+fn secret_data(secret: &Value, key: &str) -> Option<String> {
+    use base64::Engine;
+    let data = secret.get("data")?.get(key)?.as_str()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    String::from_utf8(raw).ok()
+}
+
 fn rejected(message: &str) -> ApiError {
     ApiError::new(401, "Unauthorized", message)
 }
@@ -197,14 +207,7 @@ async fn check_bootstrap_token<S: Store>(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let secret = kv.and_then(|kv| watch_cache::decode(&kv, kv.mod_revision));
-    let field = |name: &str| -> Option<String> {
-        use base64::Engine;
-        let data = secret.as_ref()?.get("data")?.get(name)?.as_str()?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .ok()?;
-        String::from_utf8(raw).ok()
-    };
+    let field = |name: &str| secret_data(secret.as_deref()?, name);
     let valid = secret
         .as_ref()
         .is_some_and(|s| s["type"] == "bootstrap.kubernetes.io/token")
@@ -242,14 +245,7 @@ async fn check_node_password<S: Store>(
     let (existing, _) = api.store.get(&key).await.map_err(store_error)?;
     if let Some(kv) = &existing {
         let stored = watch_cache::decode(kv, kv.mod_revision)
-            .and_then(|s| {
-                use base64::Engine;
-                let data = s.get("data")?.get("hash")?.as_str()?.to_string();
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(data)
-                    .ok()?;
-                String::from_utf8(raw).ok()
-            })
+            .and_then(|s| secret_data(&s, "hash"))
             .unwrap_or_default();
         if crate::pki::verify_node_password(password, &stored) {
             return Ok(());

@@ -70,7 +70,8 @@ async fn serve(args: AgentArgs, server: ServerAddress, token: String) -> anyhow:
         .with_context(|| format!("cannot create data dir {}", agent_dir.display()))?;
     let mut name = args.node.name();
     if args.with_node_id {
-        let id = node_id(&agent_dir.join("node-id"))?;
+        // A short random id, created once and kept.
+        let id = crate::agent::kept_value(&agent_dir.join("node-id"), |s| s[..8].to_string())?;
         name = format!("{name}-{id}");
     }
     let node_ip = args
@@ -150,22 +151,4 @@ async fn serve(args: AgentArgs, server: ServerAddress, token: String) -> anyhow:
             None => return Ok(()),
         }
     }
-}
-
-/// A short random id for `--with-node-id`, created once and kept.
-fn node_id(path: &std::path::Path) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    let id: String = crate::pki::random_secret()
-        .context("cannot generate a node id")?
-        .chars()
-        .take(8)
-        .collect();
-    crate::pki::write_private(path, format!("{id}\n").as_bytes(), 0o600)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(id)
 }

@@ -43,7 +43,7 @@ use std::sync::Arc;
 pub use error::PkiError;
 pub use files::write_private;
 pub use kubeconfig::kubeconfig;
-pub use node_password::{hash_node_password, new_node_password, verify_node_password};
+pub use node_password::{hash_node_password, verify_node_password};
 pub use service_account::{
     DEFAULT_API_AUDIENCES, KubernetesClaims, ObjectRef, SERVICE_ACCOUNT_ISSUER,
     ServiceAccountClaims,

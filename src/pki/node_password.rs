@@ -1,7 +1,7 @@
 //! Node passwords: what stops one machine from joining under another's
 //! node name.
 //!
-//! An agent keeps a random password next to its data and sends it with
+//! An agent keeps a random password (a [`super::random_secret`]) next to its data and sends it with
 //! every join; the server keeps only a salted PBKDF2-HMAC-SHA256 hash of
 //! it (in a Secret, as k3s keeps `<node>.node-password.k3s`), so a leaked
 //! store does not let anyone impersonate a node.
@@ -11,6 +11,7 @@ use std::num::NonZeroU32;
 use ring::rand::SecureRandom;
 
 use super::error::PkiError;
+use super::token::hex;
 
 const SCHEME: &str = "pbkdf2-sha256";
 /// Enough to make guessing slow, little enough that a Raspberry Pi checks a
@@ -18,10 +19,6 @@ const SCHEME: &str = "pbkdf2-sha256";
 const ITERATIONS: u32 = 10_000;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
@@ -31,15 +28,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// A new random node password (32 hex digits).
-pub fn new_node_password() -> Result<String, PkiError> {
-    let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| PkiError::Random)?;
-    Ok(hex(&bytes))
 }
 
 /// `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>` of `password`.
@@ -99,7 +87,7 @@ mod tests {
 
     #[test]
     fn a_password_matches_its_own_hash_only() {
-        let password = new_node_password().unwrap();
+        let password = super::super::random_secret().unwrap();
         assert_eq!(password.len(), 32);
         let stored = hash_node_password(&password).unwrap();
         assert!(stored.starts_with("pbkdf2-sha256$10000$"));

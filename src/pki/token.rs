@@ -13,7 +13,8 @@ use super::error::PkiError;
 const PREFIX: &str = "K10";
 const HASH_LEN: usize = 64;
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub(super) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
