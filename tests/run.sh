@@ -24,6 +24,7 @@ APT_PACKAGES=(
   nftables                            # the network test lists the rules kelp programs
   containernetworking-plugins         # --flannel-backend=none test: the bridge and host-local CNI plugins
   etcd-server                         # the store benchmark's reference
+  docker-registry skopeo apache2-utils  # registry pull tests: a real registry, image pushes, htpasswd
   curl ca-certificates
 )
 missing=()

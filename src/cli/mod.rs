@@ -10,6 +10,7 @@ mod check_config;
 pub mod config_file;
 pub mod flag_values;
 mod host;
+mod images;
 mod node_args;
 mod reset;
 mod server;
@@ -42,6 +43,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Manage join tokens.
     Token(token::TokenArgs),
+    /// List, pull, remove and import images on this node.
+    Images(images::ImagesArgs),
     /// Check that this host has what kelp needs (kernel features, tools).
     CheckConfig(check_config::CheckConfigArgs),
     /// Stop kelp and remove what it set up on this machine (processes,
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Server(args) => server::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Token(args) => token::run(args),
+        Command::Images(args) => images::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Reset(args) => reset::run(args),

@@ -69,9 +69,20 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub dirs: NodeDirs,
     /// Kubelet setting, KEY=VALUE (repeatable); kelp's kubelet understands
-    /// `max-pods` and `eviction-hard` (e.g. `eviction-hard=nodefs.available<1Gi`).
+    /// `max-pods`, `eviction-hard` (e.g. `eviction-hard=nodefs.available<1Gi`),
+    /// `image-gc-high-threshold`, `image-gc-low-threshold` and
+    /// `image-minimum-gc-age`.
     #[arg(long, env = "KELP_KUBELET_ARG", value_name = "KEY=VALUE")]
     pub kubelet_arg: Vec<String>,
+    /// Registry mirrors, rewrites, auth and TLS (k3s's registries.yaml
+    /// format); read again whenever it changes.
+    #[arg(
+        long,
+        env = "KELP_PRIVATE_REGISTRY",
+        value_name = "FILE",
+        default_value = crate::kubelet::registry::config::DEFAULT_REGISTRIES_FILE
+    )]
+    pub private_registry: PathBuf,
 }
 
 /// Where a node keeps its runtime state, pod logs and pod network
@@ -114,6 +125,8 @@ pub struct KubeletArgs {
     pub max_pods: Option<u32>,
     /// `eviction-hard`.
     pub eviction_hard: crate::kubelet::node::eviction::EvictionHard,
+    /// `image-gc-high-threshold`, `image-gc-low-threshold`, `image-minimum-gc-age`.
+    pub image_gc: crate::kubelet::image_gc::ImageGcSettings,
 }
 
 impl NodeArgs {
@@ -185,6 +198,8 @@ impl NodeArgs {
             kubernetes_service_ip: cluster.kubernetes_service_ip.to_string(),
             tls,
             pod_network_overhead: backend.pod_network_overhead(),
+            registries_file: self.private_registry.clone(),
+            image_gc: kubelet_args.image_gc,
         };
         Ok(crate::agent::NodeConfig {
             kubelet,
@@ -215,11 +230,39 @@ impl NodeArgs {
                         crate::kubelet::node::eviction::EvictionHard::parse(value)
                             .map_err(|e| anyhow::anyhow!("--kubelet-arg eviction-hard: {e}"))?
                 }
+                "image-gc-high-threshold" | "image-gc-low-threshold" => {
+                    let percent: u8 =
+                        value.parse().ok().filter(|p| *p <= 100).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--kubelet-arg {key}={value}: expected a percentage from 0 to 100"
+                            )
+                        })?;
+                    if key == "image-gc-high-threshold" {
+                        out.image_gc.high_threshold = percent;
+                    } else {
+                        out.image_gc.low_threshold = percent;
+                    }
+                }
+                "image-minimum-gc-age" => {
+                    let nanos = crate::client::cron_schedule::parse_go_duration(value)
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--kubelet-arg image-minimum-gc-age={value}: expected a duration such as 2m or 30s"
+                            )
+                        })?;
+                    out.image_gc.minimum_age =
+                        std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+                }
                 other => anyhow::bail!(
-                    "--kubelet-arg {other}: kelp's kubelet understands max-pods and eviction-hard"
+                    "--kubelet-arg {other}: kelp's kubelet understands max-pods, eviction-hard, image-gc-high-threshold, image-gc-low-threshold and image-minimum-gc-age"
                 ),
             }
         }
+        out.image_gc
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--kubelet-arg: {e}"))?;
         Ok(out)
     }
 }

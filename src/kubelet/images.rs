@@ -4,6 +4,11 @@
 //!
 //! A bad archive is logged and skipped, never fatal: the node must come up
 //! with whatever images it can.
+//!
+//! `*.txt` files in the same directory list image references (one per
+//! line, `#` comments) that are pulled once at start, after the archives
+//! are imported, as k3s does. Images from archives and lists are pinned:
+//! image GC never removes them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::containerd::Runtime;
+use std::sync::Arc;
+
+use super::registry::{ImagePuller, PullPolicy};
 
 /// How often the directory is re-read.
 const POLL: Duration = Duration::from_secs(5);
@@ -29,7 +36,7 @@ fn is_archive(path: &Path) -> bool {
 /// With `settle`, files modified in the last second are left for the next
 /// poll: they may still be being copied in.
 pub async fn import_new(
-    runtime: &Runtime,
+    puller: &ImagePuller,
     dir: &Path,
     seen: &mut HashMap<PathBuf, (u64, SystemTime)>,
     settle: bool,
@@ -66,8 +73,11 @@ pub async fn import_new(
             continue;
         }
         let started = std::time::Instant::now();
-        match runtime.import_archive(&path).await {
+        match puller.runtime().import_archive(&path).await {
             Ok(names) => {
+                for name in &names {
+                    puller.pin(name);
+                }
                 tracing::info!(file = %path.display(), images = ?names, ms = started.elapsed().as_millis() as u64, "imported image archive");
                 imported += 1;
             }
@@ -82,7 +92,7 @@ pub async fn import_new(
 
 /// Polls `dir` for new archives until cancelled.
 pub async fn watch(
-    runtime: Runtime,
+    puller: Arc<ImagePuller>,
     dir: PathBuf,
     mut seen: HashMap<PathBuf, (u64, SystemTime)>,
     cancel: CancellationToken,
@@ -92,6 +102,56 @@ pub async fn watch(
             _ = tokio::time::sleep(POLL) => {}
             _ = cancel.cancelled() => return,
         }
-        import_new(&runtime, &dir, &mut seen, true).await;
+        import_new(&puller, &dir, &mut seen, true).await;
+    }
+}
+
+/// The image references listed in `dir/*.txt`.
+pub fn listed_images(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            tracing::warn!(file = %file.display(), "cannot read image list");
+            continue;
+        };
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if !line.is_empty() && !out.iter().any(|o| o == line) {
+                out.push(line.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Pulls every image listed in `dir/*.txt` that is not on the node yet, and
+/// pins them all.
+pub async fn prepull(puller: Arc<ImagePuller>, dir: PathBuf) {
+    for image in listed_images(&dir) {
+        match crate::kubelet::registry::parse_reference(&image) {
+            Ok(r) => puller.pin(&r.name()),
+            Err(f) => {
+                tracing::warn!(%image, message = %f.message, "skipping image list entry");
+                continue;
+            }
+        }
+        let started = std::time::Instant::now();
+        match puller.ensure(&image, PullPolicy::IfNotPresent, &[]).await {
+            Ok(done) => {
+                tracing::info!(%image, name = %done.info().name, ms = started.elapsed().as_millis() as u64, "image from list ready")
+            }
+            Err(f) => {
+                tracing::warn!(%image, reason = f.reason, message = %f.message, "cannot pre-pull listed image")
+            }
+        }
     }
 }

@@ -15,12 +15,14 @@ pub mod access_review;
 pub mod backend;
 pub mod cgroup_mounts;
 pub mod containerd;
+pub mod image_gc;
 pub mod images;
 pub mod logs;
 pub mod netns;
 pub mod node;
 pub mod pods;
 pub mod probes;
+pub mod registry;
 pub mod server;
 
 use std::collections::HashMap;
@@ -93,6 +95,10 @@ pub struct KubeletConfig {
     /// CNI plugins configured in `<agent>/etc/cni/net.d`
     /// (`--flannel-backend=none`).
     pub pod_network_overhead: Option<u32>,
+    /// `registries.yaml` (`--private-registry`): mirrors, rewrites, registry auth and TLS.
+    pub registries_file: PathBuf,
+    /// Image garbage collection thresholds (`--kubelet-arg image-gc-*`).
+    pub image_gc: image_gc::ImageGcSettings,
 }
 
 /// A started kubelet.
@@ -210,11 +216,25 @@ pub async fn start(
     let images_dir = config.agent_dir.join("images");
     let _ = std::fs::create_dir_all(&images_dir);
     let mut seen = HashMap::new();
-    images::import_new(&runtime, &images_dir, &mut seen, false).await;
+    images::import_new(&ctx.images, &images_dir, &mut seen, false).await;
+    tasks.push(tokio::spawn(images::prepull(
+        ctx.images.clone(),
+        images_dir.clone(),
+    )));
     tasks.push(tokio::spawn(images::watch(
-        runtime.clone(),
+        ctx.images.clone(),
         images_dir,
         seen,
+        cancel.child_token(),
+    )));
+    let image_fs = match &config.container_runtime_endpoint {
+        None => config.agent_dir.join("containerd"),
+        Some(_) => PathBuf::from("/var/lib/containerd"),
+    };
+    tasks.push(tokio::spawn(image_gc::run(
+        ctx.images.clone(),
+        image_fs,
+        config.image_gc.clone(),
         cancel.child_token(),
     )));
     let manifests = config.agent_dir.join("pod-manifests");
@@ -272,6 +292,10 @@ fn node_context(
         .map_err(|e| KubeletError::Host(format!("cannot set up the pod network: {e}")))?,
     ));
     Ok(NodeContext {
+        images: Arc::new(registry::ImagePuller::new(
+            runtime.clone(),
+            config.registries_file.clone(),
+        )),
         network,
         objects: pods::objects::ObjectSource::new(client.clone()),
         events: crate::client::events::EventSink::new(client.clone(), "kubelet"),

@@ -84,6 +84,11 @@ fn add_dir(b: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32) -> io::Result<(
 
 /// The root filesystem layer as an uncompressed tar.
 fn layer_tar(busybox: &[u8]) -> io::Result<Vec<u8>> {
+    layer_tar_with(busybox, &[])
+}
+
+/// The root filesystem layer plus `extra` files (path, content).
+pub fn layer_tar_with(busybox: &[u8], extra: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     for (dir, mode) in [
         ("bin/", 0o755),
@@ -107,6 +112,9 @@ fn layer_tar(busybox: &[u8]) -> io::Result<Vec<u8>> {
         0o644,
     )?;
     add_file(&mut b, "etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644)?;
+    for (path, data) in extra {
+        add_file(&mut b, path, data, 0o644)?;
+    }
     b.into_inner()
 }
 
@@ -119,8 +127,12 @@ fn host_arch() -> &'static str {
 }
 
 fn config_json(diff_id: &str) -> Vec<u8> {
+    config_json_for(host_arch(), &[diff_id.to_string()])
+}
+
+fn config_json_for(arch: &str, diff_ids: &[String]) -> Vec<u8> {
     serde_json::json!({
-        "architecture": host_arch(),
+        "architecture": arch,
         "os": "linux",
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -128,7 +140,7 @@ fn config_json(diff_id: &str) -> Vec<u8> {
             "WorkingDir": "/",
             "ExposedPorts": {"80/tcp": {}}
         },
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created_by": "kelp tests: busybox-static"}]
     })
     .to_string()
@@ -213,4 +225,110 @@ fn oci_layout(name: &str, layer: &[u8]) -> io::Result<Vec<u8>> {
     }
     add_file(&mut b, "index.json", top.to_string().as_bytes(), 0o644)?;
     b.into_inner()
+}
+
+/// What [`write_oci_dir`] wrote.
+pub struct OciDirImage {
+    /// Digest of the multi-platform index (what `repo@digest` names).
+    pub index_digest: String,
+    /// Digests of the layer blobs, in order.
+    pub layer_digests: Vec<String>,
+    /// Digest of the host platform's config.
+    pub config_digest: String,
+    /// Total size of the layer blobs.
+    pub layers_size: u64,
+}
+
+/// Writes an OCI image layout *directory* (what `skopeo copy oci:DIR:TAG`
+/// reads) holding one multi-platform index tagged `tag`, with a complete
+/// image (config + manifest) for each of `archs` over the same `layers`
+/// (uncompressed tars; gzip-compressed when `gzip`).
+pub fn write_oci_dir(
+    dir: &Path,
+    tag: &str,
+    layers: &[Vec<u8>],
+    archs: &[&str],
+    gzip: bool,
+) -> io::Result<OciDirImage> {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs)?;
+    let put = |data: &[u8]| -> io::Result<String> {
+        let d = digest(data);
+        std::fs::write(blobs.join(hex(&d)), data)?;
+        Ok(d)
+    };
+    let mut layer_descs = Vec::new();
+    let mut layer_digests = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut layers_size = 0u64;
+    for layer in layers {
+        diff_ids.push(digest(layer));
+        let (blob, media) = if gzip {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(layer)?;
+            (gz.finish()?, "application/vnd.oci.image.layer.v1.tar+gzip")
+        } else {
+            (layer.clone(), "application/vnd.oci.image.layer.v1.tar")
+        };
+        let d = put(&blob)?;
+        layers_size += blob.len() as u64;
+        layer_descs.push(serde_json::json!({"mediaType": media, "digest": d, "size": blob.len()}));
+        layer_digests.push(d);
+    }
+    let mut manifests = Vec::new();
+    let mut config_digest = String::new();
+    for arch in archs {
+        let config = config_json_for(arch, &diff_ids);
+        let cd = put(&config)?;
+        if *arch == host_arch() {
+            config_digest = cd.clone();
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+            "layers": layer_descs,
+        })
+        .to_string()
+        .into_bytes();
+        let md = put(&manifest)?;
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+            "platform": {"architecture": arch, "os": "linux"}
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    })
+    .to_string()
+    .into_bytes();
+    let index_digest = put(&index)?;
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag}
+        }]
+    });
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    std::fs::write(dir.join("index.json"), top.to_string())?;
+    Ok(OciDirImage {
+        index_digest,
+        layer_digests,
+        config_digest,
+        layers_size,
+    })
+}
+
+/// A busybox layer marked with `marker` (so each marker gives new digests).
+pub fn marked_busybox_layer(marker: &str) -> io::Result<Vec<u8>> {
+    let busybox = std::fs::read("/bin/busybox")?;
+    layer_tar_with(&busybox, &[("etc/kelp-marker", marker.as_bytes())])
+}
+
+/// This host's OCI architecture name.
+pub fn oci_host_arch() -> &'static str {
+    host_arch()
 }

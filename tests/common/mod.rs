@@ -27,3 +27,4 @@ pub mod busybox_image;
 pub mod cluster;
 pub mod multi_node;
 pub mod node;
+pub mod registry;

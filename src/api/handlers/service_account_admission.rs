@@ -3,7 +3,8 @@
 //! `automountServiceAccountToken` is false on the pod or on that account,
 //! its containers get the `kube-api-access-…` projected volume at
 //! `/var/run/secrets/kubernetes.io/serviceaccount` (a bound token, the
-//! cluster CA and the namespace), which in-cluster clients read.
+//! cluster CA and the namespace), which in-cluster clients read. A pod
+//! without `imagePullSecrets` gets the account's.
 //!
 //! Unlike upstream, a missing service account is not an error: the kubelet
 //! retries the token until the serviceaccount controller has made it, so a
@@ -33,9 +34,30 @@ impl<S: Store> Api<S> {
             .find(|s| !s.is_empty())
             .unwrap_or("default")
             .to_string();
+        let sa = self.account(pod, &account).await?;
+        let has_pull_secrets = spec["imagePullSecrets"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        if !has_pull_secrets
+            && let Some(secrets) = sa.as_ref().and_then(|sa| sa["imagePullSecrets"].as_array())
+            && !secrets.is_empty()
+            && pod["spec"].is_object()
+        {
+            let refs: Vec<Value> = secrets
+                .iter()
+                .filter_map(|s| s["name"].as_str())
+                .map(|n| json!({"name": n}))
+                .collect();
+            pod["spec"]["imagePullSecrets"] = Value::Array(refs);
+        }
+        let spec = &pod["spec"];
         let automount = match spec["automountServiceAccountToken"].as_bool() {
             Some(pod_says) => pod_says,
-            None => self.account_automounts(pod, &account).await?,
+            // The account's own setting; default true, also when the account does not exist yet.
+            None => sa
+                .as_ref()
+                .and_then(|sa| sa["automountServiceAccountToken"].as_bool())
+                .unwrap_or(true),
         };
         let already = ["containers", "initContainers"].iter().any(|list| {
             spec[*list].as_array().is_some_and(|cs| {
@@ -70,9 +92,8 @@ impl<S: Store> Api<S> {
         Ok(())
     }
 
-    /// The service account's own `automountServiceAccountToken` (default
-    /// true, also when the account does not exist yet).
-    async fn account_automounts(&self, pod: &Value, account: &str) -> ApiResult<bool> {
+    /// The pod's service account, if it exists yet.
+    async fn account(&self, pod: &Value, account: &str) -> ApiResult<Option<Value>> {
         let ns = object::namespace(pod).unwrap_or("default");
         let key = crate::api::registry::resources::find("", "v1", "serviceaccounts")
             .map(|i| i.key(Some(ns), account))
@@ -84,8 +105,7 @@ impl<S: Store> Api<S> {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(kv
             .and_then(|kv| watch_cache::decode(&kv, kv.mod_revision))
-            .and_then(|sa| sa["automountServiceAccountToken"].as_bool())
-            .unwrap_or(true))
+            .map(|sa| (*sa).clone()))
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Runtime {
     pub(crate) channel: Channel,
     pub(crate) namespace: String,
     pub(crate) socket: PathBuf,
+    /// Blob downloads in flight, by digest: concurrent pulls of images that
+    /// share a layer wait for the one download instead of fetching it twice.
+    pub(crate) inflight: super::images::KeyedLocks,
 }
 
 impl Runtime {
@@ -62,6 +65,7 @@ impl Runtime {
             channel,
             namespace: namespace.to_string(),
             socket: socket.into(),
+            inflight: Default::default(),
         };
         rt.version().await?;
         Ok(rt)

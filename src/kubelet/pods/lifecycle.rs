@@ -84,38 +84,120 @@ pub fn log_path(ctx: &NodeContext, pod: &Pod, container: &str, attempt: u32) -> 
     )
 }
 
-/// Resolves the image for `container`, honouring imagePullPolicy.
+/// Makes the image for `container` available as its imagePullPolicy asks,
+/// pulling with the pod's pull Secrets, and reports it in events as the
+/// kubelet does (`Pulling`, `Pulled`, `Failed`).
 async fn resolve_image(
     ctx: &NodeContext,
+    pod: &Pod,
     container: &Container,
 ) -> Result<crate::kubelet::containerd::ImageInfo, StartError> {
+    use crate::kubelet::registry::{Ensured, PullPolicy};
     let image = container.image.clone().unwrap_or_default();
-    let found = ctx.runtime.image(&image).await.map_err(|e| StartError {
-        reason: "ErrImagePull",
-        message: format!("cannot look up image {image:?}: {e}"),
-    })?;
-    if let Some(info) = found {
-        return Ok(info);
-    }
-    let policy = container.image_pull_policy.as_deref().unwrap_or(
-        if image.ends_with(":latest") || !image.contains(':') {
-            "Always"
-        } else {
-            "IfNotPresent"
-        },
-    );
-    if policy == "Never" {
+    let policy = PullPolicy::for_container(container.image_pull_policy.as_deref(), &image);
+    if let Err(f) = crate::kubelet::registry::parse_reference(&image) {
+        ctx.events.warning(pod, "InspectFailed", f.message.clone());
         return Err(StartError {
-            reason: "ErrImageNeverPull",
-            message: format!("Container image {image:?} is not present with pull policy of Never"),
+            reason: f.reason,
+            message: f.message,
         });
     }
-    Err(StartError {
-        reason: "ErrImagePull",
-        message: format!(
-            "image {image:?} is not on this node, and this kelp cannot pull from registries yet: put it in an archive under <data-dir>/agent/images/"
-        ),
-    })
+    let present = ctx.runtime.image(&image).await.ok().flatten();
+    if policy == PullPolicy::Always || present.is_none() && policy != PullPolicy::Never {
+        ctx.events
+            .normal(pod, "Pulling", format!("Pulling image {image:?}"));
+    }
+    let credentials = pull_credentials(ctx, pod).await;
+    match ctx.images.ensure(&image, policy, &credentials).await {
+        Ok(Ensured::Present(info)) => {
+            ctx.events.normal(
+                pod,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
+            Ok(info)
+        }
+        Ok(Ensured::Pulled {
+            info,
+            report,
+            elapsed,
+            waited,
+        }) => {
+            ctx.events.normal(
+                pod,
+                "Pulled",
+                format!(
+                    "Successfully pulled image {image:?} in {} ({} including waiting). Image size: {} bytes.",
+                    go_duration(elapsed),
+                    go_duration(waited),
+                    report.size
+                ),
+            );
+            Ok(info)
+        }
+        Err(f) => {
+            let event = match f.reason {
+                "ErrImageNeverPull" => ("ErrImageNeverPull", f.message.clone()),
+                _ => (
+                    "Failed",
+                    format!("Failed to pull image {image:?}: {}", f.message),
+                ),
+            };
+            ctx.events.warning(pod, event.0, event.1);
+            Err(StartError {
+                reason: f.reason,
+                message: f.message,
+            })
+        }
+    }
+}
+
+/// The credentials of the pod's `imagePullSecrets` (the ServiceAccount's
+/// were copied into the pod at admission). A missing or malformed Secret is
+/// skipped with a warning event, as upstream's kubelet does.
+async fn pull_credentials(
+    ctx: &NodeContext,
+    pod: &Pod,
+) -> Vec<crate::kubelet::registry::credentials::RegistryCredential> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut out = Vec::new();
+    let refs = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.image_pull_secrets.clone())
+        .unwrap_or_default();
+    for r in refs {
+        let name = r.name;
+        if name.is_empty() {
+            continue;
+        }
+        let Some(data) = ctx.objects.secret(ns, &name).await else {
+            ctx.events.warning(
+                pod,
+                "FailedToRetrieveImagePullSecret",
+                format!("Unable to retrieve some image pull secrets ({name}); attempting to pull the image may not succeed."),
+            );
+            continue;
+        };
+        match crate::kubelet::registry::credentials::from_secret_data(&data) {
+            Ok(creds) => out.extend(creds),
+            Err(e) => ctx.events.warning(
+                pod,
+                "FailedToRetrieveImagePullSecret",
+                format!("image pull secret {name} cannot be used: {e}"),
+            ),
+        }
+    }
+    out
+}
+
+/// A duration as Go prints one (`1.234s`, `523ms`).
+fn go_duration(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{:.3}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// Creates and starts attempt `attempt` of `container`.
@@ -130,7 +212,7 @@ pub async fn start(
     init: bool,
     env_ctx: &EnvContext<'_>,
 ) -> Result<Started, StartError> {
-    let image = resolve_image(ctx, container).await?;
+    let image = resolve_image(ctx, pod, container).await?;
     let config_error = |message: String| StartError {
         reason: "CreateContainerConfigError",
         message,

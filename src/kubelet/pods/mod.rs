@@ -56,6 +56,8 @@ pub struct NodeContext {
     pub client: kube::Client,
     /// containerd.
     pub runtime: Runtime,
+    /// Image pulls (policy, credentials, mirrors) and what image GC keeps.
+    pub images: Arc<crate::kubelet::registry::ImagePuller>,
     /// ConfigMap/Secret reader.
     pub objects: objects::ObjectSource,
     /// Sandbox settings.

@@ -148,8 +148,26 @@ impl Upload {
         Ok(())
     }
 
+    /// Bytes fed in so far (where a resumed download continues).
+    pub(crate) fn received(&self) -> i64 {
+        self.received
+    }
+
     /// Commits the blob and returns its digest; fails if the bytes do not match.
-    pub(crate) async fn finish(mut self, labels: HashMap<String, String>) -> Result<String> {
+    /// A failed commit aborts the ingest, so no partial or wrong blob is left
+    /// for a later write under the same ref to resume from.
+    pub(crate) async fn finish(self, labels: HashMap<String, String>) -> Result<String> {
+        let rt = self.rt.clone();
+        let reference = self.reference.clone();
+        let result = self.commit(labels).await;
+        if result.is_err() {
+            let req = rt.req(AbortRequest { r#ref: reference });
+            let _ = ContentClient::new(rt.channel.clone()).abort(req).await;
+        }
+        result
+    }
+
+    async fn commit(mut self, labels: HashMap<String, String>) -> Result<String> {
         let digest = sha256_digest(&self.hasher.clone().finalize());
         if self.received != self.total {
             return Err(write_err("short blob"));

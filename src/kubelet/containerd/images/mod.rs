@@ -13,7 +13,9 @@ mod docker_archive;
 mod import;
 mod manifest;
 mod oci_layout;
+mod pull;
 pub mod reference;
+mod single_flight;
 mod unpack;
 
 use std::collections::HashMap;
@@ -21,7 +23,8 @@ use std::path::Path;
 
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::{
-    CreateImageRequest, GetImageRequest, Image, ListImagesRequest, UpdateImageRequest,
+    CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, ListImagesRequest,
+    UpdateImageRequest,
 };
 use containerd_client::tonic::Code;
 use containerd_client::types::Descriptor as ProtoDescriptor;
@@ -30,7 +33,9 @@ use prost_types::FieldMask;
 use super::client::{Lease, MAX_MESSAGE, Runtime};
 use super::error::{Result, RuntimeError};
 use manifest::{Descriptor, Index, MAX_DOCUMENT, is_index, parse, pick_platform};
+pub use pull::{ATTEMPTS, PullError, PullProgress, PullReport, PullSource};
 use reference::Reference;
+pub use single_flight::{KeyGuard, KeyedLocks};
 pub(crate) use unpack::{SNAPSHOTTER, remove_snapshot, snapshot_exists};
 
 /// An image as kelp sees it.
@@ -47,6 +52,8 @@ pub struct ImageInfo {
     pub top_chain_id: String,
     /// The runtime defaults from the image config.
     pub config: ImageConfig,
+    /// Size of this platform's config and layers as stored (compressed), in bytes.
+    pub size: u64,
 }
 
 /// Runtime defaults an image config carries.
@@ -224,6 +231,22 @@ impl Runtime {
         }
     }
 
+    /// Removes an image record and lets containerd collect what only it
+    /// referenced (content and unpacked snapshots) before returning.
+    /// Returns false when there was no such image.
+    pub async fn remove_image(&self, name: &str) -> Result<bool> {
+        let req = self.req(DeleteImageRequest {
+            name: name.to_string(),
+            sync: true,
+            target: None,
+        });
+        match ImagesClient::new(self.channel.clone()).delete(req).await {
+            Ok(_) => Ok(true),
+            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Err(s) => Err(RuntimeError::rpc("Images.Delete")(s)),
+        }
+    }
+
     /// All images in the namespace; records whose content is broken are skipped (logged).
     pub async fn list_images(&self) -> Result<Vec<ImageInfo>> {
         let req = self.req(ListImagesRequest { filters: vec![] });
@@ -263,7 +286,12 @@ impl Runtime {
         let mut exposed_ports: Vec<String> =
             c.exposed_ports.unwrap_or_default().into_keys().collect();
         exposed_ports.sort();
+        let size = std::iter::once(&resolved.manifest.config)
+            .chain(&resolved.manifest.layers)
+            .map(|d| d.size.max(0) as u64)
+            .sum();
         Ok(ImageInfo {
+            size,
             name: img.name,
             digest: target.digest,
             config_digest: resolved.manifest.config.digest,

@@ -410,21 +410,55 @@ impl PodWorker {
             }
             Err(e) => {
                 tracing::warn!(container = name, reason = e.reason, message = %e.message, "container start failed");
-                self.ctx
-                    .events
-                    .warning(&*pod, "Failed", format!("Error: {}", e.message));
+                // Image failures were described by the pull's own event;
+                // this one names the reason, as upstream's kubelet does.
+                let pull_failed = matches!(e.reason, "ErrImagePull" | "RegistryUnavailable");
+                let shown = match e.reason {
+                    "ErrImagePull"
+                    | "RegistryUnavailable"
+                    | "InvalidImageName"
+                    | "ErrImageNeverPull" => e.reason.to_string(),
+                    _ => e.message.clone(),
+                };
                 let slot = self.slot_mut(name)?;
                 let backoff = slot
                     .backoff
                     .unwrap_or(super::container_state::BACKOFF_INITIAL);
-                let reason = match (e.reason, &slot.waiting) {
-                    ("ErrImagePull", Some((r, _)))
-                        if r == "ErrImagePull" || r == "ImagePullBackOff" =>
+                let reason = match &slot.waiting {
+                    Some((r, _))
+                        if pull_failed
+                            && matches!(
+                                r.as_str(),
+                                "ErrImagePull" | "RegistryUnavailable" | "ImagePullBackOff"
+                            ) =>
                     {
                         "ImagePullBackOff"
                     }
-                    (r, _) => r,
+                    _ => e.reason,
                 };
+                if reason == "ImagePullBackOff" {
+                    self.ctx.events.normal(
+                        &*pod,
+                        "BackOff",
+                        format!(
+                            "Back-off pulling image {:?}",
+                            container.image.as_deref().unwrap_or("")
+                        ),
+                    );
+                }
+                self.ctx.events.warning(
+                    &*pod,
+                    "Failed",
+                    format!(
+                        "Error: {}",
+                        if reason == "ImagePullBackOff" {
+                            reason
+                        } else {
+                            &shown
+                        }
+                    ),
+                );
+                let slot = self.slot_mut(name)?;
                 slot.waiting = Some((reason.to_string(), e.message));
                 let at = Instant::now() + backoff;
                 slot.next_start = Some(at);

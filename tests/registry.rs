@@ -1,0 +1,395 @@
+//! Image pulls from a real registry (Debian's `docker-registry`, the CNCF
+//! distribution registry) on the node's loopback, into a real node's
+//! containerd, driven with kubectl: anonymous, htpasswd auth through
+//! imagePullSecrets, a registries.yaml mirror for docker.io, a rewrite, by
+//! digest, single-flight for ten pods, the failure reasons, and image GC.
+//! Images are multi-platform (the host's and another), built from Debian's
+//! busybox-static and pushed with skopeo. Needs root, containerd, runc,
+//! docker-registry and skopeo; fails (never skips) without them.
+
+mod common;
+
+use std::path::Path;
+
+use common::busybox_image::{marked_busybox_layer, oci_host_arch, write_oci_dir};
+use common::cluster::Server;
+use common::registry::Registry;
+
+/// The other platform every test image also carries.
+fn other_arch() -> &'static str {
+    if oci_host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    }
+}
+
+/// Builds a two-platform busybox layout tagged `1.0` whose layer is marked
+/// with `marker` (new marker, new digests).
+fn layout(dir: &Path, marker: &str) -> common::busybox_image::OciDirImage {
+    let layer = marked_busybox_layer(marker).expect("busybox layer");
+    write_oci_dir(dir, "1.0", &[layer], &[oci_host_arch(), other_arch()], true)
+        .expect("write OCI layout")
+}
+
+fn pod(name: &str, image: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  {extra}
+  containers:
+  - name: c
+    image: "{image}"
+    command: ["sh", "-c", "cat /etc/kelp-marker; echo; sleep 100000"]
+"#
+    )
+}
+
+/// [`pod`] with `imagePullPolicy: Always`: the image is resolved at the
+/// registry even when the node has it.
+fn pod_always(name: &str, image: &str, extra: &str) -> String {
+    pod(name, image, extra).replace(
+        &format!("image: \"{image}\""),
+        &format!("image: \"{image}\"\n    imagePullPolicy: Always"),
+    )
+}
+
+fn wait_running(s: &Server, name: &str) {
+    s.wait_for(90, &format!("pod {name} Running"), || {
+        s.jsonpath(&["get", "pod", name], "{.status.phase}") == "Running"
+    });
+}
+
+fn events(s: &Server, name: &str) -> String {
+    s.jsonpath(
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+        ],
+        r#"{range .items[*]}{.reason}: {.message}{"\n"}{end}"#,
+    )
+}
+
+fn waiting_reason(s: &Server, name: &str) -> String {
+    s.jsonpath(
+        &["get", "pod", name],
+        "{.status.containerStatuses[0].state.waiting.reason}",
+    )
+}
+
+/// Waits until the pod's container waits with one of `reasons`; returns its events.
+fn wait_failed(s: &Server, name: &str, reasons: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !reasons.contains(&waiting_reason(s, name).as_str()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pod {name} never waited with {reasons:?}:\n{}\nevents:\n{}",
+            s.jsonpath(&["get", "pod", name], "{.status}"),
+            events(s, name)
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(300));
+    }
+    let mut ev = String::new();
+    s.wait_for(30, &format!("a Failed event for {name}"), || {
+        ev = events(s, name);
+        ev.contains("Failed")
+    });
+    ev
+}
+
+#[test]
+fn pods_run_from_a_real_registry_with_auth_mirrors_rewrites_and_digests() {
+    let work = tempfile::tempdir_in(common::node::test_root()).expect("temp dir");
+    let registries = work.path().join("registries.yaml");
+    let registries_flag = registries.display().to_string();
+    // The node runs in its own network namespace; from here on this
+    // thread (and the registries it starts) share it, so loopback is the node's.
+    let s = Server::start_node(&["--private-registry", &registries_flag]);
+
+    let open = Registry::start(&work.path().join("open"), None);
+    let one = layout(&work.path().join("layout-one"), "one");
+    open.push(&work.path().join("layout-one"), "1.0", "tools/busybox");
+    open.push(&work.path().join("layout-one"), "1.0", "library/busybox");
+
+    // Anonymous, by tag.
+    let image = format!("{}/tools/busybox:1.0", open.host);
+    s.ok_stdin(&["apply", "-f", "-"], &pod("anon", &image, ""));
+    wait_running(&s, "anon");
+    let ev = events(&s, "anon");
+    assert!(
+        ev.contains(&format!("Pulling: Pulling image \"{image}\"")),
+        "{ev}"
+    );
+    assert!(
+        ev.contains(&format!(
+            "Pulled: Successfully pulled image \"{image}\" in "
+        )) && ev.contains("Image size: "),
+        "{ev}"
+    );
+    assert_eq!(
+        s.ok(&["logs", "anon"]).trim(),
+        "one",
+        "the container runs the pulled layer"
+    );
+    let image_id = s.jsonpath(
+        &["get", "pod", "anon"],
+        "{.status.containerStatuses[0].imageID}",
+    );
+    assert!(
+        image_id.ends_with(&one.index_digest),
+        "imageID {image_id} names the repo digest {}",
+        one.index_digest
+    );
+    assert_eq!(open.blob_gets("tools/busybox", &one.layer_digests[0]), 1);
+    assert_eq!(open.blob_gets("tools/busybox", &one.config_digest), 1);
+
+    // By digest.
+    let by_digest = format!("{}/tools/busybox@{}", open.host, one.index_digest);
+    s.ok_stdin(&["apply", "-f", "-"], &pod("digest", &by_digest, ""));
+    wait_running(&s, "digest");
+
+    // Through a registries.yaml mirror for docker.io: `busybox:1.0` is
+    // docker.io/library/busybox:1.0, which only the mirror has here (no
+    // internet). And a rewrite: registry.example/team/* is tools/* on the mirror.
+    std::fs::write(
+        &registries,
+        format!(
+            "mirrors:\n  docker.io:\n    endpoint: [\"http://{h}\"]\n  registry.example:\n    endpoint: [\"http://{h}\"]\n    rewrite:\n      \"^team/(.*)\": \"tools/$1\"\n",
+            h = open.host
+        ),
+    )
+    .expect("write registries.yaml");
+    s.ok_stdin(&["apply", "-f", "-"], &pod("mirrored", "busybox:1.0", ""));
+    wait_running(&s, "mirrored");
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod("rewritten", "registry.example/team/busybox:1.0", ""),
+    );
+    wait_running(&s, "rewritten");
+    let log = open.log();
+    assert!(
+        log.contains("\"GET /v2/library/busybox/manifests/1.0 "),
+        "the mirror served docker.io/library/busybox"
+    );
+    assert!(
+        log.contains("\"HEAD /v2/tools/busybox/manifests/1.0 ")
+            || log
+                .matches("\"GET /v2/tools/busybox/manifests/1.0 ")
+                .count()
+                >= 2,
+        "the rewrite reached tools/busybox on the mirror"
+    );
+
+    // htpasswd auth: with the pod's pull secret it runs; without, the
+    // registry's 401 is in the events; with a wrong password too.
+    let private = Registry::start(&work.path().join("private"), Some("alice:s3cret"));
+    let three = layout(&work.path().join("layout-private"), "private");
+    private.push(
+        &work.path().join("layout-private"),
+        "1.0",
+        "private/busybox",
+    );
+    let image = format!("{}/private/busybox:1.0", private.host);
+    for (name, password) in [("pull-ok", "s3cret"), ("pull-bad", "wrong")] {
+        s.ok(&[
+            "create",
+            "secret",
+            "docker-registry",
+            name,
+            &format!("--docker-server={}", private.host),
+            "--docker-username=alice",
+            &format!("--docker-password={password}"),
+        ]);
+    }
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod("authed", &image, "imagePullSecrets: [{name: pull-ok}]"),
+    );
+    wait_running(&s, "authed");
+    assert_eq!(
+        private.blob_gets("private/busybox", &three.layer_digests[0]),
+        1
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &pod_always("no-secret", &image, ""));
+    let ev = wait_failed(&s, "no-secret", &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(
+        ev.contains(&format!("Failed to pull image \"{image}\"")),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("401") || ev.contains("nauthorized"),
+        "the registry's 401 is shown: {ev}"
+    );
+    assert!(ev.contains("Error: ErrImagePull"), "{ev}");
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod_always("bad-secret", &image, "imagePullSecrets: [{name: pull-bad}]"),
+    );
+    let ev = wait_failed(&s, "bad-secret", &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(ev.contains("401") || ev.contains("nauthorized"), "{ev}");
+    // Back-off follows.
+    s.wait_for(60, "ImagePullBackOff", || {
+        waiting_reason(&s, "no-secret") == "ImagePullBackOff"
+    });
+
+    // A service account's pull secrets reach its pods.
+    s.ok(&["create", "serviceaccount", "puller"]);
+    s.ok(&[
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-p",
+        r#"{"imagePullSecrets":[{"name":"pull-ok"}]}"#,
+    ]);
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod_always("sa-authed", &image, "serviceAccountName: puller"),
+    );
+    wait_running(&s, "sa-authed");
+    assert_eq!(
+        s.jsonpath(
+            &["get", "pod", "sa-authed"],
+            "{.spec.imagePullSecrets[0].name}"
+        ),
+        "pull-ok"
+    );
+
+    // Failure reasons.
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod(
+            "missing-tag",
+            &format!("{}/tools/busybox:nope", open.host),
+            "",
+        ),
+    );
+    let ev = wait_failed(&s, "missing-tag", &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(ev.contains("not found"), "{ev}");
+    let foreign = work.path().join("layout-foreign");
+    write_oci_dir(
+        &foreign,
+        "1.0",
+        &[marked_busybox_layer("foreign").expect("layer")],
+        &[other_arch(), "s390x"],
+        true,
+    )
+    .expect("foreign layout");
+    open.push(&foreign, "1.0", "foreign/busybox");
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod("foreign", &format!("{}/foreign/busybox:1.0", open.host), ""),
+    );
+    let ev = wait_failed(&s, "foreign", &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(
+        ev.contains("platforms found") && ev.contains(&format!("linux/{}", other_arch())),
+        "{ev}"
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &pod("bad-name", "Busy Box:1", ""));
+    s.wait_for(60, "InvalidImageName", || {
+        waiting_reason(&s, "bad-name") == "InvalidImageName"
+    });
+    let unreachable = format!("127.0.0.1:{}/x/y:1", common::cluster::free_port());
+    s.ok_stdin(&["apply", "-f", "-"], &pod("down", &unreachable, ""));
+    let ev = wait_failed(&s, "down", &["RegistryUnavailable", "ImagePullBackOff"]);
+    assert!(ev.contains("unavailable"), "{ev}");
+}
+
+#[test]
+fn ten_pods_of_one_image_fetch_each_layer_once() {
+    let work = tempfile::tempdir_in(common::node::test_root()).expect("temp dir");
+    let s = Server::start_node(&[]);
+    let open = Registry::start(&work.path().join("open"), None);
+    let fleet = layout(&work.path().join("layout-fleet"), "fleet");
+    open.push(&work.path().join("layout-fleet"), "1.0", "fleet/busybox");
+    let deploy = format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: fleet}}
+spec:
+  replicas: 10
+  selector: {{matchLabels: {{app: fleet}}}}
+  template:
+    metadata: {{labels: {{app: fleet}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: {}/fleet/busybox:1.0
+        command: ["sleep", "100000"]
+"#,
+        open.host
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &deploy);
+    s.wait_for(120, "10 fleet pods Running", || {
+        let phases = s.jsonpath(
+            &["get", "pods", "-l", "app=fleet"],
+            "{.items[*].status.phase}",
+        );
+        phases
+            .split_whitespace()
+            .filter(|p| *p == "Running")
+            .count()
+            == 10
+    });
+    for digest in fleet.layer_digests.iter().chain([&fleet.config_digest]) {
+        assert_eq!(
+            open.blob_gets("fleet/busybox", digest),
+            1,
+            "blob {digest} fetched once for ten pods\n{}",
+            open.log()
+        );
+    }
+}
+
+#[test]
+fn image_gc_removes_unused_images_when_the_disk_is_over_the_threshold() {
+    let work = tempfile::tempdir_in(common::node::test_root()).expect("temp dir");
+    // Any usage is over 1 %: every unused, unpinned image is collected.
+    let s = Server::start_node(&[
+        "--kubelet-arg",
+        "image-gc-high-threshold=1",
+        "--kubelet-arg",
+        "image-gc-low-threshold=0",
+        "--kubelet-arg",
+        "image-minimum-gc-age=0s",
+    ]);
+    let open = Registry::start(&work.path().join("open"), None);
+    layout(&work.path().join("layout-gc"), "gc");
+    open.push(&work.path().join("layout-gc"), "1.0", "gc/busybox");
+    let image = format!("{}/gc/busybox:1.0", open.host);
+    s.ok_stdin(&["apply", "-f", "-"], &pod("user", &image, ""));
+    wait_running(&s, "user");
+    let kelp = env!("CARGO_BIN_EXE_kelp");
+    let run_dir = s.data_dir().parent().expect("dir").join("run");
+    let list = || {
+        let out = std::process::Command::new(kelp)
+            .args(["images", "list", "--quiet", "--run-dir"])
+            .arg(&run_dir)
+            .output()
+            .expect("kelp images runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let full = format!("{}/gc/busybox:1.0", open.host);
+    // In use: kept through several GC passes.
+    std::thread::park_timeout(std::time::Duration::from_secs(12));
+    assert!(list().contains(&full), "an image in use is kept");
+    s.ok(&["delete", "pod", "user", "--wait=true"]);
+    s.wait_for(60, "the unused image collected", || !list().contains(&full));
+    // The airgap image (pinned) stays.
+    assert!(
+        list().contains("docker.io/library/busybox:latest"),
+        "pinned airgap images are never collected"
+    );
+}
