@@ -276,10 +276,13 @@ fn is_loopback(host: &str) -> bool {
         || name == "[::1]"
 }
 
+/// A file's (size, mtime), to notice edits.
+type FileStamp = Option<(u64, SystemTime)>;
+
 /// The registries file, re-read when it changes.
 pub struct RegistriesFile {
     path: PathBuf,
-    state: Mutex<(Option<(u64, SystemTime)>, Arc<RegistriesConfig>)>,
+    state: Mutex<(FileStamp, Arc<RegistriesConfig>)>,
 }
 
 impl RegistriesFile {
