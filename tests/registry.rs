@@ -13,7 +13,7 @@ use std::path::Path;
 
 use common::busybox_image::{marked_busybox_layer, oci_host_arch, write_oci_dir};
 use common::cluster::Server;
-use common::registry::Registry;
+use common::registry::{Auth, FlakyProxy, Registry};
 
 /// The other platform every test image also carries.
 fn other_arch() -> &'static str {
@@ -30,6 +30,28 @@ fn layout(dir: &Path, marker: &str) -> common::busybox_image::OciDirImage {
     let layer = marked_busybox_layer(marker).expect("busybox layer");
     write_oci_dir(dir, "1.0", &[layer], &[oci_host_arch(), other_arch()], true)
         .expect("write OCI layout")
+}
+
+/// Runs `kelp images ARGS` against the node's containerd: (success, stdout+stderr).
+fn kelp_images(s: &Server, args: &[&str]) -> (bool, String) {
+    let run_dir = s.data_dir().parent().expect("dir").join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
+        .arg("images")
+        .args(args)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .output()
+        .expect("kelp images runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The names `kelp images list` shows.
+fn image_names(s: &Server) -> String {
+    let (ok, out) = kelp_images(s, &["list", "--quiet"]);
+    assert!(ok, "{out}");
+    out
 }
 
 fn pod(name: &str, image: &str, extra: &str) -> String {
@@ -238,6 +260,97 @@ fn pods_run_from_a_real_registry_with_auth_mirrors_rewrites_and_digests() {
         waiting_reason(&s, "no-secret") == "ImagePullBackOff"
     });
 
+    // Token auth (distribution's `auth: token`): the pull secret's
+    // credentials go to the token server named in the registry's
+    // WWW-Authenticate challenge, and the bearer token to the registry.
+    let tokened = Registry::start_with(&work.path().join("token"), Auth::Token("bob:t0ken"));
+    let four = layout(&work.path().join("layout-token"), "token");
+    tokened.push(&work.path().join("layout-token"), "1.0", "team/busybox");
+    s.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "pull-token",
+        &format!("--docker-server={}", tokened.host),
+        "--docker-username=bob",
+        "--docker-password=t0ken",
+    ]);
+    let token_image = format!("{}/team/busybox:1.0", tokened.host);
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod(
+            "token-authed",
+            &token_image,
+            "imagePullSecrets: [{name: pull-token}]",
+        ),
+    );
+    wait_running(&s, "token-authed");
+    assert_eq!(tokened.blob_gets("team/busybox", &four.layer_digests[0]), 1);
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod_always(
+            "token-denied",
+            &token_image,
+            "imagePullSecrets: [{name: pull-bad}]",
+        ),
+    );
+    let ev = wait_failed(&s, "token-denied", &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(
+        ev.contains("401 Unauthorized"),
+        "the registry's 401 is shown: {ev}"
+    );
+
+    // A registry that drops the connection mid-layer: the download resumes
+    // with a Range request and the pod runs.
+    let flaky = FlakyProxy::start(&open.host, 100 * 1024);
+    let resumed = layout(&work.path().join("layout-resume"), "resume");
+    open.push(&work.path().join("layout-resume"), "1.0", "resume/busybox");
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod("resumed", &format!("{}/resume/busybox:1.0", flaky.host), ""),
+    );
+    wait_running(&s, "resumed");
+    assert_eq!(
+        flaky.cuts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the proxy cut one response"
+    );
+    assert_eq!(s.ok(&["logs", "resumed"]).trim(), "resume");
+    let partial = format!(
+        "\"GET /v2/resume/busybox/blobs/{} ",
+        resumed.layer_digests[0]
+    );
+    assert!(
+        open.log()
+            .lines()
+            .any(|l| l.contains(&partial) && l.contains("\" 206 ")),
+        "the layer was resumed with a range request:\n{}",
+        open.log()
+    );
+
+    // A blob whose bytes do not match its digest is refused, and said so.
+    let corrupt = layout(&work.path().join("layout-corrupt"), "corrupt");
+    open.push(
+        &work.path().join("layout-corrupt"),
+        "1.0",
+        "corrupt/busybox",
+    );
+    let hex = corrupt.layer_digests[0].trim_start_matches("sha256:");
+    let blob = work
+        .path()
+        .join("open/storage/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let len = std::fs::metadata(&blob).expect("stored layer").len() as usize;
+    std::fs::write(&blob, vec![0x5a; len]).expect("corrupt the stored layer");
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod("corrupt", &format!("{}/corrupt/busybox:1.0", open.host), ""),
+    );
+    let ev = wait_failed(&s, "corrupt", &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(ev.contains("digest") && ev.contains(hex), "{ev}");
+
     // A service account's pull secrets reach its pods.
     s.ok(&["create", "serviceaccount", "puller"]);
     s.ok(&[
@@ -259,6 +372,22 @@ fn pods_run_from_a_real_registry_with_auth_mirrors_rewrites_and_digests() {
         ),
         "pull-ok"
     );
+
+    // The CLI pulls and removes.
+    let images = |args: &[&str]| kelp_images(&s, args);
+    let list = || images(&["list", "--quiet"]).1;
+    open.push(&work.path().join("layout-one"), "1.0", "cli/busybox");
+    let by_cli = format!("{}/cli/busybox:1.0", open.host);
+    let (ok, out) = images(&["pull", &by_cli]);
+    assert!(ok && out.contains(&format!("pulled {by_cli}")), "{out}");
+    assert!(list().contains(&by_cli));
+    let (ok, out) = images(&["rm", &by_cli]);
+    assert!(ok && out.contains(&format!("deleted {by_cli}")), "{out}");
+    assert!(!list().contains(&by_cli));
+    let (ok, out) = images(&["rm", "no/such:image"]);
+    assert!(!ok && out.contains("no such image"), "{out}");
+    let (ok, out) = images(&["pull", "Bad Name"]);
+    assert!(!ok && out.contains("invalid reference format"), "{out}");
 
     // Failure reasons.
     s.ok_stdin(
@@ -360,36 +489,38 @@ fn image_gc_removes_unused_images_when_the_disk_is_over_the_threshold() {
         "--kubelet-arg",
         "image-minimum-gc-age=0s",
     ]);
+    let mut s = s;
     let open = Registry::start(&work.path().join("open"), None);
     layout(&work.path().join("layout-gc"), "gc");
     open.push(&work.path().join("layout-gc"), "1.0", "gc/busybox");
+    open.push(&work.path().join("layout-gc"), "1.0", "listed/busybox");
+    // Airgap image lists are pulled at start, and pinned.
+    let listed = format!("{}/listed/busybox:1.0", open.host);
+    std::fs::write(
+        s.data_dir().join("agent/images/extra.txt"),
+        format!("# pre-pulled at start\n{listed}\n"),
+    )
+    .expect("write the image list");
+    s.restart();
+    s.wait_node_ready();
+    s.wait_for(60, "the listed image pre-pulled", || {
+        image_names(&s).contains(&listed)
+    });
     let image = format!("{}/gc/busybox:1.0", open.host);
     s.ok_stdin(&["apply", "-f", "-"], &pod("user", &image, ""));
     wait_running(&s, "user");
-    let kelp = env!("CARGO_BIN_EXE_kelp");
-    let run_dir = s.data_dir().parent().expect("dir").join("run");
-    let list = || {
-        let out = std::process::Command::new(kelp)
-            .args(["images", "list", "--quiet", "--run-dir"])
-            .arg(&run_dir)
-            .output()
-            .expect("kelp images runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     let full = format!("{}/gc/busybox:1.0", open.host);
     // In use: kept through several GC passes.
     std::thread::park_timeout(std::time::Duration::from_secs(12));
-    assert!(list().contains(&full), "an image in use is kept");
+    assert!(image_names(&s).contains(&full), "an image in use is kept");
     s.ok(&["delete", "pod", "user", "--wait=true"]);
-    s.wait_for(60, "the unused image collected", || !list().contains(&full));
-    // The airgap image (pinned) stays.
+    s.wait_for(60, "the unused image collected", || {
+        !image_names(&s).contains(&full)
+    });
+    // Airgap images (archives and lists) are pinned: they stay.
+    let left = image_names(&s);
     assert!(
-        list().contains("docker.io/library/busybox:latest"),
-        "pinned airgap images are never collected"
+        left.contains("docker.io/library/busybox:latest") && left.contains(&listed),
+        "pinned airgap images are never collected: {left}"
     );
 }

@@ -5,13 +5,31 @@
 //! fetches. The process is killed when the value drops.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+/// How a registry checks clients.
+pub enum Auth<'a> {
+    /// Anyone may pull and push.
+    None,
+    /// htpasswd (HTTP basic) with `user:password`.
+    Htpasswd(&'a str),
+    /// Bearer tokens from a token server (run by the test) that issues them
+    /// to `user:password` (distribution's `auth: token`).
+    Token(&'a str),
+}
 
 /// A running registry.
 pub struct Registry {
     child: Child,
+    token_server: Option<TokenServer>,
     dir: PathBuf,
     /// `127.0.0.1:PORT`.
     pub host: String,
@@ -40,13 +58,34 @@ impl Registry {
     /// Starts a registry storing under `dir`; with `creds` (`user:password`)
     /// it requires htpasswd (basic) auth.
     pub fn start(dir: &Path, creds: Option<&str>) -> Registry {
+        match creds {
+            Some(c) => Self::start_with(dir, Auth::Htpasswd(c)),
+            None => Self::start_with(dir, Auth::None),
+        }
+    }
+
+    /// Starts a registry storing under `dir` with `auth`.
+    pub fn start_with(dir: &Path, auth_mode: Auth) -> Registry {
         require("docker-registry", "docker-registry");
         require("skopeo", "skopeo");
         std::fs::create_dir_all(dir).expect("registry dir");
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut auth = String::new();
-        if let Some(creds) = creds {
+        let mut token_server = None;
+        let creds = match auth_mode {
+            Auth::None => None,
+            Auth::Htpasswd(c) | Auth::Token(c) => Some(c),
+        };
+        if let Auth::Token(creds) = auth_mode {
+            let server = TokenServer::start(dir, creds);
+            auth = format!(
+                "auth:\n  token:\n    realm: http://{}/token\n    service: kelp-test-registry\n    issuer: kelp-test-issuer\n    rootcertbundle: {}\n",
+                server.addr,
+                dir.join("token.crt").display()
+            );
+            token_server = Some(server);
+        } else if let Some(creds) = creds {
             require("htpasswd", "apache2-utils");
             let (user, password) = creds.split_once(':').expect("user:password");
             let file = dir.join("htpasswd");
@@ -78,6 +117,7 @@ impl Registry {
             .expect("docker-registry starts");
         let registry = Registry {
             child,
+            token_server,
             dir: dir.to_path_buf(),
             host: host.clone(),
             creds: creds.map(str::to_string),
@@ -134,5 +174,212 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.token_server.take();
+    }
+}
+
+/// Reads one HTTP request head (up to the blank line).
+fn read_head(conn: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 || head.len() > 16 * 1024 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).ok()
+}
+
+/// A registry token server: checks basic credentials and issues ES256 JWTs
+/// (certificate in the `x5c` header, trusted by the registry's
+/// `rootcertbundle`) granting whatever the `scope` asks.
+struct TokenServer {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenServer {
+    fn start(dir: &Path, creds: &str) -> TokenServer {
+        let key = rcgen::KeyPair::generate().expect("P-256 key");
+        let cert = rcgen::CertificateParams::new(vec!["kelp-test-token-issuer".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        std::fs::write(dir.join("token.crt"), cert.pem()).expect("write token cert");
+        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &key.serialize_der(),
+            &ring::rand::SystemRandom::new(),
+        )
+        .expect("signing key");
+        let x5c = base64::engine::general_purpose::STANDARD.encode(cert.der());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(creds)
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::park_timeout(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let Some(head) = read_head(&mut conn) else {
+                    continue;
+                };
+                let authorized = head.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("authorization:")
+                        && l[14..].trim() == expected
+                });
+                let response = if authorized {
+                    let token = issue(&signer, &x5c, &head);
+                    let body = format!(
+                        r#"{{"token":"{token}","access_token":"{token}","expires_in":300}}"#
+                    );
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    let body = r#"{"details":"incorrect username or password"}"#;
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = conn.write_all(response.as_bytes());
+            }
+        });
+        TokenServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A JWT granting every `scope=` in the request line.
+fn issue(signer: &ring::signature::EcdsaKeyPair, x5c: &str, head: &str) -> String {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let target = head.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let access: Vec<serde_json::Value> = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "scope")
+        .filter_map(|(_, v)| {
+            let mut parts = v.split(':');
+            let kind = parts.next()?.to_string();
+            let name = parts.next()?.to_string();
+            let actions: Vec<String> = parts.next()?.split(',').map(str::to_string).collect();
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": "kelp-test-issuer", "sub": "alice", "aud": "kelp-test-registry",
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", access.len()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig = signer
+        .sign(&ring::rand::SystemRandom::new(), signing_input.as_bytes())
+        .expect("sign");
+    format!("{signing_input}.{}", b64(sig.as_ref()))
+}
+
+/// A TCP proxy on loopback in front of `upstream` that breaks the first
+/// response longer than `cut_after` bytes off after that many bytes: a
+/// registry dropping a connection mid-layer.
+pub struct FlakyProxy {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// How many connections were cut.
+    pub cuts: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FlakyProxy {
+    /// Starts the proxy.
+    pub fn start(upstream: &str, cut_after: usize) -> FlakyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let host = listener.local_addr().expect("addr").to_string();
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cuts2, stop2, upstream) = (cuts.clone(), stop.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::park_timeout(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut c_in, mut s_out) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let cuts = cuts2.clone();
+                std::thread::spawn(move || {
+                    let (mut server, mut client) = (server, client);
+                    let mut sent = 0usize;
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match server.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if sent + n > cut_after && cuts.load(Ordering::SeqCst) == 0 {
+                            let _ = client.write_all(&buf[..cut_after - sent]);
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                        if client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FlakyProxy { host, cuts, stop }
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
