@@ -171,6 +171,19 @@ fn pods_run_from_a_real_registry_with_auth_mirrors_rewrites_and_digests() {
     assert_eq!(open.blob_gets("tools/busybox", &one.layer_digests[0]), 1);
     assert_eq!(open.blob_gets("tools/busybox", &one.config_digest), 1);
 
+    // A Docker v2 schema 2 manifest (no index).
+    open.push_docker_v2s2(&work.path().join("layout-one"), "1.0", "docker/busybox");
+    let raw = open.raw_manifest("docker/busybox:1.0");
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "skopeo pushed a schema 2 manifest: {raw}"
+    );
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod("schema2", &format!("{}/docker/busybox:1.0", open.host), ""),
+    );
+    wait_running(&s, "schema2");
+
     // By digest.
     let by_digest = format!("{}/tools/busybox@{}", open.host, one.index_digest);
     s.ok_stdin(&["apply", "-f", "-"], &pod("digest", &by_digest, ""));
@@ -523,4 +536,123 @@ fn image_gc_removes_unused_images_when_the_disk_is_over_the_threshold() {
         left.contains("docker.io/library/busybox:latest") && left.contains(&listed),
         "pinned airgap images are never collected: {left}"
     );
+}
+
+/// Unmounts a test tmpfs, also when the test panics.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mount a {size} tmpfs at {}",
+            path.display()
+        );
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Incompressible bytes (xorshift), so the layer is as big on the wire as on disk.
+fn noise(bytes: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut out = Vec::with_capacity(bytes + 8);
+    while out.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(bytes);
+    out
+}
+
+#[test]
+fn a_full_disk_during_a_pull_is_a_clean_error_and_leaves_nothing_half_written() {
+    common::node::require_node_prerequisites();
+    let work = tempfile::tempdir_in(common::node::test_root()).expect("temp dir");
+    let small = work.path().join("small");
+    let _tmpfs = Tmpfs::mount(&small, "24m");
+    let reg = Registry::start(&work.path().join("registry"), None);
+    let busybox = std::fs::read("/bin/busybox").expect("busybox");
+    let big = noise(40 << 20);
+    let layer =
+        common::busybox_image::layer_tar_with(&busybox, &[("big.bin", &big)]).expect("layer");
+    drop(big);
+    write_oci_dir(
+        &work.path().join("big"),
+        "1",
+        &[layer],
+        &[oci_host_arch()],
+        true,
+    )
+    .expect("layout");
+    reg.push(&work.path().join("big"), "1", "big/busybox");
+    let small_layout = work.path().join("small-layout");
+    layout(&small_layout, "fits");
+    reg.push(&small_layout, "1.0", "small/busybox");
+
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            use kelp::kubelet::containerd::images::PullProgress;
+            let containerd = kelp::kubelet::containerd::SupervisedContainerd::start(
+                kelp::kubelet::containerd::ContainerdConfig {
+                    root: small.join("containerd"),
+                    state: work.path().join("run/containerd"),
+                    socket: work.path().join("run/containerd/containerd.sock"),
+                },
+            )
+            .await
+            .expect("containerd on the small disk");
+            let runtime =
+                kelp::kubelet::containerd::Runtime::connect(containerd.socket(), "k8s.io")
+                    .await
+                    .expect("connect");
+            let puller = kelp::kubelet::registry::ImagePuller::new(
+                runtime.clone(),
+                work.path().join("registries.yaml"),
+            );
+            let image = format!("{}/big/busybox:1", reg.host);
+            let failure = puller
+                .pull(&image, &[], &PullProgress::default())
+                .await
+                .expect_err("a 40 MB layer cannot fit on a 24 MB disk");
+            assert_eq!(failure.reason, "ErrImagePull");
+            assert!(
+                failure.message.contains("no space left on device"),
+                "the error names the full disk: {}",
+                failure.message
+            );
+            assert!(runtime.image(&image).await.expect("lookup").is_none());
+            let ingest = small.join("containerd/io.containerd.content.v1.content/ingest");
+            let left: Vec<_> = std::fs::read_dir(&ingest)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "no partial download left behind: {left:?}");
+            // The store still works: a small image pulls and runs its lookups.
+            let fits = format!("{}/small/busybox:1.0", reg.host);
+            puller
+                .pull(&fits, &[], &PullProgress::default())
+                .await
+                .expect("a small image pulls after the failure");
+            assert!(runtime.image(&fits).await.expect("lookup").is_some());
+            containerd.shutdown().await;
+        });
 }

@@ -150,8 +150,37 @@ impl Registry {
 
     /// Pushes the OCI layout at `layout` (tag `tag`) as `<repo>:<tag>`, all platforms.
     pub fn push(&self, layout: &Path, tag: &str, repo: &str) {
+        self.skopeo_push(layout, tag, repo, &["--all"]);
+    }
+
+    /// Pushes only this host's image of the layout, converted to a Docker
+    /// v2 schema 2 manifest.
+    pub fn push_docker_v2s2(&self, layout: &Path, tag: &str, repo: &str) {
+        self.skopeo_push(layout, tag, repo, &["--format", "v2s2"]);
+    }
+
+    /// The manifest `repo:tag` as the registry serves it.
+    pub fn raw_manifest(&self, repo_tag: &str) -> String {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "--all", "--dest-tls-verify=false"]);
+        cmd.args(["inspect", "--raw", "--tls-verify=false"]);
+        if let Some(c) = &self.creds {
+            cmd.args(["--creds", c]);
+        }
+        let out = cmd
+            .arg(format!("docker://{}/{repo_tag}", self.host))
+            .output()
+            .expect("skopeo runs");
+        assert!(
+            out.status.success(),
+            "skopeo inspect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn skopeo_push(&self, layout: &Path, tag: &str, repo: &str, flags: &[&str]) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--dest-tls-verify=false"]).args(flags);
         if let Some(c) = &self.creds {
             cmd.args(["--dest-creds", c]);
         }
