@@ -36,7 +36,7 @@ pub(super) fn decode(
         Special::Time => Value::String(rfc3339(int(1), None)?),
         Special::MicroTime if empty => Value::Null,
         Special::MicroTime => Value::String(micro_time(int(1), int(2))?),
-        Special::Duration => Value::String(go_duration(int(1))),
+        Special::Duration => Value::String(crate::client::timestamps::go_duration(int(1))),
         Special::Quantity => quantity(get(1))?,
         Special::IntOrString => match int(1) {
             0 => Value::from(int(2)),
@@ -141,47 +141,10 @@ fn rfc3339(seconds: i64, micros: Option<u32>) -> Result<String, Fault> {
     Ok(crate::api::calendar::format_rfc3339(seconds, micros))
 }
 
-/// Go's `time.Duration.String()`: `1h2m3.5s`, `1.5ms`, `0s`.
-pub(super) fn go_duration(nanos: i64) -> String {
-    if nanos == 0 {
-        return "0s".to_owned();
-    }
-    let sign = if nanos < 0 { "-" } else { "" };
-    let u = nanos.unsigned_abs();
-    if u < 1_000 {
-        return format!("{sign}{u}ns");
-    }
-    if u < 1_000_000 {
-        let (whole, frac) = split_fraction(u, 3);
-        return format!("{sign}{whole}{frac}µs");
-    }
-    if u < 1_000_000_000 {
-        let (whole, frac) = split_fraction(u, 6);
-        return format!("{sign}{whole}{frac}ms");
-    }
-    let (secs, frac) = split_fraction(u, 9);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{sign}{s}{frac}s"),
-        (0, _) => format!("{sign}{m}m{s}{frac}s"),
-        _ => format!("{sign}{h}h{m}m{s}{frac}s"),
-    }
-}
-
-/// `value / 10^digits` and the remainder as `.ddd` without trailing zeros (empty if zero).
-fn split_fraction(value: u64, digits: u32) -> (u64, String) {
-    let scale = 10u64.pow(digits);
-    let rest = value % scale;
-    if rest == 0 {
-        return (value / scale, String::new());
-    }
-    let text = format!("{rest:0width$}", width = digits as usize);
-    (value / scale, format!(".{}", text.trim_end_matches('0')))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::timestamps::go_duration;
 
     #[test]
     fn durations_match_go_formatting() {

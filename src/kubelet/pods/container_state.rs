@@ -217,14 +217,9 @@ pub fn rfc3339(t: SystemTime) -> String {
     crate::client::timestamps::rfc3339(t)
 }
 
-/// Go's `time.Duration.String()` for whole seconds and minutes ("10s", "5m0s").
+/// Go's `time.Duration.String()` of a back-off ("10s", "5m0s").
 fn go_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 60 {
-        format!("{}m{}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
+    crate::client::timestamps::go_duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

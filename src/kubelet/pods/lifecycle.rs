@@ -191,13 +191,11 @@ async fn pull_credentials(
     out
 }
 
-/// A duration as Go prints one (`1.234s`, `523ms`).
+/// A pull duration as the kubelet prints it: Go's format, to the millisecond.
 fn go_duration(d: Duration) -> String {
-    if d >= Duration::from_secs(1) {
-        format!("{:.3}s", d.as_secs_f64())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+    crate::client::timestamps::go_duration(
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
+    )
 }
 
 /// Creates and starts attempt `attempt` of `container`.

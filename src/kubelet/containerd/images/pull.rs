@@ -359,6 +359,17 @@ async fn stream_blob(
         let chunk = match next {
             Ok(Some(Ok(chunk))) => chunk,
             Ok(None) => break,
+            Ok(Some(Err(e)))
+                if e.get_ref()
+                    .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>()) =>
+            {
+                // Every byte arrived and they are wrong: no retry can help.
+                return Err(PullError::Digest {
+                    what: format!("blob {digest} from {}", source.endpoint),
+                    expected: digest.to_string(),
+                    actual: e.to_string(),
+                });
+            }
             Ok(Some(Err(e))) => {
                 flush(up, &mut buf, progress).await?;
                 return Err(PullError::Unavailable {
