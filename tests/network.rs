@@ -463,3 +463,59 @@ async fn the_service_proxy_balances_nats_hairpins_and_rejects_through_nftables()
     assert!(!nft_list(pods.node()).contains("kelp"));
     server.abort();
 }
+
+/// TX checksum offload goes off on a VXLAN device over ethtool netlink
+/// (flannel's `ethtool -K flannel.1 tx-checksum-ip-generic off`), checked
+/// with the real `ethtool`.
+#[test]
+fn tx_checksum_offload_is_turned_off_over_ethtool_netlink() {
+    require_root();
+    let ns = Namespaces(vec![
+        netns::create(dir(), &format!("kelp-test-{}-ethtool", std::process::id())).expect("netns"),
+    ]);
+    let ethtool_k = |dev: &str| {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", ns.0[0].display()))
+            .args(["ethtool", "-k", dev])
+            .output()
+            .expect("ethtool (package ethtool) runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.0[0].display()))
+        .args([
+            "ip",
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            "1",
+            "dstport",
+            "8472",
+            "nolearning",
+        ])
+        .status()
+        .expect("ip runs");
+    assert!(status.success(), "create a vxlan device");
+    assert!(
+        ethtool_k("vx0").contains("tx-checksum-ip-generic: on"),
+        "the kernel's default is on: {}",
+        ethtool_k("vx0")
+    );
+    in_ns(&ns.0[0], || {
+        kelp::network::ethtool::disable_features("vx0", &[kelp::network::ethtool::TX_CHECKSUM])
+            .expect("features set")
+    });
+    assert!(
+        ethtool_k("vx0").contains("tx-checksum-ip-generic: off"),
+        "{}",
+        ethtool_k("vx0")
+    );
+    let err = in_ns(&ns.0[0], || {
+        kelp::network::ethtool::disable_features("nope0", &[kelp::network::ethtool::TX_CHECKSUM])
+    })
+    .expect_err("no such device");
+    assert_eq!(err.raw_os_error(), Some(nix::libc::ENODEV), "{err}");
+}

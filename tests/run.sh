@@ -25,6 +25,7 @@ APT_PACKAGES=(
   containernetworking-plugins         # --flannel-backend=none test: the bridge and host-local CNI plugins
   etcd-server                         # the store benchmark's reference
   docker-registry skopeo apache2-utils  # registry pull tests: a real registry, image pushes, htpasswd
+  ethtool                             # the network test reads offload features back
   curl ca-certificates
 )
 missing=()

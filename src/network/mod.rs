@@ -9,6 +9,7 @@
 pub mod cni;
 pub mod dns;
 pub mod dns_cache;
+pub mod ethtool;
 pub mod forward_policy;
 pub mod ipam;
 pub mod links;

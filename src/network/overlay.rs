@@ -322,6 +322,11 @@ async fn ensure_vxlan(
         .await
         .map_err(netlink(format!("set {VXLAN_DEVICE} up")))?;
     super::links::add_address(h, index, subnet.network(), 32).await?;
+    // As flannel: no TX checksum offload on the VXLAN device. A kernel
+    // without ethtool netlink (before 5.6) keeps the default, with a warning.
+    if let Err(e) = super::ethtool::disable_features(VXLAN_DEVICE, &[super::ethtool::TX_CHECKSUM]) {
+        tracing::warn!(device = VXLAN_DEVICE, error = %e, "cannot turn TX checksum offload off");
+    }
     let link = h
         .link()
         .get()

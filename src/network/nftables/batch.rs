@@ -405,7 +405,8 @@ where
     nix::sys::socket::setsockopt(socket, option, &size).map_err(io::Error::from)
 }
 
-fn set_receive_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
+/// Bounds how long a netlink `recv` waits for the kernel.
+pub(crate) fn set_receive_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
     let tv = nix::sys::time::TimeVal::new(
         timeout.as_secs() as nix::libc::time_t,
         timeout.subsec_micros() as nix::libc::suseconds_t,
