@@ -21,7 +21,7 @@
 //! - [`PullSource`]s (mirrors, then the registry itself, each with the
 //!   credentials that apply) are tried in order until one resolves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ use super::manifest::{
     self, DOCKER_LIST, DOCKER_MANIFEST, Descriptor, Index, MAX_DOCUMENT, OCI_INDEX, OCI_MANIFEST,
     is_index, parse, pick_platform,
 };
+use super::unpack::unpack_layer;
 
 /// How often one blob download is tried (the first try included).
 pub const ATTEMPTS: u32 = 4;
@@ -249,11 +250,29 @@ impl Runtime {
             .collect();
         let size: u64 = blobs.iter().map(|d| d.size.max(0) as u64).sum();
         progress.total.fetch_add(size, Ordering::Relaxed);
-        let fetched: Vec<u64> = futures::stream::iter(blobs)
-            .map(|d| self.fetch_blob(lease, source, d, progress))
-            .buffer_unordered(PARALLEL_LAYERS)
-            .try_collect()
-            .await?;
+        let (arrived_tx, arrived) = tokio::sync::watch::channel(HashSet::<String>::new());
+        let downloads = async move {
+            futures::stream::iter(blobs)
+                .map(|d| {
+                    let arrived = &arrived_tx;
+                    async move {
+                        let n = self.fetch_blob(lease, source, d.clone(), progress).await?;
+                        arrived.send_modify(|set| {
+                            set.insert(d.digest);
+                        });
+                        Ok::<u64, PullError>(n)
+                    }
+                })
+                .buffer_unordered(PARALLEL_LAYERS)
+                .try_collect::<Vec<u64>>()
+                .await
+        };
+        let (fetched, early) =
+            tokio::join!(downloads, self.unpack_as_layers_arrive(lease, &m, arrived));
+        let fetched = fetched?;
+        if let Err(err) = early {
+            tracing::debug!(image = name, %err, "early unpack stopped; unpacking after the download");
+        }
         self.register(lease, name, &target).await?;
         Ok(PullReport {
             name: name.to_string(),
@@ -262,6 +281,40 @@ impl Runtime {
             fetched: fetched.iter().sum(),
             endpoint: source.endpoint.clone(),
         })
+    }
+
+    /// Unpacks layers in order while the later ones still download, so
+    /// unpacking overlaps the transfer. Stops (leaving the rest to
+    /// [`Runtime::register`]) when the downloads end or anything fails.
+    async fn unpack_as_layers_arrive(
+        &self,
+        lease: &Lease,
+        m: &manifest::Manifest,
+        mut arrived: tokio::sync::watch::Receiver<HashSet<String>>,
+    ) -> Result<(), RuntimeError> {
+        let stopped = |what: &str| RuntimeError::Image {
+            file: what.to_string(),
+            reason: "download ended first".into(),
+        };
+        arrived
+            .wait_for(|set| set.contains(&m.config.digest))
+            .await
+            .map_err(|_| stopped(&m.config.digest))?;
+        let bytes = content::read_blob(self, &m.config.digest, MAX_DOCUMENT).await?;
+        let config: manifest::ConfigFile = parse(&bytes, &m.config.digest)?;
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != m.layers.len() {
+            return Err(stopped("config"));
+        }
+        let chain = manifest::chain_ids(diff_ids);
+        for (i, layer) in m.layers.iter().enumerate() {
+            arrived
+                .wait_for(|set| set.contains(&layer.digest))
+                .await
+                .map_err(|_| stopped(&layer.digest))?;
+            unpack_layer(self, lease, layer, &chain, i, &diff_ids[i]).await?;
+        }
+        Ok(())
     }
 
     /// Writes a manifest or index into the content store (skipped when present).

@@ -42,18 +42,15 @@ pub(crate) async fn unpack(
     };
     if !snapshot_exists(rt, &top).await? {
         for (i, layer) in image.manifest.layers.iter().enumerate() {
-            if snapshot_exists(rt, &chain[i]).await? {
-                continue;
-            }
-            let parent = if i == 0 {
-                String::new()
-            } else {
-                chain[i - 1].clone()
-            };
-            let diff_id = &image.config.rootfs.diff_ids[i];
-            apply_layer(rt, lease, layer, &chain[i], &parent, diff_id).await?;
-            let label = HashMap::from([("containerd.io/uncompressed".into(), diff_id.clone())]);
-            set_labels(rt, &layer.digest, label).await?;
+            unpack_layer(
+                rt,
+                lease,
+                layer,
+                &chain,
+                i,
+                &image.config.rootfs.diff_ids[i],
+            )
+            .await?;
         }
     }
     let gc = HashMap::from([(
@@ -62,6 +59,25 @@ pub(crate) async fn unpack(
     )]);
     set_labels(rt, &image.manifest.config.digest, gc).await?;
     Ok(top)
+}
+
+/// Unpacks layer `i` (chain ID `chain[i]`, on `chain[i - 1]`) unless its
+/// snapshot exists. The parent must be unpacked already.
+pub(crate) async fn unpack_layer(
+    rt: &Runtime,
+    lease: &Lease,
+    layer: &Descriptor,
+    chain: &[String],
+    i: usize,
+    diff_id: &str,
+) -> Result<()> {
+    if snapshot_exists(rt, &chain[i]).await? {
+        return Ok(());
+    }
+    let parent = if i == 0 { "" } else { chain[i - 1].as_str() };
+    apply_layer(rt, lease, layer, &chain[i], parent, diff_id).await?;
+    let label = HashMap::from([("containerd.io/uncompressed".into(), diff_id.to_string())]);
+    set_labels(rt, &layer.digest, label).await
 }
 
 /// True when a snapshot (committed or active) named `key` exists.
