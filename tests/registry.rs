@@ -276,7 +276,7 @@ fn pods_run_from_a_real_registry_with_auth_mirrors_rewrites_and_digests() {
     // Token auth (distribution's `auth: token`): the pull secret's
     // credentials go to the token server named in the registry's
     // WWW-Authenticate challenge, and the bearer token to the registry.
-    let tokened = Registry::start_with(&work.path().join("token"), Auth::Token("bob:t0ken"));
+    let tokened = Registry::start_with(&work.path().join("token"), Auth::Token("bob:t0ken"), false);
     let four = layout(&work.path().join("layout-token"), "token");
     tokened.push(&work.path().join("layout-token"), "1.0", "team/busybox");
     s.ok(&[
@@ -363,6 +363,36 @@ fn pods_run_from_a_real_registry_with_auth_mirrors_rewrites_and_digests() {
     );
     let ev = wait_failed(&s, "corrupt", &["ErrImagePull", "ImagePullBackOff"]);
     assert!(ev.contains("digest") && ev.contains(hex), "{ev}");
+
+    // registries.yaml `configs:`: auth and a CA for an HTTPS registry,
+    // with no pull secret in the pod. Without the CA the pull fails.
+    let tls_dir = work.path().join("tls");
+    let secure = Registry::start_with(&tls_dir, Auth::Htpasswd("carol:c0nfig"), true);
+    secure.push(&work.path().join("layout-one"), "1.0", "secure/busybox");
+    let secure_image = format!("{}/secure/busybox:1.0", secure.host);
+    s.ok_stdin(&["apply", "-f", "-"], &pod("untrusted", &secure_image, ""));
+    let ev = wait_failed(
+        &s,
+        "untrusted",
+        &["ErrImagePull", "RegistryUnavailable", "ImagePullBackOff"],
+    );
+    assert!(
+        ev.contains(&format!("https://{}", secure.host)) && ev.contains("certificate"),
+        "the HTTPS attempt's certificate error is shown: {ev}"
+    );
+    let mirrors = std::fs::read_to_string(&registries).expect("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!(
+            "{mirrors}configs:\n  \"{}\":\n    auth:\n      username: carol\n      password: c0nfig\n    tls:\n      ca_file: {}\n",
+            secure.host,
+            tls_dir.join("ca.pem").display()
+        ),
+    )
+    .expect("write registries.yaml");
+    s.ok(&["delete", "pod", "untrusted", "--wait=true"]);
+    s.ok_stdin(&["apply", "-f", "-"], &pod("trusted", &secure_image, ""));
+    wait_running(&s, "trusted");
 
     // A service account's pull secrets reach its pods.
     s.ok(&["create", "serviceaccount", "puller"]);

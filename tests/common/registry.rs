@@ -59,13 +59,15 @@ impl Registry {
     /// it requires htpasswd (basic) auth.
     pub fn start(dir: &Path, creds: Option<&str>) -> Registry {
         match creds {
-            Some(c) => Self::start_with(dir, Auth::Htpasswd(c)),
-            None => Self::start_with(dir, Auth::None),
+            Some(c) => Self::start_with(dir, Auth::Htpasswd(c), false),
+            None => Self::start_with(dir, Auth::None, false),
         }
     }
 
-    /// Starts a registry storing under `dir` with `auth`.
-    pub fn start_with(dir: &Path, auth_mode: Auth) -> Registry {
+    /// Starts a registry storing under `dir` with `auth`; with `tls` it
+    /// serves HTTPS with a certificate for 127.0.0.1 from a test CA whose
+    /// certificate is `dir/ca.pem`.
+    pub fn start_with(dir: &Path, auth_mode: Auth, tls: bool) -> Registry {
         require("docker-registry", "docker-registry");
         require("skopeo", "skopeo");
         std::fs::create_dir_all(dir).expect("registry dir");
@@ -100,8 +102,18 @@ impl Registry {
                 file.display()
             );
         }
+        let tls_config = if tls {
+            write_test_ca(dir);
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.join("server.pem").display(),
+                dir.join("server-key.pem").display()
+            )
+        } else {
+            String::new()
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{auth}",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{tls_config}{auth}",
             dir.join("storage").display()
         );
         let config_path = dir.join("config.yml");
@@ -205,6 +217,27 @@ impl Drop for Registry {
         let _ = self.child.wait();
         self.token_server.take();
     }
+}
+
+/// A CA (`ca.pem`) and a serving certificate for 127.0.0.1 signed by it
+/// (`server.pem`, `server-key.pem`) in `dir`.
+fn write_test_ca(dir: &Path) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(vec![]).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "kelp test registry CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("server params")
+        .signed_by(&key, &issuer)
+        .expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write ca.pem");
+    std::fs::write(dir.join("server.pem"), cert.pem()).expect("write server.pem");
+    std::fs::write(dir.join("server-key.pem"), key.serialize_pem()).expect("write key");
 }
 
 /// Reads one HTTP request head (up to the blank line).

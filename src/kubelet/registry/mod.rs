@@ -370,9 +370,10 @@ pub fn parse_reference(image: &str) -> Result<Reference, PullFailure> {
 }
 
 fn pull_failure(name: &str, err: PullError) -> PullFailure {
-    let reason = match &err {
-        PullError::Unavailable { .. } => "RegistryUnavailable",
-        _ => "ErrImagePull",
+    let reason = if err.unavailable() {
+        "RegistryUnavailable"
+    } else {
+        "ErrImagePull"
     };
     let detail = match &err {
         PullError::Runtime(RuntimeError::Io { .. }) => format!("{err} (is the disk full?)"),

@@ -150,6 +150,9 @@ pub enum PullError {
     /// No endpoint to try (an empty mirror list with no default endpoint).
     #[error("no registry endpoint to pull {0} from")]
     NoEndpoint(String),
+    /// Every endpoint failed; each one's error, in the order tried.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Endpoints(Vec<PullError>),
 }
 
 impl PullError {
@@ -162,6 +165,16 @@ impl PullError {
                 | PullError::Unavailable { .. }
                 | PullError::Registry { .. }
         )
+    }
+
+    /// True when every endpoint tried was unreachable (the kubelet's
+    /// `RegistryUnavailable`).
+    pub fn unavailable(&self) -> bool {
+        match self {
+            PullError::Unavailable { .. } => true,
+            PullError::Endpoints(all) => all.iter().all(PullError::unavailable),
+            _ => false,
+        }
     }
 
     /// Whether a retry of the same download may succeed.
@@ -184,18 +197,22 @@ impl Runtime {
         sources: &[PullSource],
         progress: &PullProgress,
     ) -> Result<PullReport, PullError> {
-        let mut last = None;
+        let mut failed = Vec::new();
         for source in sources {
             match self.pull_from(name, source, progress).await {
                 Ok(report) => return Ok(report),
                 Err(err) if err.try_next() => {
                     tracing::info!(image = name, endpoint = %source.endpoint, %err, "pull from endpoint failed; trying the next");
-                    last = Some(err);
+                    failed.push(err);
                 }
                 Err(err) => return Err(err),
             }
         }
-        Err(last.unwrap_or_else(|| PullError::NoEndpoint(name.to_string())))
+        match failed.len() {
+            0 => Err(PullError::NoEndpoint(name.to_string())),
+            1 => Err(failed.remove(0)),
+            _ => Err(PullError::Endpoints(failed)),
+        }
     }
 
     async fn pull_from(
