@@ -6,14 +6,24 @@
 //! `test`, missing path) is 422 with the message `gopkg.in/evanphx/json-patch.v4`
 //! would give, e.g. `testing value /spec/replicas failed: test failed`. A merge
 //! patch must be a JSON object or array; the result must still be an object.
+//!
+//! `copy` is the one operation that makes a document grow beyond the size
+//! of the patch itself: copying a subtree into itself doubles it, and 25
+//! such operations reach gigabytes (CVE-2019-1002100). As upstream's
+//! `AccumulatedCopySizeLimit`, the bytes copied are summed while the patch
+//! is applied, and the patch fails with 422 once they pass the request body
+//! limit, before the copy that would pass it is made.
 
-use json_patch::{Patch, PatchErrorKind};
+use json_patch::{Patch, PatchErrorKind, PatchOperation};
 use serde_json::Value;
 
 use super::PatchError;
 
 /// Upstream `maxJSONPatchOperations`.
 const MAX_OPERATIONS: usize = 10_000;
+
+/// Upstream sets `jsonpatch.AccumulatedCopySizeLimit` to the request body limit.
+const MAX_ACCUMULATED_COPY: usize = crate::api::server::MAX_BODY;
 
 const KINDS: [&str; 6] = ["add", "remove", "replace", "move", "copy", "test"];
 
@@ -55,11 +65,25 @@ pub(crate) fn json_patch(original: &Value, body: &[u8]) -> Result<Value, PatchEr
     let patch: Patch = serde_json::from_value(Value::Array(ops.clone()))
         .map_err(|e| PatchError::Unprocessable(e.to_string()))?;
     let mut doc = original.clone();
-    if let Err(err) = json_patch::patch_unsafe(&mut doc, &patch) {
-        let op = ops.get(err.operation).unwrap_or(&Value::Null);
-        return Err(PatchError::Unprocessable(failure_message(
-            &doc, op, &err.kind,
-        )));
+    let mut copied = 0usize;
+    for (i, operation) in patch.0.iter().enumerate() {
+        if let PatchOperation::Copy(copy) = operation {
+            let size = doc
+                .pointer(copy.from.as_str())
+                .map_or(0, |v| json_size(v, MAX_ACCUMULATED_COPY + 1));
+            copied = copied.saturating_add(size);
+            if copied > MAX_ACCUMULATED_COPY {
+                return Err(PatchError::Unprocessable(format!(
+                    "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_ACCUMULATED_COPY}"
+                )));
+            }
+        }
+        if let Err(err) = json_patch::patch_unsafe(&mut doc, std::slice::from_ref(operation)) {
+            let op = ops.get(i).unwrap_or(&Value::Null);
+            return Err(PatchError::Unprocessable(failure_message(
+                &doc, op, &err.kind,
+            )));
+        }
     }
     ensure_object(doc)
 }
@@ -86,6 +110,35 @@ fn ensure_object(doc: Value) -> Result<Value, PatchError> {
             json_kind(&doc)
         )))
     }
+}
+
+/// About how many bytes `value` takes as JSON, counted up to `limit` (the
+/// walk stops there, so a huge value costs no more than a small one).
+fn json_size(value: &Value, limit: usize) -> usize {
+    let mut size = 0usize;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        size += match v {
+            Value::Null | Value::Bool(_) => 5,
+            Value::Number(_) => 8,
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => {
+                stack.extend(items.iter());
+                2 + items.len()
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    size += k.len() + 3;
+                    stack.push(item);
+                }
+                2 + map.len()
+            }
+        };
+        if size >= limit {
+            return size;
+        }
+    }
+    size
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -229,6 +282,34 @@ mod tests {
             json_patch(&deploy(), &body),
             Err(PatchError::RequestEntityTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn copying_a_document_into_itself_is_stopped_before_it_grows() {
+        let big = "x".repeat(1000);
+        let original = json!({"metadata": {"name": "x", "annotations": {}}, "data": {"a": big}});
+        let mut ops =
+            vec![json!({"op": "copy", "from": "/data", "path": "/metadata/annotations/d"})];
+        for i in 0..26 {
+            ops.push(json!({"op": "copy", "from": "/metadata/annotations", "path": format!("/metadata/annotations/c{i}")}));
+        }
+        let body = serde_json::to_vec(&ops).unwrap();
+        match json_patch(&original, &body) {
+            Err(PatchError::Unprocessable(msg)) => assert!(
+                msg.starts_with(
+                    "Unable to complete the copy, the accumulated size increase of copy is"
+                ),
+                "{msg}"
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        // A few small copies are fine.
+        let ok =
+            br#"[{"op": "copy", "from": "/metadata/name", "path": "/metadata/annotations/n"}]"#;
+        assert_eq!(
+            json_patch(&original, ok).unwrap()["metadata"]["annotations"]["n"],
+            "x"
+        );
     }
 
     #[test]
