@@ -23,6 +23,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::super::client::{Lease, MAX_MESSAGE, Runtime, unique_suffix};
 use super::super::error::{Result, RuntimeError};
 
+/// WRITE messages sent ahead of their replies.
+const WRITES_IN_FLIGHT: usize = 3;
+
 /// Largest chunk sent in one WRITE (containerd accepts 16 MiB messages; stay well below).
 pub(crate) const CHUNK: usize = 1024 * 1024;
 
@@ -47,6 +50,8 @@ pub(crate) struct Upload {
     total: i64,
     received: i64,
     server_offset: i64,
+    /// WRITEs sent whose replies have not been read yet.
+    in_flight: usize,
     expected: Option<String>,
     hasher: Sha256,
     /// First bytes of the blob, for compression sniffing.
@@ -72,6 +77,7 @@ impl Upload {
             total,
             received: 0,
             server_offset: 0,
+            in_flight: 0,
             expected,
             hasher: Sha256::new(),
             magic: Vec::new(),
@@ -130,21 +136,45 @@ impl Upload {
             return Ok(()); // a resumed ingest already holds these bytes
         }
         let skip = usize::try_from(self.server_offset - start).unwrap_or(0);
+        let data = chunk[skip..].to_vec();
+        let len = data.len() as i64;
         let req = WriteContentRequest {
             action: WriteAction::Write as i32,
             r#ref: self.reference.clone(),
             offset: self.server_offset,
-            data: chunk[skip..].to_vec(),
+            data,
             ..Default::default()
         };
-        tx.send(req)
+        if tx.send(req).await.is_err() {
+            // containerd ended the stream: its status says why (ENOSPC…).
+            while self.in_flight > 0 {
+                Self::confirm(rs, &mut self.in_flight).await?;
+            }
+            return Err(match rs.message().await {
+                Err(status) => RuntimeError::rpc("Content.Write")(status),
+                Ok(_) => write_err("stream closed during WRITE"),
+            });
+        }
+        // Writes are pipelined: the next chunk goes out while containerd
+        // still writes this one. Each reply must confirm the offset reached.
+        self.server_offset += len;
+        self.in_flight += 1;
+        while self.in_flight > WRITES_IN_FLIGHT {
+            Self::confirm(rs, &mut self.in_flight).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads one WRITE reply.
+    async fn confirm(
+        rs: &mut Streaming<WriteContentResponse>,
+        in_flight: &mut usize,
+    ) -> Result<()> {
+        rs.message()
             .await
-            .map_err(|_| write_err("stream closed during WRITE"))?;
-        let reply = rs
-            .message()
-            .await
-            .map_err(RuntimeError::rpc("Content.Write"))?;
-        self.server_offset = reply.ok_or_else(|| write_err("no reply to WRITE"))?.offset;
+            .map_err(RuntimeError::rpc("Content.Write"))?
+            .ok_or_else(|| write_err("no reply to WRITE"))?;
+        *in_flight -= 1;
         Ok(())
     }
 
@@ -183,6 +213,9 @@ impl Upload {
         let Some((tx, mut rs)) = self.stream.take() else {
             return Ok(digest);
         };
+        while self.in_flight > 0 {
+            Self::confirm(&mut rs, &mut self.in_flight).await?;
+        }
         let commit = WriteContentRequest {
             action: WriteAction::Commit as i32,
             r#ref: self.reference.clone(),
