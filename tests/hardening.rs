@@ -58,3 +58,60 @@ fn a_json_patch_copy_bomb_is_refused_without_growing_memory() {
     // The server still serves.
     s.ok(&["get", "configmap", "bomb"]);
 }
+
+/// Thousands of idle, unauthenticated connections (nothing sent, not even
+/// TLS) against a server limited to 2 048 descriptors: kelp holds at most
+/// its connection budget, closes the rest at once, and still serves
+/// kubectl, reads and writes alike; its store never runs out of fds.
+#[test]
+fn a_flood_of_idle_connections_locks_out_neither_clients_nor_the_store() {
+    let s = Server::start();
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", s.pid()))
+        .arg("--nofile=2048:2048")
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(status.success(), "lower kelp's open-file limit");
+    // This process holds the other ends.
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .expect("getrlimit");
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard)
+        .expect("raise the test's own limit");
+    let addr = format!("127.0.0.1:{}", s.port);
+    let opening = std::time::Instant::now();
+    let flood: Vec<std::net::TcpStream> = (0..2600)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(
+        flood.len() > 2048,
+        "the flood opened {} connections",
+        flood.len()
+    );
+    println!(
+        "opened {} connections in {:.1} s",
+        flood.len(),
+        opening.elapsed().as_secs_f64()
+    );
+    std::thread::park_timeout(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    s.ok(&["get", "namespaces"]);
+    println!(
+        "{} idle connections open: kubectl get namespaces took {:.1} ms",
+        flood.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    s.ok(&["create", "configmap", "after-flood", "--from-literal=a=b"]);
+    assert_eq!(
+        s.jsonpath(&["get", "configmap", "after-flood"], "{.data.a}"),
+        "b"
+    );
+    let held = std::fs::read_dir(format!("/proc/{}/fd", s.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        held < 2048,
+        "kelp holds {held} descriptors, under its limit"
+    );
+    drop(flood);
+    s.ok(&["get", "configmap", "after-flood"]);
+}

@@ -12,6 +12,7 @@ pub mod allocator;
 pub mod authn;
 pub mod authz;
 mod bootstrap;
+pub mod connection_limits;
 pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
 pub mod go_strings;

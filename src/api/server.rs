@@ -16,7 +16,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use super::authn::{self, User};
 use super::authz;
+use super::connection_limits as limits;
 use super::discovery;
 use super::handlers::{Api, Call, Rendering, Reply};
 use super::openapi::OpenApi;
@@ -91,35 +92,57 @@ fn error_response(e: &ApiError) -> Response<Body> {
 }
 
 /// Accepts connections until `cancel` fires.
+///
+/// Each connection must finish TLS within [`limits::TLS_HANDSHAKE_TIMEOUT`]
+/// and send its first request within [`limits::HEADER_READ_TIMEOUT`];
+/// HTTP/1.1 headers (and idle keep-alive gaps) get the same bound, and
+/// HTTP/2 connections are pinged. Connections beyond the budget are closed
+/// at once (see [`limits`]).
 pub async fn accept_loop<S: Store>(
     server: Arc<Server<S>>,
     listener: TcpListener,
     tls: TlsAcceptor,
     cancel: CancellationToken,
 ) {
+    let budget = limits::ConnectionBudget::default();
+    let mut refused: u64 = 0;
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, open = budget.open(), "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = cancel.cancelled() => return,
         };
+        let Some(admitted) = budget.admit() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, open = budget.open(), refused, "connection limit reached; closing new connections");
+            }
+            drop(tcp);
+            continue;
+        };
         let (server, tls, cancel) = (server.clone(), tls.clone(), cancel.clone());
         tokio::spawn(async move {
+            let admitted = Arc::new(admitted);
+            let evicted = admitted.evicted.clone();
             let _ = tcp.set_nodelay(true);
-            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => return,
+            let handshake = tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp));
+            let stream = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                _ = evicted.cancelled() => return,
             };
             let cert_user = stream
                 .get_ref()
@@ -127,12 +150,44 @@ pub async fn accept_loop<S: Store>(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|c| authn::from_certificate(c));
+            let spoke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let heard = spoke.clone();
+            let graduate = admitted.clone();
             let service = hyper::service::service_fn(move |req| {
+                if !heard.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    graduate.graduate();
+                }
                 let (server, user) = (server.clone(), cert_user.clone());
                 async move { Ok::<_, Infallible>(handle(&server, user, req).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits::HEADER_READ_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(limits::H2_PING_INTERVAL)
+                .keep_alive_timeout(limits::H2_PING_TIMEOUT);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            // A client that never sends a request (before HTTP/1 or HTTP/2
+            // is even known) is dropped when the header timeout passes.
+            tokio::select! {
+                r = &mut conn => {
+                    if let Err(e) = r { tracing::debug!(%peer, error = %e, "connection ended with error") }
+                    return;
+                }
+                _ = tokio::time::sleep(limits::HEADER_READ_TIMEOUT) => {
+                    if !spoke.load(std::sync::atomic::Ordering::Relaxed) {
+                        tracing::debug!(%peer, "no request in time; closing");
+                        return;
+                    }
+                }
+                _ = evicted.cancelled() => return,
+                _ = cancel.cancelled() => return,
+            }
             tokio::select! {
                 r = conn => if let Err(e) = r { tracing::debug!(%peer, error = %e, "connection ended with error") },
                 _ = cancel.cancelled() => {}

@@ -56,6 +56,7 @@ pub(super) fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     args.node.kubelet_args()?;
     super::init_logging(args.common.debug);
+    super::host::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,4 +1,5 @@
-//! Facts about this host: hostname and the address to advertise.
+//! Facts about this host (hostname, the address to advertise) and its
+//! process limits.
 
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
@@ -24,4 +25,21 @@ pub fn default_ip() -> IpAddr {
         .ok()
         .filter(|ip| !ip.is_unspecified())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Raises the soft descriptor limit to the hard one (what systemd's
+/// `LimitNOFILE` grants); returns the limit now in force.
+pub(super) fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the open-file limit");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
 }

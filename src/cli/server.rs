@@ -200,6 +200,8 @@ impl ServerArgs {
 pub(super) fn run(args: ServerArgs) -> anyhow::Result<()> {
     args.validate()?;
     super::init_logging(args.common.debug);
+    let nofile = super::host::raise_fd_limit();
+    tracing::debug!(nofile, "open-file limit");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
