@@ -115,3 +115,67 @@ fn a_flood_of_idle_connections_locks_out_neither_clients_nor_the_store() {
     drop(flood);
     s.ok(&["get", "configmap", "after-flood"]);
 }
+
+/// The store holds every Secret: the data dir and everything under
+/// `server/` are the owner's alone, also when an older install left them
+/// open (fixed at start), and another local user cannot read a Secret.
+#[test]
+fn the_data_dir_is_private_to_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Server::start();
+    s.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "private",
+        "--from-literal=password=kelp-hunter2-secret",
+    ]);
+    let data = s.data_dir();
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let db_file = data.join("server/db/db");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("server/db")), 0o700);
+    assert_eq!(mode(&db_file), 0o600);
+    // An install from before the rule: opened up, then restarted.
+    s.stop();
+    for (p, m) in [
+        (&data, 0o755),
+        (&data.join("server"), 0o755),
+        (&data.join("server/db"), 0o755),
+        (&db_file, 0o644),
+    ] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
+    }
+    s.restart();
+    s.ok(&["get", "secret", "private"]);
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("server")), 0o700);
+    assert_eq!(mode(&db_file), 0o600);
+    // Open the temp dir around the data dir to all, as /var/lib is: only
+    // kelp's own modes stand in the way.
+    let parent = data.parent().expect("temp dir");
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "grep",
+            "-rl",
+            "kelp-hunter2-secret",
+        ])
+        .arg(&data)
+        .output()
+        .expect("setpriv (util-linux) runs");
+    assert!(
+        out.stdout.is_empty(),
+        "user nobody found the secret in: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

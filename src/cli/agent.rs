@@ -69,6 +69,8 @@ async fn serve(args: AgentArgs, server: ServerAddress, token: String) -> anyhow:
     let agent_dir = data.join("agent");
     std::fs::create_dir_all(&agent_dir)
         .with_context(|| format!("cannot create data dir {}", agent_dir.display()))?;
+    super::data_dir::restrict(data)
+        .with_context(|| format!("cannot restrict the permissions of {}", data.display()))?;
     let mut name = args.node.name();
     if args.with_node_id {
         // A short random id, created once and kept.

@@ -8,6 +8,7 @@
 mod agent;
 mod check_config;
 pub mod config_file;
+mod data_dir;
 pub mod flag_values;
 mod host;
 mod images;

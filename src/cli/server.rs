@@ -217,6 +217,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let store = SledStore::open(SledConfig::new(&db_dir))
         .with_context(|| format!("cannot open store {}", db_dir.display()))?;
     tracing::info!(path = %db_dir.display(), revision = store.current_revision(), "store ready");
+    super::data_dir::restrict(data)
+        .with_context(|| format!("cannot restrict the permissions of {}", data.display()))?;
 
     let advertise_ip = args
         .node
