@@ -179,3 +179,109 @@ fn the_data_dir_is_private_to_root() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `curl` as a cluster admin (a system:masters client certificate):
+/// returns (HTTP status, body).
+fn curl(
+    s: &Server,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: Option<&str>,
+) -> (u16, String) {
+    let tls = s.data_dir().join("server/tls");
+    let (cert, key) =
+        kelp::pki::client_cert_from_ca(&tls, "hardening-admin", &["system:masters"]).expect("cert");
+    let (cert_file, key_file) = (
+        s.dir.path().join("admin.crt"),
+        s.dir.path().join("admin.key"),
+    );
+    std::fs::write(&cert_file, cert).expect("write cert");
+    std::fs::write(&key_file, key).expect("write key");
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-w", "\n%{http_code}", "-X", method, "--cacert"])
+        .arg(tls.join("server-ca.crt"))
+        .arg("--cert")
+        .arg(&cert_file)
+        .arg("--key")
+        .arg(&key_file);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(b) = body {
+        cmd.args(["--data-binary", b]);
+    }
+    let out = cmd
+        .arg(format!("https://127.0.0.1:{}{path}", s.port))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Media types and URL identity as upstream: a text/plain body is 415,
+/// `Accept: text/html` is 406, and a patch or apply that renames the
+/// object is 400 instead of a 200 that silently drops the change.
+#[test]
+fn media_types_and_renames_get_upstreams_answers() {
+    let s = Server::start();
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"m"},"data":{"a":"b"}}"#;
+    let path = "/api/v1/namespaces/default/configmaps";
+    let (code, body) = curl(&s, "POST", path, &["Content-Type: text/plain"], Some(cm));
+    assert_eq!(code, 415, "{body}");
+    assert!(
+        body.contains("\"reason\":\"UnsupportedMediaType\""),
+        "{body}"
+    );
+    // No Content-Type at all is JSON, as upstream's NegotiateInputSerializer.
+    let (code, body) = curl(&s, "POST", path, &["Content-Type:"], Some(cm));
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = curl(
+        &s,
+        "GET",
+        &format!("{path}/m"),
+        &["Accept: text/html"],
+        None,
+    );
+    assert_eq!(code, 406, "{body}");
+    assert!(
+        body.contains("only the following media types are accepted: application/json"),
+        "{body}"
+    );
+    let (code, _) = curl(
+        &s,
+        "GET",
+        &format!("{path}/m"),
+        &["Accept: text/html, */*;q=0.1"],
+        None,
+    );
+    assert_eq!(code, 200);
+    let err = s.fails(&[
+        "patch",
+        "configmap",
+        "m",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/metadata/name","value":"other"}]"#,
+    ]);
+    assert!(
+        err.contains("the name of the object (other) does not match the name on the URL (m)"),
+        "{err}"
+    );
+    let (code, body) = curl(
+        &s,
+        "PATCH",
+        &format!("{path}/m?fieldManager=t"),
+        &["Content-Type: application/apply-patch+yaml"],
+        Some(
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"renamed"},"data":{"a":"b"}}"#,
+        ),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("does not match the name on the URL (m)"),
+        "{body}"
+    );
+    assert_eq!(s.jsonpath(&["get", "configmap", "m"], "{.data.a}"), "b");
+}

@@ -196,6 +196,28 @@ pub async fn accept_loop<S: Store>(
     }
 }
 
+/// Whether an `Accept` header names something the apiserver can produce
+/// (upstream answers anything else with 406).
+fn acceptable(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|part| {
+            let media = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            matches!(
+                media.as_str(),
+                "application/json"
+                    | "application/yaml"
+                    | "application/vnd.kubernetes.protobuf"
+                    | "application/*"
+                    | "*/*"
+            )
+        })
+}
+
 /// Handles one request.
 pub async fn handle<S: Store>(
     server: &Server<S>,
@@ -378,6 +400,15 @@ async fn route_request<S: Store>(
         let rest = node_proxy_tail(&path);
         return super::node_proxy::forward(&server.api, &server.kubelets, &target, &rest, req)
             .await;
+    }
+    if let Some(accept) = accept.as_deref()
+        && !acceptable(accept)
+    {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        ));
     }
     let method = req.method().as_str().to_string();
     let query = Query::parse(req.uri().query());

@@ -29,13 +29,21 @@ pub fn decode_body(body: &Bytes, content_type: Option<&str>) -> ApiResult<Value>
         // built-in kinds as protobuf.
         return super::protobuf::decode(body).map_err(|e| ApiError::bad_request(e.to_string()));
     }
-    if content_type.is_some_and(|c| c.contains("cbor")) {
-        return Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {})",
-            content_type.unwrap_or_default()
-        )));
-    }
-    let yaml = content_type.is_some_and(|c| c.contains("yaml"));
+    // As upstream's NegotiateInputSerializer: no Content-Type means JSON;
+    // anything but JSON, YAML or protobuf is a 415.
+    let media = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let yaml = match media.as_str() {
+        "" | "application/json" => false,
+        "application/yaml" => true,
+        _ => {
+            return Err(ApiError::unsupported_media_type(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            ));
+        }
+    };
     let value: Value = if yaml {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?

@@ -235,20 +235,7 @@ impl<S: Store> Api<S> {
         let name = call.target.name.clone().unwrap_or_default();
         let mut body = strategy::decode_body(call.body, call.content_type)?;
         strategy::check_kind(info, body_kind(info), &mut body)?;
-        if let Some(body_name) = object::name(&body)
-            && body_name != name
-        {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        if let (Some(ns), Some(body_ns)) = (&namespace, object::namespace(&body))
-            && ns != body_ns
-        {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+        check_url_identity(&body, &name, namespace.as_deref())?;
         let warnings =
             strategy::check_fields(info, info.kind, &body, call.query.field_validation()?)?;
         let precondition: Option<Revision> =
@@ -356,6 +343,7 @@ impl<S: Store> Api<S> {
                 return Err(ApiError::stale(info.group, info.resource, &name));
             }
             strategy::check_kind(info, body_kind(info), &mut new)?;
+            check_url_identity(&new, &name, namespace.as_deref())?;
             let warnings =
                 strategy::check_fields(info, info.kind, &new, call.query.field_validation()?)?;
             object::set_meta(&mut new, "name", name.clone());
@@ -381,6 +369,7 @@ impl<S: Store> Api<S> {
         mut obj: Value,
     ) -> ApiResult<Reply> {
         strategy::check_kind(info, info.kind, &mut obj)?;
+        check_url_identity(&obj, name, namespace)?;
         let warnings =
             strategy::check_fields(info, info.kind, &obj, call.query.field_validation()?)?;
         object::set_meta(&mut obj, "name", name.to_string());
@@ -552,4 +541,26 @@ fn add_warnings(reply: Reply, extra: Vec<String>) -> Reply {
         }
         other => other,
     }
+}
+
+/// Upstream's `checkName` for updates and patches: a name or namespace in
+/// the object that differs from the URL's is a 400, never silently dropped.
+fn check_url_identity(obj: &Value, name: &str, namespace: Option<&str>) -> ApiResult<()> {
+    if let Some(obj_name) = object::name(obj)
+        && !obj_name.is_empty()
+        && obj_name != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({obj_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if let (Some(ns), Some(obj_ns)) = (namespace, object::namespace(obj))
+        && !obj_ns.is_empty()
+        && ns != obj_ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    Ok(())
 }
