@@ -1046,3 +1046,89 @@ fn restarting_kelp_keeps_pods_running_and_static_pods_get_mirrors() {
             == Some(1)
     });
 }
+
+/// A container that exited gives back its runtime resources at once (the
+/// task is deleted: no shim, no rootfs mount), while its exit code, status
+/// and logs stay, also across a kelp restart. A deleted pod's log
+/// directory goes with it.
+#[test]
+fn exited_containers_release_shim_and_rootfs_but_keep_status_and_logs() {
+    let mut server = Server::start_node(&[]);
+    server.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: done}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo finished-output; exit 3"]
+"#,
+    );
+    server.wait_for(60, "pod done Failed", || {
+        server.jsonpath(&["get", "pod", "done"], "{.status.phase}") == "Failed"
+    });
+    let id = server
+        .jsonpath(
+            &["get", "pod", "done"],
+            "{.status.containerStatuses[0].containerID}",
+        )
+        .trim_start_matches("containerd://")
+        .to_string();
+    assert!(!id.is_empty());
+    let shim_for = |id: &str| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .any(|cmd| cmd.contains("containerd-shim") && cmd.contains(id))
+    };
+    let mounted = |id: &str| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(id) && l.contains("rootfs"))
+    };
+    server.wait_for(30, "the exited task released", || {
+        !shim_for(&id) && !mounted(&id)
+    });
+    let exit = |s: &Server| {
+        s.jsonpath(
+            &["get", "pod", "done"],
+            "{.status.containerStatuses[0].state.terminated.exitCode}",
+        )
+    };
+    assert_eq!(exit(&server), "3");
+    assert_eq!(server.ok(&["logs", "done"]).trim(), "finished-output");
+    // After a restart, the exit is read back from the container record.
+    server.kill_and_restart();
+    server.wait_node_ready();
+    std::thread::park_timeout(Duration::from_secs(2));
+    assert_eq!(exit(&server), "3");
+    assert_eq!(
+        server.jsonpath(
+            &["get", "pod", "done"],
+            "{.status.containerStatuses[0].state.terminated.reason}"
+        ),
+        "Error"
+    );
+    assert_eq!(server.ok(&["logs", "done"]).trim(), "finished-output");
+    let uid = server.jsonpath(&["get", "pod", "done"], "{.metadata.uid}");
+    let logs = server
+        .dir
+        .path()
+        .join("pod-logs")
+        .join(format!("default_done_{uid}"));
+    assert!(
+        logs.exists(),
+        "{} exists while the pod does",
+        logs.display()
+    );
+    server.ok(&["delete", "pod", "done", "--wait=true"]);
+    server.wait_for(30, "the pod's log directory removed", || !logs.exists());
+}

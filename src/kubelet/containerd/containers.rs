@@ -19,7 +19,8 @@ use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClien
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
-    DeleteTaskRequest, GetRequest, KillRequest, ListContainersRequest, StartRequest, WaitRequest,
+    DeleteTaskRequest, GetRequest, KillRequest, ListContainersRequest, StartRequest,
+    UpdateContainerRequest, WaitRequest,
 };
 use containerd_client::tonic::{Code, Status};
 use containerd_client::types::v1::Status as ProcStatus;
@@ -342,6 +343,42 @@ impl Runtime {
                 name: id.into(),
             }),
             Err(s) => Err(RuntimeError::rpc("Tasks.Wait")(s)),
+        }
+    }
+
+    /// Adds (or replaces) labels on a container record.
+    pub async fn set_container_labels(
+        &self,
+        id: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
+        let paths = labels.keys().map(|k| format!("labels.{k}")).collect();
+        let req = self.req(UpdateContainerRequest {
+            container: Some(Container {
+                id: id.into(),
+                labels,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths }),
+        });
+        ContainersClient::new(self.channel.clone())
+            .update(req)
+            .await
+            .map_err(RuntimeError::rpc("Containers.Update"))?;
+        Ok(())
+    }
+
+    /// Deletes the task of an exited container: its shim exits and its
+    /// root filesystem is unmounted, while the container record (and its
+    /// snapshot) stay. A task already gone is fine.
+    pub async fn release_task(&self, id: &str) -> Result<()> {
+        let req = self.req(DeleteTaskRequest {
+            container_id: id.into(),
+        });
+        match self.tasks().delete(req).await {
+            Ok(_) => Ok(()),
+            Err(s) if gone(&s) => Ok(()),
+            Err(s) => Err(RuntimeError::rpc("Tasks.Delete")(s)),
         }
     }
 

@@ -67,6 +67,11 @@ impl LogError {
 /// The default root of pod log directories.
 pub const POD_LOGS_ROOT: &str = "/var/log/pods";
 
+/// A pod's log directory: `<root>/<ns>_<pod>_<uid>`.
+pub fn pod_log_dir(root: &Path, namespace: &str, pod: &str, uid: &str) -> PathBuf {
+    root.join(format!("{namespace}_{pod}_{uid}"))
+}
+
 /// Path of a container's log file: `<root>/<ns>_<pod>_<uid>/<container>/<restart>.log`.
 pub fn container_log_path(
     root: &Path,
@@ -76,9 +81,15 @@ pub fn container_log_path(
     container: &str,
     restart_count: u32,
 ) -> PathBuf {
-    root.join(format!("{namespace}_{pod}_{uid}"))
+    pod_log_dir(root, namespace, pod, uid)
         .join(container)
         .join(format!("{restart_count}.log"))
+}
+
+/// The pod UID a log directory name (`<ns>_<pod>_<uid>`) ends with.
+pub fn pod_uid_of_log_dir(name: &str) -> Option<&str> {
+    let (_, uid) = name.rsplit_once('_')?;
+    (uid.len() == 36 && uid.bytes().filter(|b| *b == b'-').count() == 4).then_some(uid)
 }
 
 /// The rotated files of the log file `path`, oldest first (not including `path`).

@@ -37,6 +37,13 @@ pub const LABEL_ATTEMPT: &str = "io.kelp.container.attempt";
 pub const LABEL_KIND: &str = "io.kelp.container.kind";
 /// Label marking containers kelp manages.
 pub const LABEL_MANAGED: &str = "io.kelp.managed";
+/// How an exited attempt ended (exit code, reason, finish time in Unix
+/// milliseconds), kept on the record once its task is deleted.
+pub const LABEL_EXIT_CODE: &str = "io.kelp.exit.code";
+/// See [`LABEL_EXIT_CODE`].
+pub const LABEL_EXIT_REASON: &str = "io.kelp.exit.reason";
+/// See [`LABEL_EXIT_CODE`].
+pub const LABEL_FINISHED_AT: &str = "io.kelp.exit.finished-at-ms";
 
 /// Rotated CRI log files are at most this big.
 const LOG_MAX_SIZE: u64 = 10 << 20;
@@ -578,6 +585,48 @@ pub fn termination_message(
         }
     }
     msg
+}
+
+/// Records how attempt `id` ended on its container record, then deletes
+/// its task: the shim exits and the root filesystem is unmounted at once,
+/// as upstream's CRI does, while logs and the record stay for `kubectl
+/// logs --previous` and for a kelp restart.
+pub async fn release_exited(
+    ctx: &NodeContext,
+    id: &str,
+    exit_code: i32,
+    reason: &str,
+    at: SystemTime,
+) {
+    let ms = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let labels = HashMap::from([
+        (LABEL_EXIT_CODE.to_string(), exit_code.to_string()),
+        (LABEL_EXIT_REASON.to_string(), reason.to_string()),
+        (LABEL_FINISHED_AT.to_string(), ms.to_string()),
+    ]);
+    if let Err(e) = ctx.runtime.set_container_labels(id, labels).await {
+        tracing::warn!(container = id, error = %e, "cannot record the exit; keeping the task");
+        return;
+    }
+    if let Err(e) = ctx.runtime.release_task(id).await {
+        tracing::warn!(container = id, error = %e, "cannot delete the exited task");
+    }
+}
+
+/// How an attempt ended, as [`release_exited`] recorded it: (exit code,
+/// reason, finish time).
+pub fn recorded_exit(labels: &HashMap<String, String>) -> Option<(i32, String, SystemTime)> {
+    let code = labels.get(LABEL_EXIT_CODE)?.parse().ok()?;
+    let reason = labels.get(LABEL_EXIT_REASON).cloned().unwrap_or_default();
+    let ms: u64 = labels.get(LABEL_FINISHED_AT)?.parse().ok()?;
+    Some((
+        code,
+        reason,
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+    ))
 }
 
 #[cfg(test)]

@@ -241,6 +241,17 @@ impl PodManager {
                 }
             }
         }
+        // Logs of pods deleted while kelp was down.
+        if let Ok(entries) = std::fs::read_dir(&self.ctx.log_root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(uid) = crate::kubelet::logs::pod_uid_of_log_dir(&name)
+                    && !known.contains(&uid.to_string())
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         // Network namespaces go with their pod dirs (sandbox::remove): the
         // netns directory is shared with other kelps and `ip netns` users.
     }

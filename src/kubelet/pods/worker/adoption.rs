@@ -31,7 +31,8 @@ impl PodWorker {
                 .flatten()
                 .any(|s| s.name == name && s.ready)
         };
-        let mut latest: HashMap<String, (u32, String, Option<SystemTime>)> = HashMap::new();
+        type Latest = (u32, String, Option<SystemTime>, HashMap<String, String>);
+        let mut latest: HashMap<String, Latest> = HashMap::new();
         let mut stale = Vec::new();
         for r in records {
             let name = r.labels.get(LABEL_CONTAINER).cloned().unwrap_or_default();
@@ -41,9 +42,11 @@ impl PodWorker {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(0);
             match latest.get(&name) {
-                Some((a, _, _)) if *a >= attempt => stale.push(r.id),
+                Some((a, ..)) if *a >= attempt => stale.push(r.id),
                 _ => {
-                    if let Some((_, old, _)) = latest.insert(name, (attempt, r.id, r.created_at)) {
+                    if let Some((_, old, ..)) =
+                        latest.insert(name, (attempt, r.id, r.created_at, r.labels))
+                    {
                         stale.push(old);
                     }
                 }
@@ -55,7 +58,7 @@ impl PodWorker {
         if let Ok(sb) = sandbox::ensure(&self.pod, &self.ctx.sandbox) {
             self.sandbox = Some(sb);
         }
-        for (name, (attempt, id, created)) in latest {
+        for (name, (attempt, id, created, labels)) in latest {
             let task = self.ctx.runtime.task(&id).await.ok().flatten();
             let Some(slot) = self
                 .inits
@@ -105,18 +108,30 @@ impl PodWorker {
                     }
                 }
                 other => {
-                    let code = other.as_ref().map_or(128, |t| t.exit_status as i32);
-                    let at = other
-                        .and_then(|t| t.exited_at)
-                        .unwrap_or_else(SystemTime::now);
+                    // An exit kelp saw before its restart was recorded on
+                    // the container, whose task is gone.
+                    let recorded = lifecycle::recorded_exit(&labels);
+                    let code = match (&recorded, &other) {
+                        (Some((c, ..)), _) => *c,
+                        (None, Some(t)) => t.exit_status as i32,
+                        (None, None) => 128,
+                    };
+                    let at = match (&recorded, &other) {
+                        (Some((_, _, at)), _) => *at,
+                        (None, t) => t
+                            .as_ref()
+                            .and_then(|t| t.exited_at)
+                            .unwrap_or_else(SystemTime::now),
+                    };
+                    let reason = match recorded {
+                        Some((_, r, _)) if !r.is_empty() => r,
+                        _ if code == 0 => "Completed".into(),
+                        _ => "Error".into(),
+                    };
                     slot.current = Some(attempt_state);
                     slot.record_exit(Terminated {
                         exit_code: code,
-                        reason: if code == 0 {
-                            "Completed".into()
-                        } else {
-                            "Error".into()
-                        },
+                        reason,
                         message: String::new(),
                         started_at: Some(started_at),
                         finished_at: at,

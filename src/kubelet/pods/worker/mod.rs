@@ -594,6 +594,7 @@ impl PodWorker {
             finished_at: at,
             container_id: id.to_string(),
         };
+        lifecycle::release_exited(&self.ctx, id, exit_code, reason, at).await;
         let policy = pod_status::restart_policy(&self.pod).to_string();
         if let Some(slot) = self.slot_mut(&name) {
             slot.record_exit(term);

@@ -69,6 +69,7 @@ impl PodWorker {
             slot.next_start = None;
         }
         self.remove_everything().await;
+        self.remove_logs();
         if delete {
             self.finished = true;
             self.report_status().await;
@@ -83,6 +84,21 @@ impl PodWorker {
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                 Err(e) => tracing::warn!(error = %e, "cannot delete pod"),
             }
+        }
+    }
+
+    /// The pod is going (or gone) from the API: its logs go with it, as upstream.
+    fn remove_logs(&self) {
+        let dir = crate::kubelet::logs::pod_log_dir(
+            &self.ctx.log_root,
+            &self.ns(),
+            &self.name(),
+            &self.uid(),
+        );
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the pod's logs");
         }
     }
 
