@@ -217,7 +217,55 @@ async fn run() {
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    completed_jobs(&client, &dir, pod_count).await;
     drop(server);
+}
+
+/// What completed pods keep: `count` Job pods run to completion, then the
+/// shims, rootfs mounts and runtime RSS left while the pods still exist.
+async fn completed_jobs(client: &kube::Client, dir: &NodeDir, count: usize) {
+    use k8s_openapi::api::batch::v1::Job;
+    let count = count.max(3) * 100 / FULL_PODS.max(1);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let job: Job = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "done"},
+        "spec": {"completions": count, "parallelism": 10, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never", "command": ["true"]}]
+        }}}
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create job");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let done = jobs
+            .get("done")
+            .await
+            .ok()
+            .and_then(|j| j.status?.succeeded)
+            .unwrap_or(0);
+        if done as usize >= count {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job: {done} of {count} completed in 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cd, shims, shim_count) = runtime_rss(dir.path());
+    let needle = dir.path().to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&needle) && l.contains("/rootfs "))
+        .count();
+    println!(
+        "{count} completed Job pods kept: {shim_count} shims ({shims:.1} MiB), {mounts} rootfs mounts, containerd {cd:.1} MiB"
+    );
 }
 
 /// The benchmark's node directory; dropping it (also on a panic) kills
