@@ -20,14 +20,19 @@ pub fn require_node_prerequisites() {
         "end-to-end node tests need root (run ./tests/run.sh as root)"
     );
     for bin in ["containerd", "runc"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{bin} is not installed: apt-get install containerd runc (./tests/run.sh does this)"
-        );
+        require_binary(bin, "containerd runc");
     }
+}
+
+/// Panics with the package to install unless `bin` is on PATH.
+pub fn require_binary(bin: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{bin} is not installed: apt-get install {package} (./tests/run.sh does this)"
+    );
 }
 
 /// Where node test dirs go (overlayfs needs a real filesystem, not overlay).

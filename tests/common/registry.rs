@@ -38,13 +38,7 @@ pub struct Registry {
 }
 
 fn require(bin: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{bin} is not installed: apt-get install {package} (./tests/run.sh does this)"
-    );
+    super::node::require_binary(bin, package);
 }
 
 fn free_port() -> u16 {
