@@ -341,6 +341,28 @@ fn normalize(info: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// Largest object stored: etcd's default `--max-request-bytes` (1.5 MiB),
+/// which bounds every object on an upstream cluster.
+pub const MAX_STORED_OBJECT: usize = 1536 * 1024;
+
+/// [`to_stored`] for a client's write: an object over
+/// [`MAX_STORED_OBJECT`] is a 413, as kube-apiserver answers etcd's
+/// "request is too large".
+pub fn to_stored_checked(obj: &Value) -> ApiResult<Bytes> {
+    let bytes = to_stored(obj);
+    if bytes.len() > MAX_STORED_OBJECT {
+        return Err(ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!(
+                "Request entity too large: the object would take {} bytes in storage; the limit is {MAX_STORED_OBJECT}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// The object as stored: without resourceVersion (the store revision is it).
 pub fn to_stored(obj: &Value) -> Bytes {
     let mut copy = obj.clone();

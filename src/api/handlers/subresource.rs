@@ -176,7 +176,7 @@ impl<S: Store> Api<S> {
             let mut new = (*pod).clone();
             new["spec"]["nodeName"] = json!(node);
             set_condition(&mut new, "PodScheduled", "True");
-            let bytes = strategy::to_stored(&new);
+            let bytes = strategy::to_stored_checked(&new)?;
             match self.store.update(&key, bytes, Some(rev)).await {
                 Ok(_) => return Ok(Reply::with_code(201, success_status(None))),
                 Err(crate::store::StoreError::Conflict { .. }) => continue,

@@ -173,7 +173,7 @@ impl<S: Store> Api<S> {
             let key = info.key(namespace.as_deref(), &name);
             match self
                 .store
-                .create(&key, strategy::to_stored(&candidate))
+                .create(&key, strategy::to_stored_checked(&candidate)?)
                 .await
             {
                 Ok(kv) => {
@@ -394,7 +394,11 @@ impl<S: Store> Api<S> {
             });
         }
         let key = info.key(namespace, name);
-        match self.store.create(&key, strategy::to_stored(&obj)).await {
+        match self
+            .store
+            .create(&key, strategy::to_stored_checked(&obj)?)
+            .await
+        {
             Ok(kv) => {
                 object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
                 Ok(Reply::Json {
@@ -491,7 +495,7 @@ impl<S: Store> Api<S> {
         }
         match self
             .store
-            .update(key, strategy::to_stored(&new), Some(rev))
+            .update(key, strategy::to_stored_checked(&new)?, Some(rev))
             .await
         {
             Ok(kv) => {

@@ -65,13 +65,22 @@ pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, 
 /// `None` when some item cannot be keyed.
 fn index_lenient(list: ListType, items: &[Value]) -> Option<Vec<(PathElement, &Value)>> {
     let mut out: Vec<(PathElement, &Value)> = Vec::with_capacity(items.len());
+    // A set, not a scan: lists of tens of thousands of items stay linear-ish.
+    let mut seen = std::collections::BTreeSet::new();
     for item in items {
         let pe = item_element(list, item).ok()?;
-        if !out.iter().any(|(seen, _)| *seen == pe) {
+        if seen.insert(pe.clone()) {
             out.push((pe, item));
         }
     }
     Some(out)
+}
+
+/// An index of keyed items by path element.
+fn by_element<'a, 'v>(
+    items: &'a [(PathElement, &'v Value)],
+) -> std::collections::BTreeMap<&'a PathElement, &'v Value> {
+    items.iter().map(|(pe, v)| (pe, *v)).collect()
 }
 
 /// The fields set by `value` (upstream `ToFieldSet`), rejecting bad list items.
@@ -199,15 +208,12 @@ fn compare_items(
     let (Some(l), Some(r)) = (list_items(field.list, old), list_items(field.list, new)) else {
         return false;
     };
+    let (li, ri) = (by_element(&l), by_element(&r));
     let mut pes: Vec<&PathElement> = l.iter().map(|(pe, _)| pe).collect();
-    pes.extend(
-        r.iter()
-            .map(|(pe, _)| pe)
-            .filter(|pe| find_item(&l, pe).is_none()),
-    );
+    pes.extend(r.iter().map(|(pe, _)| pe).filter(|pe| !li.contains_key(pe)));
     for pe in pes {
         path.push(pe.clone());
-        let (lv, rv) = (find_item(&l, pe), find_item(&r, pe));
+        let (lv, rv) = (li.get(pe).copied(), ri.get(pe).copied());
         compare_at(lv, rv, field.item(), true, path, out);
         path.pop();
     }
@@ -219,10 +225,6 @@ fn list_items(list: ListType, value: Option<&Value>) -> Option<Vec<(PathElement,
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     index_lenient(list, items)
-}
-
-fn find_item<'v>(items: &[(PathElement, &'v Value)], pe: &PathElement) -> Option<&'v Value> {
-    items.iter().find(|(p, _)| p == pe).map(|(_, v)| *v)
 }
 
 fn mark_presence(
@@ -335,14 +337,15 @@ fn merge_items(
     config: &[(PathElement, &Value)],
     item: Field,
 ) -> Vec<Value> {
-    let live_of = |pe: &PathElement| live.iter().find(|(p, _)| p == pe).map(|(_, v)| *v);
-    let in_config = |pe: &PathElement| config.iter().any(|(p, _)| p == pe);
+    let (live_index, config_index) = (by_element(live), by_element(config));
+    let live_of = |pe: &PathElement| live_index.get(pe).copied();
+    let in_config = |pe: &PathElement| config_index.contains_key(pe);
     let mut shared = config
         .iter()
         .map(|(pe, _)| pe)
         .filter(|pe| live_of(pe).is_some());
     let mut next_shared = shared.next();
-    let mut emitted: Vec<&PathElement> = Vec::new();
+    let mut emitted: std::collections::BTreeSet<&PathElement> = std::collections::BTreeSet::new();
     let mut out = Vec::with_capacity(live.len().max(config.len()));
     let (mut li, mut ri) = (0, 0);
     while li < live.len() || ri < config.len() {
@@ -350,7 +353,7 @@ fn merge_items(
             let pe = &live[li].0;
             if *pe == config[ri].0 {
                 out.extend(merge_at(Some(live[li].1), Some(config[ri].1), item));
-                emitted.push(pe);
+                emitted.insert(pe);
                 (li, ri) = (li + 1, ri + 1);
                 next_shared = shared.next();
                 continue;
@@ -366,13 +369,13 @@ fn merge_items(
                 out.push(live[li].1.clone());
                 li += 1;
                 continue;
-            } else if emitted.contains(&pe) {
+            } else if emitted.contains(pe) {
                 li += 1;
             }
         }
         if ri < config.len() {
             let pe = &config[ri].0;
-            emitted.push(pe);
+            emitted.insert(pe);
             out.extend(merge_at(live_of(pe), Some(config[ri].1), item));
             ri += 1;
             if next_shared == Some(pe) {
