@@ -345,3 +345,40 @@ fn cpu_seconds(pid: u32) -> f64 {
         .sum();
     ticks / 100.0
 }
+
+/// With the store's disk almost full, writes get a 507 before sled can
+/// meet a real ENOSPC; reads and deletes go on, and writes come back by
+/// themselves once space is freed. (The data dir is a 160 MiB tmpfs.)
+#[test]
+fn writes_stop_with_a_507_before_the_disk_is_full_and_come_back() {
+    use std::io::Write;
+    let work = tempfile::tempdir_in(common::node::test_root()).expect("temp dir");
+    let data = work.path().join("data");
+    let _tmpfs = common::node::Tmpfs::mount(&data, "160m");
+    let data_flag = data.display().to_string();
+    let s = Server::start_with(&["--data-dir", &data_flag]);
+    s.ok(&["create", "configmap", "before", "--from-literal=a=b"]);
+    // Fill the disk to 32 MiB short of full (below the 64 MiB reserve).
+    let st = nix::sys::statvfs::statvfs(&data).expect("statvfs");
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let fill = free.saturating_sub(32 << 20);
+    let filler = data.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0x5au8; 1 << 20];
+    for _ in 0..fill / (1 << 20) {
+        f.write_all(&chunk).expect("fill");
+    }
+    drop(f);
+    std::thread::park_timeout(std::time::Duration::from_millis(1500));
+    let err = s.fails(&["create", "configmap", "after", "--from-literal=a=b"]);
+    assert!(err.contains("insufficient storage"), "{err}");
+    assert_eq!(
+        s.jsonpath(&["get", "configmap", "before"], "{.data.a}"),
+        "b"
+    );
+    s.ok(&["delete", "configmap", "before"]);
+    std::fs::remove_file(&filler).expect("free the space");
+    std::thread::park_timeout(std::time::Duration::from_millis(1500));
+    s.ok(&["create", "configmap", "after", "--from-literal=a=b"]);
+    assert!(s.log().contains("refusing writes until space is freed"));
+}

@@ -568,35 +568,6 @@ fn image_gc_removes_unused_images_when_the_disk_is_over_the_threshold() {
     );
 }
 
-/// Unmounts a test tmpfs, also when the test panics.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).expect("mount point");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "mount a {size} tmpfs at {}",
-            path.display()
-        );
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// Incompressible bytes (xorshift), so the layer is as big on the wire as on disk.
 fn noise(bytes: usize) -> Vec<u8> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -616,7 +587,7 @@ fn a_full_disk_during_a_pull_is_a_clean_error_and_leaves_nothing_half_written() 
     common::node::require_node_prerequisites();
     let work = tempfile::tempdir_in(common::node::test_root()).expect("temp dir");
     let small = work.path().join("small");
-    let _tmpfs = Tmpfs::mount(&small, "24m");
+    let _tmpfs = common::node::Tmpfs::mount(&small, "24m");
     let reg = Registry::start(&work.path().join("registry"), None);
     let busybox = std::fs::read("/bin/busybox").expect("busybox");
     let big = noise(40 << 20);

@@ -15,6 +15,7 @@ mod bootstrap;
 pub mod connection_limits;
 pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
+pub mod disk_guard;
 pub mod go_strings;
 pub mod handlers;
 pub mod join;
@@ -157,6 +158,7 @@ pub async fn start<S: Store + Clone>(
         settings: config.settings.clone(),
         tokens: Some(tokens),
         health: config.health.clone(),
+        disk: disk_guard::DiskGuard::new(config.settings.store_dir.clone()),
     };
     bootstrap::ensure_builtins(&api, config.advertise)
         .await

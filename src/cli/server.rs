@@ -271,6 +271,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             args.service_node_port_range.low,
             args.service_node_port_range.high,
         ),
+        store_dir: Some(db_dir.clone()),
     };
     let config = ApiConfig {
         bind: SocketAddr::new(args.bind_address, args.https_listen_port),

@@ -44,6 +44,8 @@ pub struct ApiSettings {
     /// `--cluster-dns`, when kelp serves cluster DNS: the address of the
     /// `kube-system/kube-dns` Service kept for compatibility.
     pub cluster_dns: Option<std::net::IpAddr>,
+    /// The store's directory: writes stop while its disk is almost full.
+    pub store_dir: Option<std::path::PathBuf>,
 }
 
 /// Shared state of all handlers.
@@ -60,6 +62,8 @@ pub struct Api<S: Store> {
     pub tokens: Option<Arc<dyn TokenIssuer>>,
     /// Health of the in-process components (componentstatuses).
     pub health: Arc<super::health::ComponentHealth>,
+    /// Refuses writes while the store's disk is almost full.
+    pub disk: super::disk_guard::DiskGuard,
     /// The authorizer chain (escalation checks and the review APIs ask it).
     pub authz: Arc<super::authz::Authorizer>,
     /// The API server's PKI (TokenReview verifies tokens with it).
@@ -174,6 +178,13 @@ impl<S: Store> Api<S> {
     pub async fn dispatch(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let t = call.target;
         if let Some(sub) = t.subresource.as_deref() {
+            // Writes through subresources (status, scale, binding,
+            // eviction); token requests store nothing.
+            if matches!(call.method, "PUT" | "PATCH")
+                || (call.method == "POST" && matches!(sub, "binding" | "eviction"))
+            {
+                self.disk.check_write()?;
+            }
             return self.subresource(call, sub).await;
         }
         let verb = match (call.method, t.name.is_some()) {
@@ -206,6 +217,9 @@ impl<S: Store> Api<S> {
         ) && verb == "create"
         {
             return self.review(call).await;
+        }
+        if matches!(verb, "create" | "update" | "patch") {
+            self.disk.check_write()?;
         }
         if t.info.group.is_empty()
             && t.info.resource == "componentstatuses"
