@@ -4,16 +4,7 @@
 mod common;
 
 use common::cluster::Server;
-
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
+use common::proc_stats::{cpu_seconds, rss_mib};
 
 /// CVE-2019-1002100's class: a 1.6 KB JSON patch whose `copy` operations
 /// double the object 25 times. It is refused with upstream's message,
@@ -330,20 +321,6 @@ fn a_huge_strategic_merge_patch_is_refused_cheaply() {
         ),
         "busybox"
     );
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 /// With the store's disk almost full, writes get a 507 before sled can

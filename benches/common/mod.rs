@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 pub mod load;
+#[path = "../../tests/common/proc_stats.rs"]
+mod proc_stats;
+#[allow(unused_imports)] // not every benchmark reads both
+pub use proc_stats::{cpu_seconds, rss_mib};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -132,34 +136,4 @@ pub async fn client(kubeconfig: &Path) -> Client {
         .await
         .expect("config");
     Client::try_from(config).expect("client")
-}
-
-/// Resident memory of a process, MiB.
-pub fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// CPU time (user + system) a process has used, seconds (clock ticks of
-/// 1/100 s, as /proc reports them).
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name may hold spaces: fields are counted after its ')'.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (field(11) + field(12)) / 100.0
 }

@@ -27,4 +27,5 @@ pub mod busybox_image;
 pub mod cluster;
 pub mod multi_node;
 pub mod node;
+pub mod proc_stats;
 pub mod registry;
