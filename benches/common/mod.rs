@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 pub mod load;
+// The dns, join and overlay benches also include tests/common whole (as
+// `testkit`), so this small file is compiled twice there; one source is
+// worth that.
+#[allow(clippy::duplicate_mod)]
 #[path = "../../tests/common/proc_stats.rs"]
 mod proc_stats;
 #[allow(unused_imports)] // not every benchmark reads both
