@@ -99,37 +99,53 @@ async fn resolve_image(
     pod: &Pod,
     container: &Container,
 ) -> Result<crate::kubelet::containerd::ImageInfo, StartError> {
-    use crate::kubelet::registry::{Ensured, PullPolicy};
+    use crate::kubelet::registry::{Availability, Ensured, PullPolicy};
     let image = container.image.clone().unwrap_or_default();
     let policy = PullPolicy::for_container(container.image_pull_policy.as_deref(), &image);
-    if let Err(f) = crate::kubelet::registry::parse_reference(&image) {
-        ctx.events.warning(pod, "InspectFailed", f.message.clone());
-        return Err(StartError {
+    let failed = |f: crate::kubelet::registry::PullFailure| {
+        let (reason, message) = match f.reason {
+            "InvalidImageName" => ("InspectFailed", f.message.clone()),
+            "ErrImageNeverPull" => ("ErrImageNeverPull", f.message.clone()),
+            _ => (
+                "Failed",
+                format!("Failed to pull image {image:?}: {}", f.message),
+            ),
+        };
+        ctx.events.warning(pod, reason, message);
+        StartError {
             reason: f.reason,
             message: f.message,
-        });
-    }
-    let present = ctx.runtime.image(&image).await.ok().flatten();
-    if policy == PullPolicy::Always || present.is_none() && policy != PullPolicy::Never {
-        ctx.events
-            .normal(pod, "Pulling", format!("Pulling image {image:?}"));
-    }
-    let credentials = pull_credentials(ctx, pod).await;
-    match ctx.images.ensure(&image, policy, &credentials).await {
-        Ok(Ensured::Present(info)) => {
-            ctx.events.normal(
-                pod,
-                "Pulled",
-                format!("Container image {image:?} already present on machine"),
-            );
-            Ok(info)
         }
-        Ok(Ensured::Pulled {
+    };
+    let present = |info| {
+        ctx.events.normal(
+            pod,
+            "Pulled",
+            format!("Container image {image:?} already present on machine"),
+        );
+        Ok(info)
+    };
+    let reference = match ctx.images.check(&image, policy).await.map_err(failed)? {
+        Availability::Present(info) => return present(info),
+        Availability::Missing(reference) => reference,
+    };
+    ctx.events
+        .normal(pod, "Pulling", format!("Pulling image {image:?}"));
+    // Pull secrets are read only when a registry will be asked.
+    let credentials = pull_credentials(ctx, pod).await;
+    match ctx
+        .images
+        .pull_missing(&reference, policy, &credentials)
+        .await
+        .map_err(failed)?
+    {
+        Ensured::Present(info) => present(info),
+        Ensured::Pulled {
             info,
             report,
             elapsed,
             waited,
-        }) => {
+        } => {
             ctx.events.normal(
                 pod,
                 "Pulled",
@@ -141,20 +157,6 @@ async fn resolve_image(
                 ),
             );
             Ok(info)
-        }
-        Err(f) => {
-            let event = match f.reason {
-                "ErrImageNeverPull" => ("ErrImageNeverPull", f.message.clone()),
-                _ => (
-                    "Failed",
-                    format!("Failed to pull image {image:?}: {}", f.message),
-                ),
-            };
-            ctx.events.warning(pod, event.0, event.1);
-            Err(StartError {
-                reason: f.reason,
-                message: f.message,
-            })
         }
     }
 }

@@ -103,6 +103,15 @@ impl Ensured {
     }
 }
 
+/// What [`ImagePuller::check`] found.
+#[derive(Clone, Debug)]
+pub enum Availability {
+    /// Usable as it is.
+    Present(ImageInfo),
+    /// To be pulled ([`ImagePuller::pull_missing`]).
+    Missing(Reference),
+}
+
 /// Pulls images for one node.
 pub struct ImagePuller {
     runtime: Runtime,
@@ -141,12 +150,27 @@ impl ImagePuller {
         policy: PullPolicy,
         credentials: &[RegistryCredential],
     ) -> Result<Ensured, PullFailure> {
+        match self.check(image, policy).await? {
+            Availability::Present(info) => Ok(Ensured::Present(info)),
+            Availability::Missing(reference) => {
+                self.pull_missing(&reference, policy, credentials).await
+            }
+        }
+    }
+
+    /// Whether `image` can be used as it is under `policy`, without
+    /// touching a registry: the kubelet reads pull secrets only when not.
+    pub async fn check(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+    ) -> Result<Availability, PullFailure> {
         let reference = parse_reference(image)?;
         if policy != PullPolicy::Always
             && let Some(info) = self.lookup(image).await?
         {
             self.mark_used(&info.name);
-            return Ok(Ensured::Present(info));
+            return Ok(Availability::Present(info));
         }
         if policy == PullPolicy::Never {
             return Err(PullFailure {
@@ -156,18 +180,30 @@ impl ImagePuller {
                 ),
             });
         }
+        Ok(Availability::Missing(reference))
+    }
+
+    /// Pulls an image [`ImagePuller::check`] found missing (or that
+    /// `Always` asks for), once for all pods waiting on it.
+    pub async fn pull_missing(
+        &self,
+        reference: &Reference,
+        policy: PullPolicy,
+        credentials: &[RegistryCredential],
+    ) -> Result<Ensured, PullFailure> {
         let started = Instant::now();
-        let _one_pull = self.images.lock(&reference.name()).await;
+        let name = reference.name();
+        let _one_pull = self.images.lock(&name).await;
         let waited_until = Instant::now();
         // Another pod's pull of this image may have finished while we waited.
         if policy != PullPolicy::Always
-            && let Some(info) = self.lookup(image).await?
+            && let Some(info) = self.lookup(&name).await?
         {
             self.mark_used(&info.name);
             return Ok(Ensured::Present(info));
         }
         let (info, report) = self
-            .pull_reference(&reference, credentials, &PullProgress::default())
+            .pull_reference(reference, credentials, &PullProgress::default())
             .await?;
         Ok(Ensured::Pulled {
             info,
