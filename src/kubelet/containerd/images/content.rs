@@ -178,6 +178,12 @@ impl Upload {
         Ok(())
     }
 
+    /// True when [`Upload::begin`] found the expected blob in the store
+    /// already: nothing will be sent.
+    pub(crate) fn already_stored(&self) -> bool {
+        self.stream.is_none()
+    }
+
     /// Bytes fed in so far (where a resumed download continues).
     pub(crate) fn received(&self) -> i64 {
         self.received

@@ -357,11 +357,12 @@ impl Runtime {
     ) -> Result<u64, PullError> {
         let size = desc.size.max(0) as u64;
         let _flight = self.inflight.lock(&desc.digest).await;
-        if content::info(self, &desc.digest).await?.is_some() {
+        // begin() asks the content store whether the blob is there already.
+        let mut up = Upload::begin(self, lease, desc.size, Some(desc.digest.clone())).await?;
+        if up.already_stored() {
             progress.done.fetch_add(size, Ordering::Relaxed);
             return Ok(0);
         }
-        let mut up = Upload::begin(self, lease, desc.size, Some(desc.digest.clone())).await?;
         let mut attempt = 1;
         loop {
             match stream_blob(source, &desc, &mut up, progress).await {
