@@ -30,11 +30,12 @@ pub struct DiskGuard {
 }
 
 impl DiskGuard {
-    /// A guard for the filesystem holding `dir` (none: never refuses).
-    pub fn new(dir: Option<PathBuf>) -> Self {
+    /// A guard keeping `min_free` bytes free on the filesystem holding
+    /// `dir` (none, or zero: never refuses).
+    pub fn new(dir: Option<PathBuf>, min_free: u64) -> Self {
         Self {
-            dir,
-            min_free: MIN_FREE,
+            dir: dir.filter(|_| min_free > 0),
+            min_free,
             last: Mutex::new(None),
         }
     }

@@ -16,6 +16,7 @@ pub mod connection_limits;
 pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
 pub mod disk_guard;
+pub mod encryption_admin;
 pub mod go_strings;
 pub mod handlers;
 pub mod join;
@@ -87,6 +88,9 @@ pub struct ApiConfig {
     /// Token and cluster settings for joining nodes; None serves no join
     /// endpoint.
     pub join: Option<join::JoinSettings>,
+    /// The encryption-at-rest keys the store seals with, for
+    /// `/v1-kelp/encrypt/*` (None: no such endpoints).
+    pub encryption: Option<Arc<crate::store::encryption::Keyring>>,
 }
 
 /// Errors that stop the apiserver from starting.
@@ -158,7 +162,10 @@ pub async fn start<S: Store + Clone>(
         settings: config.settings.clone(),
         tokens: Some(tokens),
         health: config.health.clone(),
-        disk: disk_guard::DiskGuard::new(config.settings.store_dir.clone()),
+        disk: disk_guard::DiskGuard::new(
+            config.settings.store_dir.clone(),
+            config.settings.store_reserve,
+        ),
     };
     bootstrap::ensure_builtins(&api, config.advertise)
         .await
@@ -194,6 +201,7 @@ pub async fn start<S: Store + Clone>(
         kubelets,
         anonymous_auth: config.anonymous_auth,
         join: config.join,
+        encryption: config.encryption,
     });
     tracing::info!(%local_addr, "apiserver listening");
     let task = tokio::spawn(server::accept_loop(server, listener, tls, cancel));

@@ -62,6 +62,8 @@ pub struct Server<S: Store> {
     pub anonymous_auth: bool,
     /// The join endpoint's settings (None: no join endpoint).
     pub join: Option<super::join::JoinSettings>,
+    /// The store's encryption keys (`/v1-kelp/encrypt/*`).
+    pub encryption: Option<Arc<crate::store::encryption::Keyring>>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -250,6 +252,24 @@ pub async fn handle<S: Store>(
             Err(e) => return error_response(&e),
         };
         tracing::Span::current().record("user", user.name.as_str());
+        if req
+            .uri()
+            .path()
+            .starts_with(super::encryption_admin::PATH_PREFIX)
+        {
+            return match super::encryption_admin::handle(
+                &server.api.store,
+                server.encryption.as_ref(),
+                &user,
+                req.method(),
+                req.uri().path(),
+            )
+            .await
+            {
+                Ok(body) => json_response(200, &body),
+                Err(e) => error_response(&e),
+            };
+        }
         if let Err(e) = authorize(server, &user, &req).await {
             return error_response(&e);
         }
@@ -363,14 +383,19 @@ async fn route_request<S: Store>(
             return Ok(respond(200, "text/plain; charset=utf-8", "ok"));
         }
         "/readyz" => {
-            return Ok(if server.api.cache.is_ready() {
+            // Upstream's layout: one line per failing check.
+            let mut failed = Vec::new();
+            if let Some(reason) = server.api.store.failure() {
+                failed.push(format!("[-]etcd failed: {reason}"));
+            }
+            if !server.api.cache.is_ready() {
+                failed.push("[-]watch-cache failed: not synced yet".to_string());
+            }
+            return Ok(if failed.is_empty() {
                 respond(200, "text/plain; charset=utf-8", "ok")
             } else {
-                respond(
-                    500,
-                    "text/plain; charset=utf-8",
-                    "[-]watch-cache failed: not synced yet\nreadyz check failed",
-                )
+                failed.push("readyz check failed".into());
+                respond(500, "text/plain; charset=utf-8", failed.join("\n"))
             });
         }
         "/version" => return Ok(json_response(200, &super::version_info())),

@@ -14,6 +14,7 @@ mod host;
 mod images;
 mod node_args;
 mod reset;
+mod secrets_encrypt;
 mod server;
 mod sim;
 mod snapshot;
@@ -51,6 +52,8 @@ enum Command {
     /// Stop kelp and remove what it set up on this machine (processes,
     /// mounts, links, routes, nftables), and with --remove-data its data.
     Reset(reset::ResetArgs),
+    /// Show or rotate the keys Secrets are encrypted with at rest.
+    SecretsEncrypt(secrets_encrypt::SecretsEncryptArgs),
     /// Save or restore a consistent copy of the store.
     Snapshot(snapshot::SnapshotArgs),
     /// Print version information.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Images(args) => images::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::SecretsEncrypt(args) => secrets_encrypt::run(args),
         Command::Reset(args) => reset::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Version => {

@@ -1,7 +1,7 @@
 //! `kelp server`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -16,6 +16,7 @@ use crate::client::join_protocol::ClusterSettings;
 use crate::controllers::{self, ControllerManagerConfig};
 use crate::pki::{self, ClusterPki, PkiConfig};
 use crate::store::Store;
+use crate::store::encryption::{EncryptingStore, EncryptionConfiguration, Key, Keyring};
 use crate::store::sled::{SledConfig, SledStore};
 
 /// Flags of `kelp server`.
@@ -154,6 +155,14 @@ pub struct ServerArgs {
     /// health and version endpoints); false answers them 401 (kube-apiserver's --anonymous-auth).
     #[arg(long, env = "KELP_ANONYMOUS_AUTH", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
     anonymous_auth: bool,
+    /// Encrypt Secrets at rest (AES-GCM, keys in <data>/server/cred/encryption-config.json).
+    /// New clusters encrypt by default; this turns it on for an existing one.
+    #[arg(long, env = "KELP_SECRETS_ENCRYPTION")]
+    secrets_encryption: bool,
+    /// Free bytes kept in reserve on the store's disk: below it writes get a 507. Zero turns
+    /// the guard off (fault tests use it to meet a real ENOSPC).
+    #[arg(long, env = "KELP_STORE_RESERVE", value_name = "BYTES", default_value_t = crate::api::disk_guard::MIN_FREE, hide = true)]
+    store_reserve: u64,
 }
 
 fn parse_authorization_mode(s: &str) -> Result<crate::api::authz::Mode, String> {
@@ -197,6 +206,29 @@ impl ServerArgs {
     }
 }
 
+/// The encryption-at-rest keys: the existing configuration if there is
+/// one (encryption is never silently turned off), else a new key when
+/// `enable`, else none.
+fn open_keyring(data: &Path, enable: bool) -> anyhow::Result<Keyring> {
+    let path = data.join("server/cred/encryption-config.json");
+    if !path.exists() {
+        if !enable {
+            return Ok(Keyring::disabled());
+        }
+        let dir = path.parent().unwrap_or(data);
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let key = Key::generate(&crate::client::timestamps::now_rfc3339())?;
+        EncryptionConfiguration::for_secrets(key).write(&path)?;
+        tracing::info!(path = %path.display(), "secrets encryption enabled with a new key");
+    }
+    Keyring::load(&path).with_context(|| {
+        format!(
+            "cannot load the secrets encryption keys; fix or restore {}",
+            path.display()
+        )
+    })
+}
+
 pub(super) fn run(args: ServerArgs) -> anyhow::Result<()> {
     args.validate()?;
     super::init_logging(args.common.debug);
@@ -214,9 +246,14 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let db_dir = data.join("server/db");
     std::fs::create_dir_all(&db_dir)
         .with_context(|| format!("cannot create data dir {}", db_dir.display()))?;
-    let store = SledStore::open(SledConfig::new(&db_dir))
+    let sled = SledStore::open(SledConfig::new(&db_dir))
         .with_context(|| format!("cannot open store {}", db_dir.display()))?;
-    tracing::info!(path = %db_dir.display(), revision = store.current_revision(), "store ready");
+    tracing::info!(path = %db_dir.display(), revision = sled.current_revision(), "store ready");
+    let keyring = Arc::new(open_keyring(
+        data,
+        args.secrets_encryption || sled.current_revision() == 0,
+    )?);
+    let store = EncryptingStore::new(sled, keyring.clone());
     super::data_dir::restrict(data)
         .with_context(|| format!("cannot restrict the permissions of {}", data.display()))?;
 
@@ -272,6 +309,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             args.service_node_port_range.high,
         ),
         store_dir: Some(db_dir.clone()),
+        store_reserve: args.store_reserve,
     };
     let config = ApiConfig {
         bind: SocketAddr::new(args.bind_address, args.https_listen_port),
@@ -285,6 +323,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             agent_secret,
             cluster: cluster.clone(),
         }),
+        encryption: Some(keyring),
     };
     let cancel = CancellationToken::new();
     let running = api::start(config, store, pki.clone(), cancel.clone())

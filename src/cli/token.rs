@@ -25,7 +25,7 @@ pub struct TokenArgs {
 
 /// Where the admin kubeconfig is.
 #[derive(Debug, Args)]
-struct ApiAccess {
+pub(super) struct ApiAccess {
     /// Admin kubeconfig of the cluster (the server's --write-kubeconfig).
     #[arg(
         long,
@@ -132,7 +132,7 @@ fn rotate(data_dir: &std::path::Path, new_token: Option<String>) -> anyhow::Resu
 }
 
 /// Runs `work` with an admin client and the cluster CA from `--kubeconfig`.
-fn with_api<F, Fut>(api: &ApiAccess, work: F) -> anyhow::Result<()>
+pub(super) fn with_api<F, Fut>(api: &ApiAccess, work: F) -> anyhow::Result<()>
 where
     F: FnOnce(kube::Client, String) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,

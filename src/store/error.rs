@@ -67,6 +67,9 @@ pub enum StoreError {
         /// The database directory.
         path: String,
     },
+    /// A value could not be encrypted or decrypted (encryption at rest).
+    #[error(transparent)]
+    Encryption(#[from] super::encryption::EncryptionError),
     /// An I/O error from sled.
     #[error("store i/o error: {0}")]
     Io(#[from] sled::Error),

@@ -24,6 +24,7 @@
 //! backend can implement the same trait.
 
 mod encoding;
+pub mod encryption;
 mod error;
 pub mod sled;
 pub mod snapshot;
@@ -34,7 +35,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 pub use error::{Result, StoreError};
-pub use watch::WatchStream;
+pub use watch::{EventTransform, WatchStream};
 
 /// A store revision: the position of a write in the global order.
 pub type Revision = u64;
@@ -145,6 +146,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest durable revision.
     fn current_revision(&self) -> Revision;
+
+    /// Why writes are failing right now (for `/readyz`); `None` when
+    /// healthy.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 
     /// The newest compacted revision (events up to it are gone).
     fn compacted_revision(&self) -> Revision;

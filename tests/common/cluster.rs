@@ -286,6 +286,24 @@ impl Server {
         self.spawn();
     }
 
+    /// Sends SIGTERM and waits up to `grace` for the server to exit; `None`
+    /// if it did not (it is then killed).
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// Kills the server.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

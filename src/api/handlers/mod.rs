@@ -46,6 +46,8 @@ pub struct ApiSettings {
     pub cluster_dns: Option<std::net::IpAddr>,
     /// The store's directory: writes stop while its disk is almost full.
     pub store_dir: Option<std::path::PathBuf>,
+    /// Free bytes kept in reserve on the store's disk (`--store-reserve`).
+    pub store_reserve: u64,
 }
 
 /// Shared state of all handlers.

@@ -37,16 +37,13 @@ impl Shared {
     /// The state of each key in `[start, ..)` under `prefix` that was
     /// written after `revision`, as it was at `revision` (None = absent).
     fn states_before(
-        &self,
+        data: &sled::Tree,
         revision: Revision,
         prefix: &str,
         start: &str,
     ) -> Result<BTreeMap<String, Option<KeyValue>>> {
         let mut states = BTreeMap::new();
-        for item in self
-            .data
-            .range(log_key(revision + 1)..=log_key(Revision::MAX))
-        {
+        for item in data.range(log_key(revision + 1)..=log_key(Revision::MAX)) {
             let (rev, raw) = item?;
             let (event, _) = decode_event(decode_log_key(&rev)?, &raw)?;
             if event.key.starts_with(prefix) && event.key.as_str() >= start {
@@ -58,7 +55,7 @@ impl Shared {
 
     /// Serves a [`RangeRequest`].
     pub(crate) fn range_at(&self, request: &RangeRequest) -> Result<RangeResult> {
-        let _guard = self.apply_lock.read();
+        let trees = self.read()?;
         let revision = request.revision.unwrap_or_else(|| self.durable());
         self.check_readable(revision)?;
         let prefix = request.prefix.as_str();
@@ -72,7 +69,7 @@ impl Shared {
         } else {
             start
         };
-        let overrides = self.states_before(revision, prefix, &start)?;
+        let overrides = Self::states_before(&trees.data, revision, prefix, &start)?;
         let limit = if request.limit == 0 {
             usize::MAX
         } else {
@@ -81,7 +78,7 @@ impl Shared {
 
         let mut kvs = Vec::new();
         let kv_prefix = kv_key(prefix);
-        let mut current = self.data.range(kv_key(&start)..).peekable();
+        let mut current = trees.data.range(kv_key(&start)..).peekable();
         let mut older = overrides.iter().peekable();
         while kvs.len() <= limit {
             let next_current = match current.peek() {
@@ -120,10 +117,10 @@ impl Shared {
 
     /// Reads one key at the newest durable revision.
     pub(super) fn get_durable(&self, key: &str) -> Result<(Option<KeyValue>, Revision)> {
-        let _guard = self.apply_lock.read();
+        let trees = self.read()?;
         let revision = self.durable();
         // Events past the durable revision belong to a batch being flushed.
-        for item in self
+        for item in trees
             .data
             .range(log_key(revision + 1)..=log_key(Revision::MAX))
         {
@@ -134,7 +131,7 @@ impl Shared {
             }
         }
         let tree_key = kv_key(key);
-        let current = match self.data.get(&tree_key)? {
+        let current = match trees.data.get(&tree_key)? {
             Some(raw) => Some(decode_kv(&tree_key, &raw)?),
             None => None,
         };
@@ -150,7 +147,7 @@ impl Shared {
         upto: Revision,
         max_scan: usize,
     ) -> Result<(Vec<Event>, Revision)> {
-        let _guard = self.apply_lock.read();
+        let trees = self.read()?;
         let compacted = self.compacted();
         if after < compacted {
             return Err(StoreError::Compacted {
@@ -167,7 +164,7 @@ impl Shared {
             Bound::Excluded(log_key(after)),
             Bound::Included(log_key(upto)),
         );
-        for item in self.data.range(range).take(max_scan) {
+        for item in trees.data.range(range).take(max_scan) {
             let (rev, raw) = item?;
             let revision = decode_log_key(&rev)?;
             let (event, _) = decode_event(revision, &raw)?;

@@ -18,10 +18,17 @@
 //! makes each read see state and log at one point of the write order.
 //!
 //! # Failure
-//! A failed fsync leaves the durability of the batch unknown, so the store
-//! turns read-only ([`StoreError::Unavailable`]) rather than guess.
+//! After a failed write or fsync sled's in-memory state can no longer be
+//! trusted: it may hold the failed batch (applied in memory, not on disk),
+//! and sled keeps failing every later write even once the cause is gone.
+//! So the batch fails, the store reports itself unhealthy, and before the
+//! next batch the writer reopens the database from disk ([`recovery`]):
+//! what is on disk is exactly what was made durable. A batch that did reach
+//! the disk although its fsync reported an error is then published like any
+//! other. Writes work again as soon as the reopen succeeds.
 
 mod history;
+mod recovery;
 mod watcher;
 mod writer;
 
@@ -31,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::encoding::{
@@ -94,18 +101,36 @@ const HUB_CAPACITY: usize = 1024;
 /// Queued writes; beyond this, writers wait (backpressure).
 const QUEUE_CAPACITY: usize = 4096;
 
-/// State shared by the store handle, the writer thread and watchers.
-pub(crate) struct Shared {
+/// The open database.
+#[derive(Clone)]
+struct Trees {
     db: sled::Db,
     data: sled::Tree,
-    /// Held for writing while a batch is applied or history is compacted,
-    /// for reading while a reader looks at kv and log together.
-    apply_lock: RwLock<()>,
+}
+
+/// State shared by the store handle, the writer thread and watchers.
+pub(crate) struct Shared {
+    path: PathBuf,
+    cache_bytes: u64,
+    /// Held for writing while a batch is applied, history is compacted or
+    /// the database is reopened; for reading while a reader looks at kv and
+    /// log together. `None` only while a failed database is being reopened.
+    trees: RwLock<Option<Trees>>,
     durable: AtomicU64,
     compacted: AtomicU64,
     hub: broadcast::Sender<Arc<[Event]>>,
     failure: Mutex<Option<String>>,
+    /// Why writes are refused for lack of space, while they are.
+    space_low: Mutex<Option<String>>,
+    /// When the batch in progress started (ms since `epoch`; 0: idle).
+    batch_started: AtomicU64,
+    epoch: std::time::Instant,
 }
+
+/// A batch running longer than this means sled stopped completing I/O.
+const STALL_AFTER: Duration = Duration::from_secs(10);
+/// How long a reader waits for a batch holding the lock.
+const READ_WAIT: Duration = Duration::from_secs(5);
 
 /// A [`Store`] on an embedded sled database. Cheap to clone; the database
 /// closes when the last clone (and the last watch) is dropped.
@@ -122,7 +147,7 @@ impl SledStore {
     ///
     /// Fails with [`StoreError::Locked`] if another process has it open.
     pub fn open(config: SledConfig) -> Result<Self> {
-        let shared = Arc::new(open_retrying(&config)?);
+        let shared = Arc::new(Shared::open(&config.path, config.cache_bytes)?);
         let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer = writer::spawn(shared.clone(), requests, queue, config.compaction)?;
         Ok(SledStore {
@@ -137,6 +162,12 @@ impl SledStore {
     }
 
     async fn submit(&self, op: Op) -> Result<Outcome> {
+        // A stalled writer would only queue this write behind the stuck one.
+        if self.shared.batch_started.load(Ordering::Acquire) != 0
+            && let Some(reason) = self.shared.failure()
+        {
+            return Err(StoreError::Unavailable(reason));
+        }
         let (reply, answer) = oneshot::channel();
         self.writer
             .requests()?
@@ -153,10 +184,10 @@ impl SledStore {
 /// the database, a moment after the last handle is dropped; a reopen right
 /// after a close (restore, tests) waits that moment out. A database held by
 /// a running server still fails, after the grace period.
-fn open_retrying(config: &SledConfig) -> Result<Shared> {
+fn open_retrying(path: &Path, cache_bytes: u64) -> Result<(Trees, Revision, Revision)> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match Shared::open(&config.path, config.cache_bytes) {
+        match open_trees(path, cache_bytes) {
             Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::park_timeout(std::time::Duration::from_millis(20));
             }
@@ -167,49 +198,117 @@ fn open_retrying(config: &SledConfig) -> Result<Shared> {
 
 impl Shared {
     fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            // Durability comes from the explicit flush after every batch.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.to_string().contains("lock") => StoreError::Locked {
-                    path: path.display().to_string(),
-                },
-                e => StoreError::Io(e),
-            })?;
-        let data = db.open_tree("kelp")?;
-        let read_meta = |name: &str| -> Result<u64> {
-            match data.get(meta_key(name))? {
-                Some(raw) => decode_revision(&raw),
-                None => Ok(0),
-            }
-        };
-        let revision = read_meta(META_REVISION)?;
-        let compacted = read_meta(META_COMPACTED)?;
-        if let Some((last, _)) = data.scan_prefix([LOG_SPACE]).next_back().transpose()? {
-            let last = decode_log_key(&last)?;
-            if last != revision {
-                return Err(StoreError::Corrupt {
-                    tree: "log",
-                    key: last.to_string(),
-                    reason: format!("last event is revision {last} but the store is at {revision}"),
-                });
-            }
-        }
+        let (trees, revision, compacted) = open_retrying(path, cache_bytes)?;
         let (hub, _) = broadcast::channel(HUB_CAPACITY);
         Ok(Shared {
-            db,
-            data,
-            apply_lock: RwLock::new(()),
+            path: path.to_path_buf(),
+            cache_bytes,
+            trees: RwLock::new(Some(trees)),
             durable: AtomicU64::new(revision),
             compacted: AtomicU64::new(compacted),
             hub,
             failure: Mutex::new(None),
+            space_low: Mutex::new(None),
+            batch_started: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
         })
     }
 
+    /// The open database, held for reading.
+    fn read(&self) -> Result<MappedRwLockReadGuard<'_, Trees>> {
+        let guard = self.trees.try_read_for(READ_WAIT).ok_or_else(|| {
+            StoreError::Unavailable(self.failure().unwrap_or_else(|| {
+                format!("the store is busy: a write has held it for over {READ_WAIT:?}")
+            }))
+        })?;
+        RwLockReadGuard::try_map(guard, Option::as_ref).map_err(|_| {
+            StoreError::Unavailable(
+                self.failure()
+                    .unwrap_or_else(|| "the store is being reopened".into()),
+            )
+        })
+    }
+
+    /// Why writes are failing, if they are.
+    pub(crate) fn failure(&self) -> Option<String> {
+        if let Some(reason) = self.failure.lock().clone() {
+            return Some(reason);
+        }
+        if let Some(reason) = self.space_low.lock().clone() {
+            return Some(reason);
+        }
+        let started = self.batch_started.load(Ordering::Acquire);
+        let running = (self.epoch.elapsed().as_millis() as u64).saturating_sub(started);
+        (started != 0 && running > STALL_AFTER.as_millis() as u64).then(|| {
+            format!(
+                "store write stalled: a write batch has not completed for {}s (sled is not finishing its I/O; check the disk, or restart kelp)",
+                running / 1000
+            )
+        })
+    }
+
+    /// Marks a batch as started (`true`) or done, for stall detection.
+    fn batch_running(&self, running: bool) {
+        let now = if running {
+            (self.epoch.elapsed().as_millis() as u64).max(1)
+        } else {
+            0
+        };
+        self.batch_started.store(now, Ordering::Release);
+    }
+}
+
+/// Opens the database and reads its revisions, checking that the log ends
+/// where the metadata says.
+fn open_trees(path: &Path, cache_bytes: u64) -> Result<(Trees, Revision, Revision)> {
+    recovery::check_free_space(path)?;
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        // Durability comes from the explicit flush after every batch.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(ref io) if io.to_string().contains("lock") => StoreError::Locked {
+                path: path.display().to_string(),
+            },
+            e => StoreError::Io(e),
+        })?;
+    let data = db.open_tree("kelp")?;
+    let read_meta = |name: &str| -> Result<u64> {
+        match data.get(meta_key(name))? {
+            Some(raw) => decode_revision(&raw),
+            None => Ok(0),
+        }
+    };
+    let revision = read_meta(META_REVISION)?;
+    let compacted = read_meta(META_COMPACTED)?;
+    if let Some((last, _)) = data.scan_prefix([LOG_SPACE]).next_back().transpose()? {
+        let last = decode_log_key(&last)?;
+        if last != revision {
+            return Err(StoreError::Corrupt {
+                tree: "log",
+                key: last.to_string(),
+                reason: format!("last event is revision {last} but the store is at {revision}"),
+            });
+        }
+    }
+    Ok((Trees { db, data }, revision, compacted))
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A failed database's handle could hang in its flush-on-drop;
+        // everything acknowledged is on disk already.
+        if self.failure.get_mut().is_some()
+            && let Some(trees) = self.trees.get_mut().take()
+        {
+            recovery::close_failed(trees, Duration::ZERO);
+        }
+    }
+}
+
+impl Shared {
     pub(crate) fn durable(&self) -> Revision {
         self.durable.load(Ordering::Acquire)
     }
@@ -217,8 +316,11 @@ impl Shared {
     /// Loads a snapshot into an empty store: all keys, with history
     /// compacted at `revision`.
     pub(crate) fn load(&self, kvs: &[KeyValue], revision: Revision) -> Result<()> {
-        let _guard = self.apply_lock.write();
-        if self.durable() != 0 || !self.data.is_empty() {
+        let guard = self.trees.write();
+        let trees = guard
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the store is being reopened".into()))?;
+        if self.durable() != 0 || !trees.data.is_empty() {
             return Err(StoreError::Unavailable(
                 "refusing to load a snapshot into a non-empty store".into(),
             ));
@@ -229,8 +331,8 @@ impl Shared {
         }
         batch.insert(meta_key(META_REVISION), &encode_revision(revision));
         batch.insert(meta_key(META_COMPACTED), &encode_revision(revision));
-        self.data.apply_batch(batch)?;
-        self.db.flush()?;
+        trees.data.apply_batch(batch)?;
+        trees.db.flush()?;
         self.durable.store(revision, Ordering::Release);
         self.compacted.store(revision, Ordering::Release);
         Ok(())
@@ -314,6 +416,10 @@ impl Store for SledStore {
 
     fn current_revision(&self) -> Revision {
         self.shared.durable()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.shared.failure()
     }
 
     fn compacted_revision(&self) -> Revision {

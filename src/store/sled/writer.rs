@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CompactionPolicy, META_COMPACTED, META_REVISION, Shared};
+use super::{CompactionPolicy, META_COMPACTED, META_REVISION, Shared, recovery};
 use crate::store::encoding::{
     decode_event, decode_kv, decode_log_key, encode_event, encode_kv, encode_revision, kv_key,
     log_key, meta_key,
@@ -24,6 +24,8 @@ use crate::store::{Deleted, Event, EventKind, KeyValue, Result, Revision, StoreE
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 512;
+/// How long closing the store waits for the writer thread.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most log entries dropped per compaction step, to bound write stalls.
 const COMPACTION_CHUNK: usize = 10_000;
 
@@ -46,6 +48,19 @@ pub(super) enum Op {
     Compact {
         revision: Revision,
     },
+}
+
+impl Op {
+    /// Bytes this op asks the store to write, roughly.
+    fn size(&self) -> u64 {
+        match self {
+            Op::Create { key, value } | Op::Update { key, value, .. } => {
+                (key.len() + value.len()) as u64
+            }
+            Op::Delete { key, .. } => key.len() as u64,
+            Op::Compact { .. } => 0,
+        }
+    }
 }
 
 /// The result of one op.
@@ -80,9 +95,19 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the queue ends the thread once it has answered what is
         // already queued; joining makes "drop the store, reopen it" safe.
+        // A writer stuck inside sled must not hang shutdown: wait a
+        // bounded time, then leave it (process exit ends it).
         self.requests.take();
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let deadline = std::time::Instant::now() + JOIN_WAIT;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::park_timeout(std::time::Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                tracing::error!("the store writer is stuck in sled I/O; leaving it behind");
+            }
         }
     }
 }
@@ -97,6 +122,7 @@ pub(super) fn spawn(
         .name("kelp-store-writer".into())
         .spawn(move || {
             let mut last_policy_check = std::time::Instant::now();
+            let mut reopen = recovery::Backoff::default();
             while let Some(first) = queue.blocking_recv() {
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
@@ -105,11 +131,16 @@ pub(super) fn spawn(
                         Err(_) => break,
                     }
                 }
-                run_batch(&shared, batch);
-                if last_policy_check.elapsed() >= policy.interval {
+                shared.batch_running(true);
+                run_batch(&shared, batch, &mut reopen);
+                shared.batch_running(false);
+                if shared.failure().is_none() && last_policy_check.elapsed() >= policy.interval {
                     last_policy_check = std::time::Instant::now();
                     if let Err(e) = compact_by_policy(&shared, &policy) {
                         tracing::warn!(error = %e, "store compaction failed");
+                        if matches!(e, StoreError::Io(_)) {
+                            recovery::mark_failed(&shared, format!("compaction failed: {e}"));
+                        }
                     }
                 }
             }
@@ -122,8 +153,10 @@ pub(super) fn spawn(
     })
 }
 
-fn run_batch(shared: &Shared, batch: Vec<WriteRequest>) {
-    if let Some(reason) = shared.failure.lock().clone() {
+fn run_batch(shared: &Shared, batch: Vec<WriteRequest>, reopen: &mut recovery::Backoff) {
+    if shared.failure().is_some()
+        && let Err(reason) = reopen.try_reopen(shared)
+    {
         for req in batch {
             let _ = req.reply.send(Err(StoreError::Unavailable(reason.clone())));
         }
@@ -146,39 +179,47 @@ fn run_batch(shared: &Shared, batch: Vec<WriteRequest>) {
 }
 
 fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
+    let bytes: u64 = writes.iter().map(|r| r.op.size()).sum();
+    if let Err(reason) = recovery::check_write_space(shared, bytes) {
+        for req in writes {
+            let _ = req.reply.send(Err(StoreError::Unavailable(reason.clone())));
+        }
+        return;
+    }
     let ops: Vec<&Op> = writes.iter().map(|r| &r.op).collect();
     let base = shared.durable();
     let now = unix_millis();
     let applied = {
-        let _guard = shared.apply_lock.write();
-        apply_ops(&shared.data, &ops, base, now)
+        let guard = shared.trees.write();
+        match guard.as_ref() {
+            Some(trees) => apply_ops(&trees.data, &ops, base, now).map(|d| (d, trees.db.clone())),
+            None => Err(StoreError::Unavailable(
+                "the store is being reopened".into(),
+            )),
+        }
     };
-    let (outcomes, events) = match applied {
+    // A batch whose every op failed its precondition wrote nothing.
+    let flushed = applied.and_then(|((outcomes, events), db)| {
+        if !events.is_empty() {
+            db.flush()?;
+        }
+        Ok((outcomes, events))
+    });
+    let (outcomes, events) = match flushed {
         Ok(done) => done,
         Err(e) => {
-            // Nothing was applied; every request in the batch fails alike.
-            let reason = e.to_string();
+            // sled's memory may now hold this batch although the disk does
+            // not (or the other way round): reopen before the next write.
+            let reason = format!(
+                "store write failed, the write was not acknowledged: {e}; writes resume once the cause is fixed"
+            );
+            recovery::mark_failed(shared, reason.clone());
             for req in writes {
                 let _ = req.reply.send(Err(StoreError::Unavailable(reason.clone())));
             }
             return;
         }
     };
-    // A batch whose every op failed its precondition wrote nothing.
-    let flushed = if events.is_empty() {
-        Ok(0)
-    } else {
-        shared.db.flush()
-    };
-    if let Err(e) = flushed {
-        let reason = format!("fsync failed, store is read-only until restart: {e}");
-        tracing::error!(%reason);
-        *shared.failure.lock() = Some(reason.clone());
-        for req in writes {
-            let _ = req.reply.send(Err(StoreError::Unavailable(reason.clone())));
-        }
-        return;
-    }
     if let Some(last) = events.last() {
         shared.durable.store(last.revision, Ordering::Release);
         // No receivers is fine: nobody is watching.
@@ -321,16 +362,19 @@ fn compact_to(shared: &Shared, target: Revision) -> Result<()> {
     // Readers check the compacted revision and scan the log under the read
     // lock, so moving the mark and deleting under the write lock means no
     // reader ever misses an event it was promised.
-    let _guard = shared.apply_lock.write();
-    shared.compacted.store(target, Ordering::Release);
+    let guard = shared.trees.write();
+    let trees = guard
+        .as_ref()
+        .ok_or_else(|| StoreError::Unavailable("the store is being reopened".into()))?;
     let mut batch = sled::Batch::default();
     batch.insert(meta_key(META_COMPACTED), &encode_revision(target));
-    for item in shared.data.range(log_key(0)..=log_key(target)) {
+    for item in trees.data.range(log_key(0)..=log_key(target)) {
         let (key, _) = item?;
         batch.remove(key);
     }
-    shared.data.apply_batch(batch)?;
-    shared.db.flush()?;
+    shared.compacted.store(target, Ordering::Release);
+    trees.data.apply_batch(batch)?;
+    trees.db.flush()?;
     Ok(())
 }
 
@@ -338,7 +382,8 @@ fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
     let durable = shared.durable();
     let mut target = durable.saturating_sub(policy.max_events);
     let cutoff = unix_millis().saturating_sub(policy.max_age.as_millis() as u64);
-    for item in shared
+    let trees = shared.read()?;
+    for item in trees
         .data
         .range(log_key(target + 1)..=log_key(Revision::MAX))
         .take(COMPACTION_CHUNK)
@@ -351,6 +396,7 @@ fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
         }
         target = revision;
     }
+    drop(trees);
     // One chunk per pass keeps a long backlog from stalling writers.
     target = target.min(shared.compacted() + COMPACTION_CHUNK as u64);
     compact_to(shared, target)
