@@ -82,7 +82,7 @@ async fn rotate_keys<S: Store>(store: &S, keyring: &Keyring) -> Result<usize, Ap
         .ok_or_else(|| config_error("no configuration file"))?
         .to_path_buf();
     let mut config = EncryptionConfiguration::read(&path).map_err(config_error)?;
-    let now = crate::client::timestamps::now_rfc3339();
+    let now = crate::client::timestamps::now_rfc3339_micros();
     let new_key = Key::generate(&now).map_err(config_error)?;
     let new_name = new_key.name.clone();
     let keys = config
@@ -92,7 +92,7 @@ async fn rotate_keys<S: Store>(store: &S, keyring: &Keyring) -> Result<usize, Ap
         return Err(ApiError::new(
             409,
             "Conflict",
-            "a rotation already ran this second; try again",
+            "a key of that name already exists; try again",
         ));
     }
     keys.insert(0, new_key);

@@ -30,6 +30,7 @@ pub mod rbac_bootstrap;
 pub mod registry;
 pub mod render;
 pub mod request;
+pub mod request_timeout;
 pub mod selectors;
 pub mod server;
 pub mod status;

@@ -273,7 +273,13 @@ pub async fn handle<S: Store>(
         if let Err(e) = authorize(server, &user, &req).await {
             return error_response(&e);
         }
-        match route_request(server, &user, req).await {
+        let answer = match super::request_timeout::deadline(&req) {
+            None => route_request(server, &user, req).await,
+            Some(budget) => tokio::time::timeout(budget, route_request(server, &user, req))
+                .await
+                .unwrap_or_else(|_| Err(super::request_timeout::timed_out())),
+        };
+        match answer {
             Ok(r) => r,
             Err(e) => error_response(&e),
         }

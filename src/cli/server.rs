@@ -217,7 +217,7 @@ fn open_keyring(data: &Path, enable: bool) -> anyhow::Result<Keyring> {
         }
         let dir = path.parent().unwrap_or(data);
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let key = Key::generate(&crate::client::timestamps::now_rfc3339())?;
+        let key = Key::generate(&crate::client::timestamps::now_rfc3339_micros())?;
         EncryptionConfiguration::for_secrets(key).write(&path)?;
         tracing::info!(path = %path.display(), "secrets encryption enabled with a new key");
     }
