@@ -360,17 +360,6 @@ fn writes_stop_with_a_507_before_the_disk_is_full_and_come_back() {
     assert!(s.log().contains("refusing writes until space is freed"));
 }
 
-/// Fills the filesystem holding `dir` with a file until a write fails.
-fn fill_disk(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    use std::io::Write;
-    let path = dir.join(name);
-    let mut f = std::fs::File::create(&path).expect("filler");
-    let chunk = vec![0x5au8; 256 << 10];
-    while f.write_all(&chunk).is_ok() {}
-    let _ = f.sync_all();
-    path
-}
-
 /// With the apiserver's 507 guard off, a really full disk under the store:
 /// the write gets a 500 that says why (the store refuses before sled can
 /// meet ENOSPC), /readyz reports the store, writes come back by
@@ -395,7 +384,7 @@ fn a_real_enospc_is_a_clear_500_and_the_store_recovers_without_a_restart() {
     let literal = format!("--from-literal=v={big}");
 
     // Round 1: fail, then recover in place.
-    let filler = fill_disk(&data, "filler");
+    let filler = common::node::fill_disk(&data, "filler");
     let mut n = 0;
     let err = loop {
         let out = s.kubectl(&["create", "configmap", &format!("big{n}"), &literal]);
@@ -426,7 +415,7 @@ fn a_real_enospc_is_a_clear_500_and_the_store_recovers_without_a_restart() {
     }
 
     // Round 2: SIGTERM while the store is failing still stops kelp.
-    let filler = fill_disk(&data, "filler");
+    let filler = common::node::fill_disk(&data, "filler");
     s.wait_for(30, "a write to fail", || {
         !s.kubectl(&["create", "configmap", "doomed", &literal])
             .status

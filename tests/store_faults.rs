@@ -11,18 +11,7 @@ use futures::StreamExt;
 use kelp::store::sled::{SledConfig, SledStore};
 use kelp::store::{EventKind, Store, StoreError};
 
-/// Fills the filesystem of `dir` with a file until writing fails.
-fn fill(dir: &Path) -> std::path::PathBuf {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).expect("create filler");
-    let chunk = vec![0x5au8; 64 << 10];
-    while file.write_all(&chunk).is_ok() {}
-    let _ = file.sync_all();
-    path
-}
-
-/// Writes `count` 32 KiB values until one fails; returns the acknowledged
+/// Writes 32 KiB values until one fails; returns the acknowledged
 /// keys and the first error.
 async fn write_until_failure(store: &SledStore, prefix: &str) -> (Vec<String>, StoreError) {
     let value = Bytes::from(vec![7u8; 32 << 10]);
@@ -175,7 +164,7 @@ async fn opening_on_a_full_disk_writes_nothing_and_loses_nothing() {
     // Let sled's threads let go of the files.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = listing(&db);
-    let filler = fill(&mnt);
+    let filler = common::node::fill_disk(&mnt, "filler");
     for _ in 0..3 {
         let err = SledStore::open(SledConfig::new(&db))
             .err()

@@ -77,6 +77,18 @@ impl Tmpfs {
     }
 }
 
+/// Fills the filesystem holding `dir` with a file `name` until a write
+/// fails; returns its path (remove it to free the space).
+pub fn fill_disk(dir: &Path, name: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).expect("create filler");
+    let chunk = vec![0x5au8; 256 << 10];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")

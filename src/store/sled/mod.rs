@@ -25,7 +25,9 @@
 //! next batch the writer reopens the database from disk ([`recovery`]):
 //! what is on disk is exactly what was made durable. A batch that did reach
 //! the disk although its fsync reported an error is then published like any
-//! other. Writes work again as soon as the reopen succeeds.
+//! other. Writes work again as soon as the reopen succeeds. Because sled
+//! does not always fail cleanly on a full disk, the writer first of all
+//! refuses any batch that would leave the disk nearly full.
 
 mod history;
 mod recovery;

@@ -95,8 +95,8 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the queue ends the thread once it has answered what is
         // already queued; joining makes "drop the store, reopen it" safe.
-        // A writer stuck inside sled must not hang shutdown: wait a
-        // bounded time, then leave it (process exit ends it).
+        // But a writer stuck inside sled must not hang shutdown: the wait
+        // is bounded, then the thread is left (process exit ends it).
         self.requests.take();
         if let Some(thread) = self.thread.take() {
             let deadline = std::time::Instant::now() + JOIN_WAIT;
@@ -154,7 +154,8 @@ pub(super) fn spawn(
 }
 
 fn run_batch(shared: &Shared, batch: Vec<WriteRequest>, reopen: &mut recovery::Backoff) {
-    if shared.failure().is_some()
+    // Only a failed write calls for a reopen; low space is checked per batch.
+    if shared.failure.lock().is_some()
         && let Err(reason) = reopen.try_reopen(shared)
     {
         for req in batch {
