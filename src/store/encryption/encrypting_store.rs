@@ -7,7 +7,8 @@ use bytes::Bytes;
 
 use super::Keyring;
 use crate::store::{
-    Deleted, Event, KeyValue, RangeRequest, RangeResult, Result, Revision, Store, WatchStream,
+    Deleted, Event, EventKind, KeyValue, RangeRequest, RangeResult, Result, Revision, Store,
+    WatchStream,
 };
 
 /// Wraps a store with encryption at rest. With a disabled keyring every
@@ -42,7 +43,14 @@ fn open_kv(keyring: &Keyring, mut kv: KeyValue) -> Result<KeyValue> {
 
 fn open_event(keyring: &Keyring, mut event: Event) -> Result<Event> {
     event.value = event.value.map(|kv| open_kv(keyring, kv)).transpose()?;
-    event.prev = event.prev.map(|kv| open_kv(keyring, kv)).transpose()?;
+    event.prev = match (event.kind, event.prev) {
+        // The state before a put is history: after a key rotation it may
+        // be sealed with a key that is gone. A put's watchers need only the
+        // new state, so that history is dropped rather than failing the
+        // watch. A delete's previous state is the object itself: strict.
+        (EventKind::Put, Some(prev)) => open_kv(keyring, prev).ok(),
+        (_, prev) => prev.map(|kv| open_kv(keyring, kv)).transpose()?,
+    };
     Ok(event)
 }
 
