@@ -87,6 +87,13 @@ fn secrets_are_sealed_on_disk_readable_through_the_api_and_rotated() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "the key file must be private");
 
+    // Only system:masters may see or rotate the keys.
+    let denied = s.fails(&["get", "--raw", "/v1-kelp/encrypt/status", "--as=jane"]);
+    assert!(
+        denied.contains("Forbidden") || denied.contains("forbidden"),
+        "{denied}"
+    );
+
     let status = secrets_encrypt(&s, "status");
     assert!(status.contains("Encryption Status: Enabled"), "{status}");
     let first = active_key(&status);
