@@ -358,6 +358,13 @@ fn writes_stop_with_a_507_before_the_disk_is_full_and_come_back() {
     std::thread::park_timeout(std::time::Duration::from_millis(1500));
     s.ok(&["create", "configmap", "after", "--from-literal=a=b"]);
     assert!(s.log().contains("refusing writes until space is freed"));
+    // Both changes are Events, as kubectl shows them.
+    let reasons = s.jsonpath(
+        &["get", "events", "-n", "kube-system"],
+        "{.items[*].reason}",
+    );
+    assert!(reasons.contains("InsufficientStorage"), "{reasons}");
+    assert!(reasons.contains("StorageAvailable"), "{reasons}");
 }
 
 /// With the apiserver's 507 guard off, a really full disk under the store:

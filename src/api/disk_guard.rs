@@ -6,7 +6,10 @@
 //! writes while the store's filesystem has less than [`MIN_FREE`] left:
 //! creates, updates and patches get a 507, reads and deletes (which free
 //! space) go on, and writes come back by themselves once space is freed.
-//! The free space is read at most once a second.
+//! The free space is read at most once a second. Each change between low
+//! and enough is logged and reported as an Event in `kube-system` (reason
+//! `InsufficientStorage`, then `StorageAvailable`), written straight to the
+//! store, whose own smaller reserve still leaves room for it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,6 +30,8 @@ pub struct DiskGuard {
     dir: Option<PathBuf>,
     min_free: u64,
     last: Mutex<Option<(Instant, u64)>>,
+    /// Where changes of state go (`true`: now low), for Events.
+    changes: Mutex<Option<tokio::sync::mpsc::UnboundedSender<(bool, String)>>>,
 }
 
 impl DiskGuard {
@@ -37,6 +42,21 @@ impl DiskGuard {
             dir: dir.filter(|_| min_free > 0),
             min_free,
             last: Mutex::new(None),
+            changes: Mutex::new(None),
+        }
+    }
+
+    /// Changes between low and enough space, as `(low, message)`, from now
+    /// on.
+    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<(bool, String)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.changes.lock() = Some(tx);
+        rx
+    }
+
+    fn report(&self, low: bool, message: String) {
+        if let Some(tx) = self.changes.lock().as_ref() {
+            let _ = tx.send((low, message));
         }
     }
 
@@ -54,8 +74,20 @@ impl DiskGuard {
         let was_low = last.is_some_and(|(_, f)| f < self.min_free);
         if free < self.min_free && !was_low {
             tracing::error!(dir = %dir.display(), free, min = self.min_free, "the store's disk is almost full: refusing writes until space is freed");
+            self.report(true, format!(
+                "the store's disk ({}) has {free} bytes free, below the {} kept in reserve: creates, updates and patches get 507 until space is freed",
+                dir.display(),
+                self.min_free
+            ));
         } else if free >= self.min_free && was_low {
             tracing::info!(dir = %dir.display(), free, "space freed on the store's disk: taking writes again");
+            self.report(
+                false,
+                format!(
+                    "the store's disk ({}) has {free} bytes free again: taking writes",
+                    dir.display()
+                ),
+            );
         }
         *last = Some((Instant::now(), free));
         Some(free)
@@ -79,4 +111,52 @@ impl DiskGuard {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes each change of [`DiskGuard::subscribe`] as an Event in
+/// `kube-system`, source `kube-apiserver`, until the guard goes away.
+pub async fn record_events<S: crate::store::Store>(
+    store: S,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<(bool, String)>,
+) {
+    use super::registry::resources;
+    use super::strategy;
+    let Some(info) = resources::find("", "v1", "events") else {
+        return;
+    };
+    while let Some((low, message)) = changes.recv().await {
+        let now = crate::client::timestamps::now_rfc3339();
+        let (kind, reason) = if low {
+            ("Warning", "InsufficientStorage")
+        } else {
+            ("Normal", "StorageAvailable")
+        };
+        let name = format!("kelp-store.{:x}", now_nanos());
+        let mut event = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": "kube-system"},
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": "kube-apiserver"},
+            "reportingComponent": "kube-apiserver",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        strategy::prepare_create(info, &mut event);
+        strategy::apply_defaults(info, &mut event);
+        let key = info.key(Some("kube-system"), &name);
+        if let Err(e) = store.create(&key, strategy::to_stored(&event)).await {
+            tracing::warn!(error = %e, reason, "cannot record the store disk event");
+        }
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

@@ -168,6 +168,10 @@ pub async fn start<S: Store + Clone>(
             config.settings.store_reserve,
         ),
     };
+    tokio::spawn(disk_guard::record_events(
+        api.store.clone(),
+        api.disk.subscribe(),
+    ));
     bootstrap::ensure_builtins(&api, config.advertise)
         .await
         .map_err(ApiServerError::Bootstrap)?;
