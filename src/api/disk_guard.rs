@@ -131,7 +131,7 @@ pub async fn record_events<S: crate::store::Store>(
         } else {
             ("Normal", "StorageAvailable")
         };
-        let name = format!("kelp-store.{:x}", now_nanos());
+        let name = crate::client::names::event_name("kelp-store");
         let mut event = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Event",
@@ -153,10 +153,4 @@ pub async fn record_events<S: crate::store::Store>(
             tracing::warn!(error = %e, reason, "cannot record the store disk event");
         }
     }
-}
-
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }

@@ -25,6 +25,15 @@ pub fn random_suffix(len: usize) -> String {
         .collect()
 }
 
+/// An Event's name about `object`: `<object>.<hex nanoseconds>`, as
+/// client-go's recorder names them.
+pub fn event_name(object: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{object}.{nanos:x}")
+}
+
 /// A random number (for jitter).
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];

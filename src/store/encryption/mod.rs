@@ -196,8 +196,8 @@ impl Keyring {
             key: key.to_string(),
             reason,
         };
+        let rules = self.rules.read().clone();
         if !value.starts_with(ENCRYPTED_PREFIX) {
-            let rules = self.rules.read().clone();
             return match rule_for(&rules, key) {
                 Some(rule)
                     if !rule
@@ -219,7 +219,6 @@ impl Keyring {
         }
         // Key names may hold ':' (k3s names them by time), so the key is
         // found by its whole prefix, as upstream does.
-        let rules = self.rules.read().clone();
         let sealing = rules
             .iter()
             .flat_map(|r| r.providers.iter())

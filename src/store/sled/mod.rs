@@ -40,7 +40,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::encoding::{
@@ -223,12 +225,21 @@ impl Shared {
                 format!("the store is busy: a write has held it for over {READ_WAIT:?}")
             }))
         })?;
-        RwLockReadGuard::try_map(guard, Option::as_ref).map_err(|_| {
-            StoreError::Unavailable(
-                self.failure()
-                    .unwrap_or_else(|| "the store is being reopened".into()),
-            )
-        })
+        RwLockReadGuard::try_map(guard, Option::as_ref).map_err(|_| self.reopening())
+    }
+
+    /// The open database, held for writing (applying a batch, compacting,
+    /// loading).
+    fn write(&self) -> Result<MappedRwLockWriteGuard<'_, Trees>> {
+        RwLockWriteGuard::try_map(self.trees.write(), Option::as_mut).map_err(|_| self.reopening())
+    }
+
+    /// The error while a failed database is closed and not yet reopened.
+    fn reopening(&self) -> StoreError {
+        StoreError::Unavailable(
+            self.failure()
+                .unwrap_or_else(|| "the store is being reopened".into()),
+        )
     }
 
     /// Why writes are failing, if they are.
@@ -318,10 +329,7 @@ impl Shared {
     /// Loads a snapshot into an empty store: all keys, with history
     /// compacted at `revision`.
     pub(crate) fn load(&self, kvs: &[KeyValue], revision: Revision) -> Result<()> {
-        let guard = self.trees.write();
-        let trees = guard
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("the store is being reopened".into()))?;
+        let trees = self.write()?;
         if self.durable() != 0 || !trees.data.is_empty() {
             return Err(StoreError::Unavailable(
                 "refusing to load a snapshot into a non-empty store".into(),

@@ -190,15 +190,9 @@ fn commit_writes(shared: &Shared, writes: Vec<WriteRequest>) {
     let ops: Vec<&Op> = writes.iter().map(|r| &r.op).collect();
     let base = shared.durable();
     let now = unix_millis();
-    let applied = {
-        let guard = shared.trees.write();
-        match guard.as_ref() {
-            Some(trees) => apply_ops(&trees.data, &ops, base, now).map(|d| (d, trees.db.clone())),
-            None => Err(StoreError::Unavailable(
-                "the store is being reopened".into(),
-            )),
-        }
-    };
+    let applied = shared.write().and_then(|trees| {
+        apply_ops(&trees.data, &ops, base, now).map(|done| (done, trees.db.clone()))
+    });
     // A batch whose every op failed its precondition wrote nothing.
     let flushed = applied.and_then(|((outcomes, events), db)| {
         if !events.is_empty() {
@@ -363,10 +357,7 @@ fn compact_to(shared: &Shared, target: Revision) -> Result<()> {
     // Readers check the compacted revision and scan the log under the read
     // lock, so moving the mark and deleting under the write lock means no
     // reader ever misses an event it was promised.
-    let guard = shared.trees.write();
-    let trees = guard
-        .as_ref()
-        .ok_or_else(|| StoreError::Unavailable("the store is being reopened".into()))?;
+    let trees = shared.write()?;
     let mut batch = sled::Batch::default();
     batch.insert(meta_key(META_COMPACTED), &encode_revision(target));
     for item in trees.data.range(log_key(0)..=log_key(target)) {
