@@ -72,7 +72,22 @@ async fn ensure<S: Store>(
     }
 }
 
-/// Creates the built-in namespaces and the `kubernetes` Service.
+/// The PriorityClasses every cluster has (upstream `SystemPriorityClasses`).
+const SYSTEM_PRIORITY_CLASSES: [(&str, i64, &str); 2] = [
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
+/// Creates the built-in namespaces, PriorityClasses and the `kubernetes`
+/// Service.
 pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> Result<(), String> {
     let namespaces = info("", "namespaces")?;
     for ns in DEFAULT_NAMESPACES {
@@ -80,6 +95,18 @@ pub async fn ensure_builtins<S: Store>(api: &Api<S>, advertise: SocketAddr) -> R
             api,
             namespaces,
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            &[],
+        )
+        .await?;
+    }
+    let classes = info("scheduling.k8s.io", "priorityclasses")?;
+    for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
+        ensure(
+            api,
+            classes,
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description,
+                "preemptionPolicy": "PreemptLowerPriority"}),
             &[],
         )
         .await?;

@@ -8,6 +8,7 @@
 //! shares one code path, and typed k8s-openapi structs are used only to
 //! check bodies ([`registry::typed`]).
 
+pub mod admission;
 pub mod allocator;
 pub mod authn;
 pub mod authz;

@@ -310,6 +310,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         ),
         store_dir: Some(db_dir.clone()),
         store_reserve: args.store_reserve,
+        default_toleration_seconds: args.default_unreachable_toleration_seconds as i64,
     };
     let config = ApiConfig {
         bind: SocketAddr::new(args.bind_address, args.https_listen_port),

@@ -8,7 +8,7 @@
 //!
 //! The rest are the helpers that the apiserver and its clients both need
 //! ([`events`], [`quantity`], [`timestamps`], [`calendar`], [`cron_schedule`],
-//! [`names`], [`object_metadata`], [`join_protocol`], [`pod_qos`], [`version`], [`health`]): they live here so that
+//! [`names`], [`object_metadata`], [`resource_quota`], [`join_protocol`], [`pod_qos`], [`version`], [`health`]): they live here so that
 //! the kubelet, the scheduler and the controllers import nothing from
 //! `api/` (a test in `tests/module_boundaries.rs` checks it).
 
@@ -22,5 +22,6 @@ pub mod names;
 pub mod object_metadata;
 pub mod pod_qos;
 pub mod quantity;
+pub mod resource_quota;
 pub mod timestamps;
 pub mod version;

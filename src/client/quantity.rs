@@ -267,6 +267,56 @@ impl Quantity {
         if a < 0 { by_abs.reverse() } else { by_abs }
     }
 
+    /// Zero, in decimal SI.
+    pub fn zero() -> Self {
+        Quantity {
+            mantissa: 0,
+            exp: 0,
+            format: Format::DecimalSi,
+        }
+    }
+
+    /// A whole number of units, in decimal SI (object counts).
+    pub fn from_int(v: i64) -> Self {
+        Quantity {
+            mantissa: i128::from(v),
+            exp: 0,
+            format: Format::DecimalSi,
+        }
+    }
+
+    /// `self + other`, or None if it does not fit. The result keeps `self`'s
+    /// format unless `self` is zero (upstream `Quantity.Add`), so summing
+    /// "1Gi" values stays binary.
+    pub fn checked_add(&self, other: &Quantity) -> Option<Quantity> {
+        let exp = self.exp.min(other.exp);
+        let align = |m: i128, e: i32| m.checked_mul(pow10((e - exp).unsigned_abs())?);
+        let mantissa = align(self.mantissa, self.exp)?.checked_add(align(other.mantissa, other.exp)?)?;
+        let format = if self.mantissa == 0 {
+            other.format
+        } else {
+            self.format
+        };
+        Some(Quantity {
+            mantissa,
+            exp,
+            format,
+        })
+    }
+
+    /// `self - other`, or None if it does not fit.
+    pub fn checked_sub(&self, other: &Quantity) -> Option<Quantity> {
+        let negated = Quantity {
+            mantissa: other.mantissa.checked_neg()?,
+            ..*other
+        };
+        let mut q = self.checked_add(&negated)?;
+        if self.mantissa == 0 {
+            q.format = self.format;
+        }
+        Some(q)
+    }
+
     /// The canonical string form (upstream `CanonicalizeBytes`).
     pub fn canonical(&self) -> String {
         if self.mantissa == 0 {
@@ -378,6 +428,17 @@ fn scaled(s: &str, digits: i32) -> Result<i64, QuantityError> {
 #[cfg(test)]
 mod projection_tests {
     use super::*;
+
+    #[test]
+    fn sums_keep_the_first_format_and_align_exponents() {
+        let sum = |a: &str, b: &str| parse(a).unwrap().checked_add(&parse(b).unwrap()).unwrap().canonical();
+        assert_eq!(sum("1Gi", "1Gi"), "2Gi");
+        assert_eq!(sum("100m", "1"), "1100m");
+        assert_eq!(sum("0", "512Mi"), "512Mi");
+        assert_eq!(sum("1", "500m"), "1500m");
+        let diff = parse("1").unwrap().checked_sub(&parse("250m").unwrap()).unwrap();
+        assert_eq!(diff.canonical(), "750m");
+    }
 
     #[test]
     fn cpu_quantities_parse_to_millicores() {

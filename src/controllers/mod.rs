@@ -13,6 +13,7 @@ pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod driver;
 pub mod endpoints;
 pub mod endpointslice;
@@ -32,6 +33,7 @@ pub mod pod_ranking;
 pub mod pod_state;
 pub mod replicaset;
 pub mod resource_discovery;
+pub mod resource_quota;
 pub mod retry;
 pub mod service_endpoints;
 pub mod serviceaccount;
@@ -163,6 +165,8 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
         ),
     ];
     all.push(("tokencleaner", starter(token_cleaner::run)));
+    all.push(("resourcequota", starter(resource_quota::run)));
+    all.push(("disruption", starter(disruption::run)));
     if config.servicelb {
         all.push(("servicelb", starter(servicelb::run)));
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::node_restriction::Operation;
+use crate::api::admission::{Attributes, Operation};
 use super::read::{Filter, collection_prefix};
 use super::{Api, Call, Reply};
 use crate::api::object::{self, metadata_mut};
@@ -167,7 +167,11 @@ impl<S: Store> Api<S> {
         let key = info.key(t.namespace.as_deref(), &name);
         if crate::api::authz::node::node_name(call.user).is_some() {
             let (current, _) = self.current(info, &key, &name).await?;
-            self.admit_write(call, Operation::Delete, Some(&current), None)
+            self.admit_validating(
+                &Attributes::of(call, Operation::Delete)?,
+                Some(&current),
+                None,
+            )
                 .await?;
         }
         let obj = self.delete_one(info, &key, &name, &opts).await?;

@@ -9,15 +9,13 @@
 //! finalizers, dry runs, field managers.
 
 mod delete;
-mod node_restriction;
+mod eviction;
 mod read;
 mod reviews;
-mod service_account_admission;
 mod service_ips;
 mod subresource;
 mod watch;
 mod write;
-mod write_admission;
 
 use std::sync::Arc;
 
@@ -48,6 +46,9 @@ pub struct ApiSettings {
     pub store_dir: Option<std::path::PathBuf>,
     /// Free bytes kept in reserve on the store's disk (`--store-reserve`).
     pub store_reserve: u64,
+    /// Seconds a new pod tolerates a not-ready or unreachable node
+    /// (DefaultTolerationSeconds admission).
+    pub default_toleration_seconds: i64,
 }
 
 /// Shared state of all handlers.

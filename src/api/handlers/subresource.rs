@@ -4,7 +4,7 @@
 //! `status` and `finalize` are updates with the spec/status split;
 //! `scale` reads and writes `spec.replicas` of its parent through an
 //! `autoscaling/v1 Scale`; `binding` sets a pod's node once;
-//! `eviction` deletes a pod (PodDisruptionBudgets are not consulted yet).
+//! `eviction` (in [`super::eviction`]) deletes a pod its budget allows.
 
 use serde_json::{Value, json};
 
@@ -188,26 +188,6 @@ impl<S: Store> Api<S> {
             "pods",
             call.target.name.as_deref().unwrap_or(""),
         ))
-    }
-
-    async fn evict(&self, call: &Call<'_>) -> ApiResult<Reply> {
-        let _ = strategy::decode_body(call.body, call.content_type)?;
-        let delete = Call {
-            method: "DELETE",
-            body: &bytes::Bytes::new(),
-            rendering: super::Rendering::Object,
-            ..*call
-        };
-        let target = crate::api::request::Target {
-            subresource: None,
-            ..call.target.clone()
-        };
-        let delete = Call {
-            target: &target,
-            ..delete
-        };
-        self.delete(&delete).await?;
-        Ok(Reply::with_code(201, success_status(None)))
     }
 
     async fn token(&self, call: &Call<'_>) -> ApiResult<Reply> {

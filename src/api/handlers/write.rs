@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::node_restriction::Operation;
+use crate::api::admission::{Attributes, Operation};
 use super::{Api, Call, Reply};
 use crate::api::object::{self, metadata_mut};
 use crate::api::patch::{self, PatchError, PatchType, TypeRef};
@@ -135,11 +135,9 @@ impl<S: Store> Api<S> {
         if let Some(ns) = &namespace {
             self.check_namespace(ns).await?;
         }
-        if (info.group, info.resource) == ("", "pods") {
-            self.admit_service_account(&mut obj).await?;
-        }
-        self.admit_write(call, Operation::Create, None, Some(&obj))
-            .await?;
+        let attrs = Attributes::of(call, Operation::Create)?;
+        strategy::apply_defaults(info, &mut obj);
+        self.admit_mutating(&attrs, &mut obj).await?;
         let manager = field_manager(call);
         for attempt in 0..MAX_RETRIES {
             let mut candidate = obj.clone();
@@ -153,6 +151,11 @@ impl<S: Store> Api<S> {
             let name = object::name(&candidate).unwrap_or_default().to_string();
             strategy::prepare_create(info, &mut candidate);
             strategy::default_and_validate(info, info.kind, None, &mut candidate)?;
+            if attempt == 0 {
+                // Charged once: a retry only draws a new generated name.
+                self.admit_validating(&attrs, None, Some(&candidate))
+                    .await?;
+            }
             let held = self.reserve_service(info, None, &mut candidate)?;
             patch::update_managed_fields(
                 None,
@@ -377,13 +380,12 @@ impl<S: Store> Api<S> {
             object::set_meta(&mut obj, "namespace", ns.to_string());
             self.check_namespace(ns).await?;
         }
-        if (info.group, info.resource) == ("", "pods") {
-            self.admit_service_account(&mut obj).await?;
-        }
+        let attrs = Attributes::of(call, Operation::Create)?;
+        strategy::apply_defaults(info, &mut obj);
+        self.admit_mutating(&attrs, &mut obj).await?;
         strategy::prepare_create(info, &mut obj);
         strategy::default_and_validate(info, info.kind, None, &mut obj)?;
-        self.admit_write(call, Operation::Create, None, Some(&obj))
-            .await?;
+        self.admit_validating(&attrs, None, Some(&obj)).await?;
         let held = self.reserve_service(info, None, &mut obj)?;
         if call.query.dry_run()? {
             self.release_reserved(&held);
@@ -429,9 +431,10 @@ impl<S: Store> Api<S> {
     ) -> ApiResult<Option<Reply>> {
         let name = object::name(old).unwrap_or_default().to_string();
         strategy::prepare_update(info, old, &mut new, subresource);
+        let attrs = Attributes::of(call, Operation::Update)?;
+        self.admit_mutating(&attrs, &mut new).await?;
         strategy::default_and_validate(info, info.kind, Some(old), &mut new)?;
-        self.admit_write(call, Operation::Update, Some(old), Some(&new))
-            .await?;
+        self.admit_validating(&attrs, Some(old), Some(&new)).await?;
         let held = self.reserve_service(info, Some(old), &mut new)?;
         let manager = field_manager(call);
         let is_apply =

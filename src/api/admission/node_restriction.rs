@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::Api;
+use crate::api::handlers::Api;
 use crate::api::authn::User;
 use crate::api::authz::node::{Kind, node_name, references};
 use crate::api::status::{ApiError, ApiResult};
@@ -183,7 +183,7 @@ impl<S: Store> Api<S> {
     }
 
     /// A node's TokenRequest must be bound to a pod on that node.
-    pub(super) async fn admit_node_token(
+    pub(crate) async fn admit_node_token(
         &self,
         user: &User,
         request: &Value,

@@ -6,24 +6,37 @@
 //! cluster CA and the namespace), which in-cluster clients read. A pod
 //! without `imagePullSecrets` gets the account's.
 //!
-//! Unlike upstream, a missing service account is not an error: the kubelet
-//! retries the token until the serviceaccount controller has made it, so a
-//! pod created right after its namespace still starts.
+//! A pod naming a service account that does not exist is refused, as
+//! upstream ("error looking up service account ns/name: serviceaccount
+//! "name" not found"). The `default` account is made by the
+//! serviceaccount controller moments after its namespace; a pod created in
+//! that window waits up to [`DEFAULT_ACCOUNT_WAIT`] for it rather than
+//! failing, as upstream's live lookup with retries does.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::Api;
+use super::Attributes;
+use crate::api::handlers::Api;
 use crate::api::object;
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::watch_cache;
 use crate::store::Store;
+
+/// How long a new pod waits for its namespace's `default` account.
+const DEFAULT_ACCOUNT_WAIT: Duration = Duration::from_secs(3);
 
 /// Where in-cluster clients look for their credentials.
 const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 impl<S: Store> Api<S> {
     /// Adds the service-account volume to a pod being created.
-    pub(super) async fn admit_service_account(&self, pod: &mut Value) -> ApiResult<()> {
+    pub(super) async fn admit_service_account(
+        &self,
+        attrs: &Attributes<'_>,
+        pod: &mut Value,
+    ) -> ApiResult<()> {
         if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
             return Ok(());
         }
@@ -34,8 +47,20 @@ impl<S: Store> Api<S> {
             .find(|s| !s.is_empty())
             .unwrap_or("default")
             .to_string();
-        let sa = self.account(pod, &account).await?;
-        let has_pull_secrets = spec["imagePullSecrets"]
+        let Some(sa) = self.wait_for_account(pod, &account).await? else {
+            let ns = object::namespace(pod).unwrap_or("default");
+            return Err(attrs.forbidden(
+                Some(pod),
+                format!(
+                    "error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"
+                ),
+            ));
+        };
+        let sa = Some(sa);
+        if pod["spec"].is_object() && pod["spec"]["serviceAccountName"].as_str().unwrap_or("").is_empty() {
+            pod["spec"]["serviceAccountName"] = json!(account);
+        }
+        let has_pull_secrets = pod["spec"]["imagePullSecrets"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
         if !has_pull_secrets
@@ -92,7 +117,19 @@ impl<S: Store> Api<S> {
         Ok(())
     }
 
-    /// The pod's service account, if it exists yet.
+    /// The pod's service account; `default` may be waited for a moment.
+    async fn wait_for_account(&self, pod: &Value, account: &str) -> ApiResult<Option<Value>> {
+        let deadline = tokio::time::Instant::now() + DEFAULT_ACCOUNT_WAIT;
+        loop {
+            let found = self.account(pod, account).await?;
+            if found.is_some() || account != "default" || tokio::time::Instant::now() >= deadline {
+                return Ok(found);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The pod's service account, if it exists.
     async fn account(&self, pod: &Value, account: &str) -> ApiResult<Option<Value>> {
         let ns = object::namespace(pod).unwrap_or("default");
         let key = crate::api::registry::resources::find("", "v1", "serviceaccounts")

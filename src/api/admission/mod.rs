@@ -1,0 +1,173 @@
+//! Admission: what every write passes between decoding and the store, in
+//! kube-apiserver's shape and default order.
+//!
+//! Mutating plugins run first, on the decoded and defaulted object, and may
+//! change it: LimitRanger (default requests and limits, and its min/max
+//! checks), ServiceAccount, Priority, DefaultTolerationSeconds,
+//! DefaultStorageClass. Then the object is validated by its registry
+//! strategy, and the validating plugins see the final object: the RBAC
+//! escalation check, NodeRestriction, and ResourceQuota last, because it
+//! charges the quota only for what every other check let through.
+//!
+//! Create, update, patch, delete and the subresource writes all call the
+//! same two entry points, [`Api::admit_mutating`] and
+//! [`Api::admit_validating`]; each plugin decides from the [`Attributes`]
+//! whether the request concerns it. A plugin's refusal is upstream's
+//! `admission.NewForbidden`: a 403 naming the object (`pods "web" is
+//! forbidden: …`).
+
+mod default_storage_class;
+mod default_toleration_seconds;
+mod limit_ranger;
+mod node_restriction;
+mod priority;
+mod rbac_escalation;
+mod resource_quota;
+mod service_account;
+
+use serde_json::Value;
+
+pub use node_restriction::Operation;
+
+use super::authn::User;
+use super::handlers::{Api, Call};
+use super::object;
+use super::registry::resources::ResourceInfo;
+use super::status::{ApiError, ApiResult, qualified};
+use crate::store::Store;
+
+/// What is being admitted (upstream `admission.Attributes`).
+pub struct Attributes<'a> {
+    /// Create, update or delete.
+    pub operation: Operation,
+    /// The resource written.
+    pub info: &'static ResourceInfo,
+    /// The subresource written, if any (`status`, `scale`…).
+    pub subresource: Option<&'a str>,
+    /// The namespace of the request, for namespaced resources.
+    pub namespace: Option<&'a str>,
+    /// The name in the URL (none for a create).
+    pub name: Option<&'a str>,
+    /// Who is asking.
+    pub user: &'a User,
+    /// A dry run: check everything, change nothing outside the object.
+    pub dry_run: bool,
+}
+
+impl<'a> Attributes<'a> {
+    /// The attributes of a call.
+    pub fn of(call: &Call<'a>, operation: Operation) -> ApiResult<Self> {
+        Ok(Attributes {
+            operation,
+            info: call.target.info,
+            subresource: call.target.subresource.as_deref(),
+            namespace: call.target.namespace.as_deref(),
+            name: call.target.name.as_deref(),
+            user: call.user,
+            dry_run: call.query.dry_run()?,
+        })
+    }
+
+    /// Whether this is the create of an object of the core `resource`.
+    fn creates(&self, resource: &str) -> bool {
+        self.operation == Operation::Create
+            && self.subresource.is_none()
+            && (self.info.group, self.info.resource) == ("", resource)
+    }
+
+    /// Upstream `admission.NewForbidden`: 403 `<resource> "<name>" is
+    /// forbidden: <why>`, the name taken from the object, else its
+    /// generateName, else the URL.
+    pub fn forbidden(&self, obj: Option<&Value>, why: impl std::fmt::Display) -> ApiError {
+        let name = obj
+            .and_then(|o| {
+                object::name(o)
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| object::meta_str(o, "generateName").filter(|n| !n.is_empty()))
+            })
+            .or(self.name)
+            .unwrap_or("Unknown");
+        let (group, resource) = (self.info.group, self.info.resource);
+        ApiError::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", qualified(group, resource)),
+        )
+        .about(group, resource, name)
+    }
+}
+
+impl<S: Store> Api<S> {
+    /// Runs the mutating plugins over `obj`, the object about to be written
+    /// (already defaulted); `old` is the stored object on updates.
+    pub(crate) async fn admit_mutating(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+    ) -> ApiResult<()> {
+        if attrs.creates("pods") {
+            self.admit_limit_ranges(attrs, obj).await?;
+            self.admit_service_account(attrs, obj).await?;
+            self.admit_pod_priority(attrs, obj).await?;
+            default_toleration_seconds::admit(obj, self.settings.default_toleration_seconds);
+        }
+        if attrs.creates("persistentvolumeclaims") {
+            self.admit_default_storage_class(obj).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the validating plugins: `new` is the object about to be stored
+    /// (None for deletes), `old` the stored one (None for creates).
+    pub(crate) async fn admit_validating(
+        &self,
+        attrs: &Attributes<'_>,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> ApiResult<()> {
+        self.admit_rbac_escalation(attrs, old, new).await?;
+        self.admit_node_write(
+            attrs.user,
+            (attrs.info.group, attrs.info.resource),
+            attrs.subresource,
+            attrs.operation,
+            old,
+            new,
+        )
+        .await?;
+        if let Some(new) = new {
+            self.admit_priority_class(attrs, new)?;
+            self.admit_quota(attrs, old, new).await?;
+        }
+        Ok(())
+    }
+
+    /// The current objects of a resource in a namespace (or cluster-wide),
+    /// read from the watch cache once it has caught up with the store, so
+    /// that an object created just before this request is seen.
+    async fn cached_objects(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+    ) -> ApiResult<Vec<Value>> {
+        self.cache.wait_for(self.store.current_revision()).await?;
+        let prefix = info.key(namespace, "");
+        let (items, _) = self.cache.list(&prefix, |_| true);
+        Ok(items.iter().map(|o| o.value()).collect())
+    }
+}
+
+/// The registry entry of a built-in resource the plugins read.
+fn resource(group: &str, version: &str, name: &str) -> ApiResult<&'static ResourceInfo> {
+    super::registry::resources::find(group, version, name)
+        .ok_or_else(|| ApiError::internal(format!("resource {name} is not registered")))
+}
+
+/// upstream `utilerrors.NewAggregate(errs).Error()`: one message alone, or
+/// several in brackets.
+fn aggregate(messages: &[String]) -> String {
+    match messages {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
