@@ -10,10 +10,11 @@ use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Binding, Event, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
-use super::events::{failed_scheduling_event, unschedulable_condition_patch};
+use super::events::{failed_scheduling_event, pod_event, unschedulable_condition_patch};
+use super::preemption::Candidate;
 use super::podinfo::PodInfo;
 
 /// Result of a binding attempt.
@@ -81,6 +82,70 @@ impl ApiWriter {
                 BindOutcome::Dropped(s.message)
             }
             Err(e) => BindOutcome::Failed(e),
+        }
+    }
+
+    /// Records an event about `pod`; best effort.
+    async fn record(&self, pod: &PodInfo, kind: (&str, &str, &str), message: &str) {
+        let event = pod_event(
+            pod,
+            kind,
+            message,
+            (&self.component, &self.instance),
+            SystemTime::now(),
+        );
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
+        if let Err(e) = events.create(&PostParams::default(), &event).await {
+            tracing::warn!(pod = %pod.key(), error = %e, reason = kind.1, "cannot record event");
+        }
+    }
+
+    /// Records the `Scheduled` event of a pod just bound.
+    pub async fn report_scheduled(&self, pod: &PodInfo, node: &str) {
+        let message = format!("Successfully assigned {}/{} to {node}", pod.namespace, pod.name);
+        self.record(pod, ("Normal", "Scheduled", "Binding"), &message)
+            .await;
+    }
+
+    /// Carries out a preemption: nominates the node on `pod`, then marks and
+    /// deletes each victim (upstream `prepareCandidate`).
+    pub async fn preempt(&self, pod: &PodInfo, candidate: &Candidate) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        let nominate = serde_json::json!({"status": {"nominatedNodeName": candidate.node}});
+        if let Err(e) = pods
+            .patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(nominate))
+            .await
+        {
+            tracing::warn!(pod = %pod.key(), error = %e, "cannot nominate node");
+            return;
+        }
+        for victim in &candidate.victims {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &victim.namespace);
+            let now = crate::client::timestamps::now_rfc3339();
+            let condition = serde_json::json!({"status": {"conditions": [{
+                "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                "message": format!("{}: preempting to accommodate a higher priority pod", self.component),
+                "lastTransitionTime": now}]}});
+            if let Err(e) = api
+                .patch_status(&victim.name, &PatchParams::default(), &Patch::Strategic(condition))
+                .await
+            {
+                tracing::debug!(pod = %victim.key(), error = %e, "cannot mark preemption victim");
+            }
+            let message = format!("Preempted by pod {} on node {}", pod.uid, candidate.node);
+            match api
+                .delete(&victim.name, &DeleteParams::default().preconditions(
+                    kube::api::Preconditions { uid: Some(victim.uid.clone()), resource_version: None },
+                ))
+                .await
+            {
+                Ok(_) => {
+                    self.record(victim, ("Normal", "Preempted", "Preempting"), &message)
+                        .await;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => tracing::warn!(pod = %victim.key(), error = %e, "cannot delete preemption victim"),
+            }
         }
     }
 

@@ -95,6 +95,24 @@ pub fn failed_scheduling_event(
     instance: &str,
     now: SystemTime,
 ) -> Event {
+    pod_event(
+        pod,
+        ("Warning", "FailedScheduling", "Scheduling"),
+        message,
+        (component, instance),
+        now,
+    )
+}
+
+/// An Event about `pod`: `(type, reason, action)`, from `(component,
+/// instance)`.
+pub fn pod_event(
+    pod: &PodInfo,
+    (type_, reason, action): (&str, &str, &str),
+    message: &str,
+    (component, instance): (&str, &str),
+    now: SystemTime,
+) -> Event {
     let nanos = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -115,10 +133,10 @@ pub fn failed_scheduling_event(
             resource_version: Some(pod.resource_version.clone()).filter(|s| !s.is_empty()),
             ..Default::default()
         },
-        reason: Some("FailedScheduling".into()),
+        reason: Some(reason.into()),
         message: Some(truncate(message)),
-        type_: Some("Warning".into()),
-        action: Some("Scheduling".into()),
+        type_: Some(type_.into()),
+        action: Some(action.into()),
         source: Some(EventSource {
             component: Some(component.into()),
             host: None,

@@ -24,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod filter;
 pub mod podinfo;
+pub mod preemption;
 pub mod queue;
 pub mod resources;
 pub mod score;

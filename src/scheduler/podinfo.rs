@@ -211,6 +211,10 @@ pub struct PodInfo {
     pub labels: Labels,
     /// spec.priority.
     pub priority: i32,
+    /// spec.preemptionPolicy is `Never`: the pod waits instead of preempting.
+    pub never_preempts: bool,
+    /// status.nominatedNodeName: where the pod preempted others ("" if none).
+    pub nominated_node: String,
     /// spec.schedulerName ("default-scheduler" when unset).
     pub scheduler_name: String,
     /// spec.nodeName ("" when unassigned).
@@ -263,6 +267,7 @@ impl PodInfo {
         };
         if let Some(status) = &pod.status {
             info.terminal = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+            info.nominated_node = status.nominated_node_name.clone().unwrap_or_default();
             info.scheduled_condition = status
                 .conditions
                 .iter()
@@ -279,11 +284,56 @@ impl PodInfo {
         } else {
             info.scheduler_name = super::DEFAULT_SCHEDULER_NAME.to_string();
         }
+        let controlled = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true));
+        if info.spread.is_empty() && controlled {
+            info.add_default_spread();
+        }
         info
+    }
+
+    /// Upstream's system default spreading (`maxSkew: 3` per hostname,
+    /// ScheduleAnyway) for a pod a controller made and that states no
+    /// constraint of its own, so that a Deployment's replicas spread over
+    /// nodes. Upstream selects the siblings with the owning controller's
+    /// selector; the pod's own labels, less those that differ per pod,
+    /// select the same siblings without a lookup.
+    fn add_default_spread(&mut self) {
+        const PER_POD: [&str; 4] = [
+            "statefulset.kubernetes.io/pod-name",
+            "apps.kubernetes.io/pod-index",
+            "batch.kubernetes.io/job-completion-index",
+            "pod-template-generation",
+        ];
+        let mut selector = Selector::everything();
+        for (k, v) in &self.labels {
+            if !PER_POD.contains(&k.as_str()) {
+                selector.push(Requirement {
+                    key: k.clone(),
+                    op: Op::In(vec![v.clone()]),
+                });
+            }
+        }
+        if selector.is_everything() {
+            return;
+        }
+        self.spread.push(SpreadConstraint {
+            max_skew: 3,
+            topology_key: "kubernetes.io/hostname".into(),
+            hard: false,
+            selector,
+            min_domains: 0,
+            honor_node_affinity: true,
+            honor_taints: false,
+        });
     }
 
     fn fill_spec(&mut self, spec: &PodSpec) {
         self.priority = spec.priority.unwrap_or(0);
+        self.never_preempts = spec.preemption_policy.as_deref() == Some("Never");
         self.scheduler_name = spec
             .scheduler_name
             .clone()

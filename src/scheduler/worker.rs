@@ -20,6 +20,7 @@ use super::binder::{ApiWriter, BindOutcome};
 use super::cache::Cache;
 use super::cycle::{Cycle, Decision, Rng};
 use super::filter::Plugins;
+use super::preemption;
 use super::queue::{PopResult, Popped, SchedulingQueue};
 
 /// How long the thread waits for a pod before refreshing its heartbeat.
@@ -101,10 +102,15 @@ impl Worker {
                 tracing::debug!(%message, "pod is unschedulable");
                 self.health.count_unschedulable();
                 self.queue.failed(&p.info.uid, p.cycle, fit.plugins, true);
+                let candidate = preemption::find_candidate(&self.cache.read(), &p.info);
                 let Some(permit) = self.permit() else { return };
                 let api = self.api.clone();
                 self.handle.spawn(async move {
                     api.report_unschedulable(&p.info, &message).await;
+                    if let Some(candidate) = candidate {
+                        tracing::debug!(node = %candidate.node, victims = candidate.victims.len(), "preempting");
+                        api.preempt(&p.info, &candidate).await;
+                    }
                     drop(permit);
                 });
             }
@@ -129,13 +135,16 @@ struct BindCtx {
 }
 
 async fn bind_task(ctx: BindCtx, p: Popped, node: String, permit: OwnedSemaphorePermit) {
+    // The permit is held through the Scheduled event too, so event
+    // writes stay bounded with the bindings.
+    let _permit = permit;
     let outcome = ctx.api.bind(&p.info, &node).await;
-    drop(permit);
     let uid = &p.info.uid;
     match outcome {
         BindOutcome::Bound => {
             ctx.health.count_scheduled();
             ctx.queue.done(uid);
+            ctx.api.report_scheduled(&p.info, &node).await;
             tracing::debug!(pod = %p.info.key(), node = %node, "bound pod");
         }
         BindOutcome::Dropped(why) => {
