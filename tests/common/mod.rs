@@ -29,3 +29,4 @@ pub mod multi_node;
 pub mod node;
 pub mod proc_stats;
 pub mod registry;
+pub mod sim;
