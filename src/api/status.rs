@@ -259,7 +259,9 @@ impl ApiError {
         if let Some(secs) = d.retry_after {
             details.insert("retryAfterSeconds".into(), json!(secs));
         }
-        if !details.is_empty() {
+        // Upstream's NotFound always carries details, empty or not, and
+        // clients dereference it (`kubectl debug` crashes on a nil one).
+        if !details.is_empty() || self.code == 404 {
             status["details"] = Value::Object(details);
         }
         status

@@ -89,11 +89,13 @@ pub fn check_kind(info: &ResourceInfo, expected_kind: &str, obj: &mut Value) -> 
 }
 
 /// Decodes into the typed struct: type errors are 400; unknown fields are
-/// 400 (Strict), warnings (Warn) or ignored. Returns the warnings.
+/// 400 (Strict), warnings (Warn) or ignored, and then dropped; Go's
+/// always-written zero values are added (see [`typed::conform`]). Returns
+/// the warnings.
 pub fn check_fields(
     info: &ResourceInfo,
     kind: &str,
-    obj: &Value,
+    obj: &mut Value,
     mode: FieldValidation,
 ) -> ApiResult<Vec<String>> {
     let Some(result) = typed::round_trip(info.group, kind, obj) else {
@@ -105,24 +107,25 @@ pub fn check_fields(
             info.version
         ))
     })?;
-    if mode == FieldValidation::Ignore {
-        return Ok(Vec::new());
-    }
-    let unknown: Vec<String> = typed::unknown_fields(obj, &typed)
-        .into_iter()
-        .map(|f| format!("unknown field \"{f}\""))
-        .collect();
-    if unknown.is_empty() {
-        return Ok(Vec::new());
-    }
-    match mode {
-        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+    let unknown: Vec<String> = if mode == FieldValidation::Ignore {
+        Vec::new()
+    } else {
+        typed::unknown_fields(obj, &typed)
+            .into_iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect()
+    };
+    if mode == FieldValidation::Strict && !unknown.is_empty() {
+        return Err(ApiError::bad_request(format!(
             "{kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {}",
             info.version,
             unknown.join(", ")
-        ))),
-        _ => Ok(unknown),
+        )));
     }
+    // What is stored is what upstream's decoder keeps: unknown fields go
+    // (after the warning), Go's always-written zero values come.
+    typed::conform(obj, &typed);
+    Ok(unknown)
 }
 
 /// Whether the resource tracks metadata.generation.
@@ -165,7 +168,7 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
             map.insert("status".into(), json!({"loadBalancer": {}}));
         }
         _ if info.has_status() => {
-            map.insert("status".into(), json!({}));
+            map.insert("status".into(), typed::zero_status(info.group, info.kind));
         }
         _ => {}
     }

@@ -130,7 +130,7 @@ impl<S: Store> Api<S> {
             return Err(ApiError::invalid(info.group, info.kind, "", vec![cause]));
         }
         let warnings =
-            strategy::check_fields(info, info.kind, &obj, call.query.field_validation()?)?;
+            strategy::check_fields(info, info.kind, &mut obj, call.query.field_validation()?)?;
         let dry_run = call.query.dry_run()?;
         if let Some(ns) = &namespace {
             self.check_namespace(ns).await?;
@@ -240,10 +240,12 @@ impl<S: Store> Api<S> {
         strategy::check_kind(info, body_kind(info), &mut body)?;
         check_url_identity(&body, &name, namespace.as_deref())?;
         let warnings =
-            strategy::check_fields(info, info.kind, &body, call.query.field_validation()?)?;
+            strategy::check_fields(info, info.kind, &mut body, call.query.field_validation()?)?;
         let precondition: Option<Revision> =
             match object::resource_version(&body) {
-                None => None,
+                // "0", like none, is an unconditional update (upstream's
+                // AllowUnconditionalUpdate).
+                None | Some("0") => None,
                 Some(rv) => Some(rv.parse().map_err(|_| {
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
                 })?),
@@ -348,7 +350,7 @@ impl<S: Store> Api<S> {
             strategy::check_kind(info, body_kind(info), &mut new)?;
             check_url_identity(&new, &name, namespace.as_deref())?;
             let warnings =
-                strategy::check_fields(info, info.kind, &new, call.query.field_validation()?)?;
+                strategy::check_fields(info, info.kind, &mut new, call.query.field_validation()?)?;
             object::set_meta(&mut new, "name", name.clone());
             if let Some(ns) = &namespace {
                 object::set_meta(&mut new, "namespace", ns.clone());
@@ -374,7 +376,7 @@ impl<S: Store> Api<S> {
         strategy::check_kind(info, info.kind, &mut obj)?;
         check_url_identity(&obj, name, namespace)?;
         let warnings =
-            strategy::check_fields(info, info.kind, &obj, call.query.field_validation()?)?;
+            strategy::check_fields(info, info.kind, &mut obj, call.query.field_validation()?)?;
         object::set_meta(&mut obj, "name", name.to_string());
         if let Some(ns) = namespace {
             object::set_meta(&mut obj, "namespace", ns.to_string());
@@ -468,7 +470,10 @@ impl<S: Store> Api<S> {
             && !pending_namespace_finalizers(info, &new);
         if call.query.dry_run()? || unchanged {
             self.release_reserved(&held);
-            let shown = if unchanged { old.clone() } else { new };
+            let mut shown = if unchanged { old.clone() } else { new };
+            // A dry run changes nothing, so the version is still the
+            // stored one (kubectl diff compares it).
+            object::set_meta(&mut shown, "resourceVersion", rev.to_string());
             return Ok(Some(render::object(
                 info,
                 &shown,

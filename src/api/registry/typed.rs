@@ -70,12 +70,52 @@ pub fn round_trip(group: &str, kind: &str, obj: &Value) -> Option<Result<Value, 
     }
 }
 
+/// The status a new object starts with: empty, but with the fields Go
+/// always writes at their zero values (`{"replicas": 0}` for a ReplicaSet),
+/// as clients such as the official Python client expect.
+pub fn zero_status(group: &str, kind: &str) -> Value {
+    let empty = serde_json::json!({"status": {}});
+    match round_trip(group, kind, &empty) {
+        Some(Ok(typed)) if typed["status"].is_object() => typed["status"].clone(),
+        _ => serde_json::json!({}),
+    }
+}
+
 /// Paths of non-null keys in `input` that `typed` (its round trip) lacks,
 /// as upstream prints them (`spec.template.spec.containers[0].foo`).
 pub fn unknown_fields(input: &Value, typed: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk(input, typed, &mut String::new(), &mut out);
     out
+}
+
+/// Makes `input` what upstream would store after decoding it into its Go
+/// type: unknown fields (non-null keys the typed round trip lacks) are
+/// dropped, and the scalar fields Go always writes (no `omitempty`; the
+/// fields k8s-openapi holds without `Option`) are added with their zero
+/// value where missing, inside the objects the input has. Values the input
+/// has are kept as written.
+pub fn conform(input: &mut Value, typed: &Value) {
+    match (input, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.retain(|k, v| v.is_null() || b.contains_key(k));
+            for (k, tv) in b {
+                match a.get_mut(k) {
+                    Some(v) => conform(v, tv),
+                    None if matches!(tv, Value::Number(_) | Value::String(_) | Value::Bool(_)) => {
+                        a.insert(k.clone(), tv.clone());
+                    }
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (v, tv) in a.iter_mut().zip(b) {
+                conform(v, tv);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn walk(input: &Value, typed: &Value, path: &mut String, out: &mut Vec<String>) {
@@ -125,5 +165,18 @@ mod tests {
         let bad = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": "three"}});
         assert!(round_trip("apps", "Deployment", &bad).unwrap().is_err());
         assert!(round_trip("example.com", "Widget", &d).is_none());
+    }
+
+    #[test]
+    fn conforming_drops_unknown_fields_and_adds_go_zero_values() {
+        let mut rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"},
+            "spec": {"bogus": 1, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"creationTimestamp": null}}}, "status": {}});
+        let typed = round_trip("apps", "ReplicaSet", &rs).unwrap().unwrap();
+        conform(&mut rs, &typed);
+        assert_eq!(rs["status"], json!({"replicas": 0}));
+        assert!(rs["spec"].get("bogus").is_none());
+        assert!(rs["spec"].get("replicas").is_none(), "a pointer field stays unset");
+        assert_eq!(rs["spec"]["template"]["metadata"]["creationTimestamp"], Value::Null);
     }
 }
