@@ -147,7 +147,11 @@ pub async fn start_node(
 }
 
 /// An API client with a certificate identity, for `url`, trusting `ca_pem`.
+/// It introduces itself as `program` (`kubelet/v1.37.0 (linux/amd64)
+/// kelp/…`), which is also the field manager of its writes, as upstream's
+/// components are.
 pub async fn client_for(
+    program: &str,
     url: &str,
     ca_pem: &str,
     cert_pem: &str,
@@ -158,9 +162,20 @@ pub async fn client_for(
         url, ca_pem, cert_pem, key_pem,
     ))
     .map_err(|e| bad(&e))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .map_err(|e| bad(&e))?;
+    let agent = format!(
+        "{program}/v1.{}.0 ({}/{}) kelp/{}",
+        crate::client::version::KUBERNETES_MINOR,
+        std::env::consts::OS,
+        std::env::consts::ARCH
+            .replace("x86_64", "amd64")
+            .replace("aarch64", "arm64"),
+        env!("CARGO_PKG_VERSION")
+    );
+    let agent = http::HeaderValue::from_str(&agent).map_err(|e| bad(&e))?;
+    config.headers.push((http::header::USER_AGENT, agent));
     kube::Client::try_from(config).map_err(|e| bad(&e))
 }
 

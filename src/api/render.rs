@@ -21,6 +21,8 @@ pub struct ListMeta {
     pub resource_version: String,
     /// Continue token for the next page, if any.
     pub continue_token: Option<String>,
+    /// How many items the remaining pages hold, when known.
+    pub remaining_item_count: Option<usize>,
 }
 
 /// A PartialObjectMetadata for `obj`.
@@ -36,6 +38,9 @@ fn list_metadata(meta: &ListMeta) -> Value {
     let mut m = json!({"resourceVersion": meta.resource_version});
     if let Some(c) = &meta.continue_token {
         m["continue"] = json!(c);
+    }
+    if let Some(n) = meta.remaining_item_count {
+        m["remainingItemCount"] = json!(n);
     }
     m
 }
@@ -157,6 +162,7 @@ pub fn object(
                     .unwrap_or("")
                     .to_string(),
                 continue_token: None,
+                remaining_item_count: None,
             };
             let mut t = table(info, &[], &meta, include_object, true);
             t["rows"] = json!([table_row(info, obj, include_object, SystemTime::now())]);

@@ -373,6 +373,42 @@ fn name_selector(query: &Query) -> Option<&str> {
     (!value.is_empty()).then_some(value)
 }
 
+/// `/livez`, `/readyz`, `/healthz`: "ok", or with `?verbose` one line per
+/// check and a summary, as upstream; a failing check makes a 500 listing
+/// every check.
+fn health_report<S: Store>(server: &Server<S>, which: &str, verbose: bool) -> Response<Body> {
+    let mut checks: Vec<(&str, Result<(), String>)> = vec![("ping", Ok(())), ("log", Ok(()))];
+    checks.push(("etcd", server.api.store.failure().map_or(Ok(()), Err)));
+    if which == "readyz" {
+        checks.push((
+            "informer-sync",
+            if server.api.cache.is_ready() {
+                Ok(())
+            } else {
+                Err("not synced yet".to_string())
+            },
+        ));
+        checks.push(("shutdown", Ok(())));
+    }
+    let failed = checks.iter().any(|(_, r)| r.is_err());
+    if !failed && !verbose {
+        return respond(200, "text/plain; charset=utf-8", "ok");
+    }
+    let mut lines: Vec<String> = checks
+        .iter()
+        .map(|(name, r)| match r {
+            Ok(()) => format!("[+]{name} ok"),
+            Err(why) => format!("[-]{name} failed: {why}"),
+        })
+        .collect();
+    lines.push(format!("{which} check {}", if failed { "failed" } else { "passed" }));
+    respond(
+        if failed { 500 } else { 200 },
+        "text/plain; charset=utf-8",
+        lines.join("\n"),
+    )
+}
+
 async fn route_request<S: Store>(
     server: &Server<S>,
     user: &User,
@@ -385,24 +421,15 @@ async fn route_request<S: Store>(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     match path.as_str() {
-        "/healthz" | "/livez" | "/healthz/ping" | "/livez/ping" => {
-            return Ok(respond(200, "text/plain; charset=utf-8", "ok"));
+        "/healthz" | "/livez" | "/readyz" => {
+            let verbose = req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+            return Ok(health_report(server, &path[1..], verbose));
         }
-        "/readyz" => {
-            // Upstream's layout: one line per failing check.
-            let mut failed = Vec::new();
-            if let Some(reason) = server.api.store.failure() {
-                failed.push(format!("[-]etcd failed: {reason}"));
-            }
-            if !server.api.cache.is_ready() {
-                failed.push("[-]watch-cache failed: not synced yet".to_string());
-            }
-            return Ok(if failed.is_empty() {
-                respond(200, "text/plain; charset=utf-8", "ok")
-            } else {
-                failed.push("readyz check failed".into());
-                respond(500, "text/plain; charset=utf-8", failed.join("\n"))
-            });
+        "/healthz/ping" | "/livez/ping" | "/readyz/ping" => {
+            return Ok(respond(200, "text/plain; charset=utf-8", "ok"));
         }
         "/version" => return Ok(json_response(200, &super::version_info())),
         "/openapi/v3" => return Ok(respond(200, "application/json", server.openapi.root())),

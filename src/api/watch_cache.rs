@@ -241,6 +241,21 @@ impl WatchCache {
         (items, state.revision)
     }
 
+    /// How many objects under `prefix` sort after `after`, if the cache is
+    /// at `revision` (else it cannot say).
+    pub fn count_after(&self, prefix: &str, after: &str, revision: Revision) -> Option<usize> {
+        let state = self.state.read();
+        if state.revision != revision {
+            return None;
+        }
+        let count = state
+            .objects
+            .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .count();
+        Some(count)
+    }
+
     /// One object by key.
     pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
         self.state.read().objects.get(key).cloned()

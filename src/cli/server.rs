@@ -414,7 +414,7 @@ async fn start_local_node(
     let (cert, key) = pki
         .issue_client_cert(&format!("system:node:{name}"), &["system:nodes"])
         .context("cannot issue the kubelet client certificate")?;
-    let client = crate::agent::client_for(url, pki.ca_pem(), &cert, &key).await?;
+    let client = crate::agent::client_for("kubelet", url, pki.ca_pem(), &cert, &key).await?;
     let (cert, key) = pki
         .issue_serving_cert(
             &[
@@ -487,7 +487,8 @@ async fn component_client_in(
     let (cert, key) = pki
         .issue_client_cert(user, groups)
         .with_context(|| format!("cannot issue a certificate for {user}"))?;
-    crate::agent::client_for(url, pki.ca_pem(), &cert, &key)
+    let program = user.strip_prefix("system:").unwrap_or(user);
+    crate::agent::client_for(program, url, pki.ca_pem(), &cert, &key)
         .await
         .with_context(|| format!("cannot build a client for {user}"))
 }

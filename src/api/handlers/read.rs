@@ -57,6 +57,11 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
+    /// Whether neither selector restricts anything.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
     /// Whether a cached object passes both selectors.
     pub fn matches(&self, obj: &CachedObject) -> bool {
         (self.labels.is_empty() || self.labels.matches(Some(&obj.labels)))
@@ -218,6 +223,7 @@ impl<S: Store> Api<S> {
                 ListMeta {
                     resource_version: revision.to_string(),
                     continue_token: None,
+                    remaining_item_count: None,
                 },
             )
         };
@@ -269,11 +275,21 @@ impl<S: Store> Api<S> {
                     let more = result.more
                         || kv.key != result.kvs.last().map(|k| k.key.clone()).unwrap_or_default();
                     let token = more.then(|| encode_continue(revision, &kv.key));
+                    // Upstream counts what is left only when no selector
+                    // filters it; the watch cache knows, if it is at the
+                    // list's revision.
+                    let remaining = if more && filter.is_empty() {
+                        let _ = self.cache.wait_for(revision).await;
+                        self.cache.count_after(prefix, &kv.key, revision)
+                    } else {
+                        None
+                    };
                     return Ok((
                         items,
                         ListMeta {
                             resource_version: revision.to_string(),
                             continue_token: token,
+                            remaining_item_count: remaining,
                         },
                     ));
                 }
@@ -284,6 +300,7 @@ impl<S: Store> Api<S> {
                     ListMeta {
                         resource_version: revision.to_string(),
                         continue_token: None,
+                        remaining_item_count: None,
                     },
                 ));
             }
@@ -346,6 +363,7 @@ impl<S: Store> Api<S> {
         let meta = ListMeta {
             resource_version: String::new(),
             continue_token: None,
+            remaining_item_count: None,
         };
         Ok(render::list(
             info,

@@ -64,6 +64,7 @@ impl Encoder {
                 let meta = render::ListMeta {
                     resource_version: rv,
                     continue_token: None,
+                    remaining_item_count: None,
                 };
                 let mut t = render::table(
                     self.info,
