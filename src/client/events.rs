@@ -55,6 +55,13 @@ impl EventSink {
         self.publish(obj.object_ref(&()), "Warning", reason, message);
     }
 
+    /// Records an event about the object `regarding` names (for objects
+    /// known by reference only, such as a ReplicationController handled as
+    /// a ReplicaSet).
+    pub fn about(&self, regarding: ObjectReference, type_: &str, reason: &str, message: String) {
+        self.publish(regarding, type_, reason, message);
+    }
+
     fn publish(&self, regarding: ObjectReference, type_: &str, reason: &str, message: String) {
         let key: Key = (
             regarding.uid.clone().unwrap_or_default(),

@@ -147,6 +147,10 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
             starter(|c, t| replicaset::run(c, Default::default(), t)),
         ),
         (
+            "replicationcontroller",
+            starter(|c, t| replicaset::run_replication_controllers(c, Default::default(), t)),
+        ),
+        (
             "deployment",
             starter(|c, t| deployment::run(c, Default::default(), t)),
         ),

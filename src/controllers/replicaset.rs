@@ -42,10 +42,54 @@ use crate::client::informer::{SharedInformers, key_of};
 pub const BURST_REPLICAS: usize = 500;
 /// First slow-start batch size (upstream's `SlowStartInitialBatchSize`).
 const SLOW_START_INITIAL_BATCH: usize = 1;
-const KIND: &str = "ReplicaSet";
 
 mod handlers;
+mod replication_controller;
 mod status;
+
+pub use replication_controller::run as run_replication_controllers;
+
+/// What the controller manages: ReplicaSets, or ReplicationControllers
+/// handled as ReplicaSets (upstream's replication controller is the
+/// ReplicaSet controller behind a conversion, too).
+#[derive(Debug)]
+struct Flavor {
+    /// Kind of the owner, in owner references and events.
+    kind: &'static str,
+    /// Its API group ("" for core).
+    group: &'static str,
+    /// Its API version.
+    version: &'static str,
+    /// Its resource name.
+    plural: &'static str,
+}
+
+impl Flavor {
+    fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    fn api_resource(&self) -> kube::core::ApiResource {
+        kube::core::ApiResource {
+            group: self.group.into(),
+            version: self.version.into(),
+            api_version: self.api_version(),
+            kind: self.kind.into(),
+            plural: self.plural.into(),
+        }
+    }
+}
+
+const REPLICA_SET: Flavor = Flavor {
+    kind: "ReplicaSet",
+    group: "apps",
+    version: "v1",
+    plural: "replicasets",
+};
 
 /// Runs the ReplicaSet controller until `cancel` fires.
 pub async fn run(
@@ -62,6 +106,7 @@ pub async fn run(
         replica_sets: replica_sets.clone(),
         pods,
         expectations: Expectations::default(),
+        flavor: &REPLICA_SET,
     });
     let (rs_ctx, pod_ctx) = (ctx.clone(), ctx.clone());
     let triggers = stream::select(
@@ -88,6 +133,26 @@ struct Context {
     pods: Store<Pod>,
     expectations: Expectations,
     events: EventSink,
+    flavor: &'static Flavor,
+}
+
+impl Context {
+    /// The managed object, as events name it.
+    fn regarding(&self, rs: &ReplicaSet) -> k8s_openapi::api::core::v1::ObjectReference {
+        k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(self.flavor.api_version()),
+            kind: Some(self.flavor.kind.into()),
+            name: rs.metadata.name.clone(),
+            namespace: rs.metadata.namespace.clone(),
+            uid: rs.metadata.uid.clone(),
+            resource_version: rs.metadata.resource_version.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn event(&self, rs: &ReplicaSet, type_: &str, reason: &str, message: String) {
+        self.events.about(self.regarding(rs), type_, reason, message);
+    }
 }
 
 fn replicas(rs: &ReplicaSet) -> i32 {
@@ -146,7 +211,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, Con
     };
     let now = Timestamp::now();
     let new_status = status::calculate(&rs, &claimed, terminating, manage_error.as_ref(), now);
-    status::update(&ctx.client, &rs, new_status).await?;
+    status::update(&ctx.client, ctx.flavor, &rs, new_status).await?;
     if let Some(err) = manage_error {
         return Err(err);
     }
@@ -184,13 +249,17 @@ async fn claim_pods(
 ) -> Result<Vec<Arc<Pod>>, ControllerError> {
     let meta = &rs.metadata;
     let claimant = Claimant {
-        reference: owner::new_controller_ref("apps/v1", KIND, meta),
+        reference: owner::new_controller_ref(&ctx.flavor.api_version(), ctx.flavor.kind, meta),
         namespace: namespace(meta).to_owned(),
         deleting: meta.deletion_timestamp.is_some(),
     };
     let api = Api::<Pod>::namespaced(ctx.client.clone(), namespace(meta));
-    let rs_api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), namespace(meta));
-    let recheck = async || owner::recheck_owner(&rs_api, KIND, meta).await;
+    let owners = Api::<kube::api::DynamicObject>::namespaced_with(
+        ctx.client.clone(),
+        namespace(meta),
+        &ctx.flavor.api_resource(),
+    );
+    let recheck = async || owner::recheck_owner(&owners, ctx.flavor.kind, meta).await;
     owner::claim(
         &api,
         "Pod",
@@ -219,10 +288,10 @@ async fn manage_replicas(
 
 /// The pod a ReplicaSet creates from its template (upstream's
 /// `GetPodFromTemplate`).
-fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, ControllerError> {
+fn pod_from_template(flavor: &Flavor, rs: &ReplicaSet) -> Result<Pod, ControllerError> {
     let meta = &rs.metadata;
     let missing = |field| ControllerError::MissingField {
-        kind: KIND,
+        kind: flavor.kind,
         namespace: namespace(meta).to_owned(),
         name: name(meta).to_owned(),
         field,
@@ -236,7 +305,8 @@ fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, ControllerError> {
     if template_meta.labels.as_ref().is_none_or(|l| l.is_empty()) {
         return Err(missing("spec.template.metadata.labels"));
     }
-    let controller: OwnerReference = owner::new_controller_ref("apps/v1", KIND, meta);
+    let controller: OwnerReference =
+        owner::new_controller_ref(&flavor.api_version(), flavor.kind, meta);
     Ok(Pod {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}-", name(meta))),
@@ -259,7 +329,7 @@ fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, ControllerError> {
 
 async fn create_pods(ctx: &Context, rs: &ReplicaSet, count: usize) -> Result<(), ControllerError> {
     let key = key_of(rs);
-    let pod = pod_from_template(rs)?;
+    let pod = pod_from_template(ctx.flavor, rs)?;
     let api = Api::<Pod>::namespaced(ctx.client.clone(), namespace(&rs.metadata));
     ctx.expectations.expect_creations(&key, count);
     let (created, error) = slow_start_batch(count, SLOW_START_INITIAL_BATCH, || {
@@ -283,7 +353,7 @@ async fn create_pod(
     match api.create(&PostParams::default(), pod).await {
         Ok(created) => {
             let note = format!("Created pod: {}", name(&created.metadata));
-            ctx.events.normal(rs, "SuccessfulCreate", note);
+            ctx.event(rs, "Normal", "SuccessfulCreate", note);
             Ok(())
         }
         Err(e) => {
@@ -298,8 +368,7 @@ async fn create_pod(
                 // Everything in the namespace is about to go away anyway.
                 return Ok(());
             }
-            ctx.events
-                .warning(rs, "FailedCreate", format!("Error creating: {err}"));
+            ctx.event(rs, "Warning", "FailedCreate", format!("Error creating: {err}"));
             Err(err)
         }
     }
@@ -352,8 +421,12 @@ async fn delete_pods(
         let pod_name = name(&pod.metadata);
         match api.delete(pod_name, &DeleteParams::default()).await {
             Ok(_) => {
-                ctx.events
-                    .normal(rs, "SuccessfulDelete", format!("Deleted pod: {pod_name}"));
+                ctx.event(
+                    rs,
+                    "Normal",
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {pod_name}"),
+                );
                 Ok(())
             }
             Err(e) => {
@@ -364,8 +437,7 @@ async fn delete_pods(
                 if err.is_not_found() {
                     return Ok(());
                 }
-                ctx.events
-                    .warning(rs, "FailedDelete", format!("Error deleting: {err}"));
+                ctx.event(rs, "Warning", "FailedDelete", format!("Error deleting: {err}"));
                 Err(err)
             }
         }
@@ -385,7 +457,7 @@ impl Context {
         ns: &str,
         reference: &OwnerReference,
     ) -> Option<Arc<ReplicaSet>> {
-        if reference.kind != KIND {
+        if reference.kind != self.flavor.kind {
             return None;
         }
         let rs = self

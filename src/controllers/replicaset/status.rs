@@ -14,7 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use super::{KIND, min_ready_seconds, name, namespace, replicas};
+use super::{Flavor, min_ready_seconds, name, namespace, replicas};
 use crate::controllers::error::ControllerError;
 use crate::controllers::pod_state;
 
@@ -134,6 +134,7 @@ pub(super) fn needs_update(rs: &ReplicaSet, new: &ReplicaSetStatus) -> bool {
 /// generation acted on), retrying once after a conflict.
 pub(super) async fn update(
     client: &Client,
+    flavor: &Flavor,
     rs: &ReplicaSet,
     mut new: ReplicaSetStatus,
 ) -> Result<(), ControllerError> {
@@ -143,8 +144,34 @@ pub(super) async fn update(
     // The generation we acted on, not a newer one a retry might read.
     new.observed_generation = rs.metadata.generation;
     let meta = &rs.metadata;
+    let fail = |action, e| ControllerError::api(action, flavor.kind, namespace(meta), name(meta), e);
+    if flavor.kind != "ReplicaSet" {
+        // A ReplicationController's status has the same fields; a merge
+        // patch of all of them (null clears) writes it without a typed copy.
+        let mut status = serde_json::to_value(&new).unwrap_or_default();
+        if let Some(map) = status.as_object_mut() {
+            for field in ["conditions", "terminatingReplicas"] {
+                map.entry(field).or_insert(serde_json::Value::Null);
+            }
+            // Upstream's ReplicationControllerStatus has no terminatingReplicas.
+            map.remove("terminatingReplicas");
+        }
+        let api = Api::<kube::api::DynamicObject>::namespaced_with(
+            client.clone(),
+            namespace(meta),
+            &flavor.api_resource(),
+        );
+        return api
+            .patch_status(
+                name(meta),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| fail("update status of", e));
+    }
     let api = Api::<ReplicaSet>::namespaced(client.clone(), namespace(meta));
-    let fail = |action, e| ControllerError::api(action, KIND, namespace(meta), name(meta), e);
     let mut target = rs.clone();
     for attempt in 0..2 {
         target.status = Some(new.clone());

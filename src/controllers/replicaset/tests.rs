@@ -116,7 +116,7 @@ async fn slow_start_doubles_batches_and_stops_at_first_failure() {
 #[test]
 fn pods_from_template_are_controlled_and_labeled() {
     let rs = replica_set(3);
-    let pod = pod_from_template(&rs);
+    let pod = pod_from_template(&super::REPLICA_SET, &rs);
     let pod = pod.as_ref().ok();
     let meta = pod.map(|p| &p.metadata);
     assert_eq!(
@@ -143,7 +143,7 @@ fn templates_without_labels_are_rejected() {
         t.metadata = None;
     }
     assert!(matches!(
-        pod_from_template(&rs),
+        pod_from_template(&super::REPLICA_SET, &rs),
         Err(ControllerError::MissingField { .. })
     ));
 }
@@ -226,6 +226,7 @@ fn test_context(rs: &ReplicaSet) -> Option<Context> {
         replica_sets,
         pods,
         expectations: Expectations::default(),
+        flavor: &super::REPLICA_SET,
     })
 }
 
