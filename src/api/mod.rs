@@ -14,6 +14,7 @@ pub mod authn;
 pub mod authz;
 mod bootstrap;
 pub mod connection_limits;
+pub mod conversion;
 pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
 pub mod disk_guard;

@@ -102,6 +102,13 @@ impl Query {
         Query { params }
     }
 
+    /// A copy with `key` set to `value`.
+    pub fn with(&self, key: &str, value: String) -> Query {
+        let mut params = self.params.clone();
+        params.insert(key.to_string(), value);
+        Query { params }
+    }
+
     /// A raw parameter.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.params

@@ -21,6 +21,7 @@ pub mod error;
 
 pub mod expectations;
 pub mod garbage_collector;
+pub mod horizontal_pod_autoscaler;
 pub mod informer;
 pub mod job;
 pub mod label_selector;
@@ -171,6 +172,10 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
     all.push(("tokencleaner", starter(token_cleaner::run)));
     all.push(("resourcequota", starter(resource_quota::run)));
     all.push(("disruption", starter(disruption::run)));
+    all.push((
+        "horizontal-pod-autoscaler",
+        starter(horizontal_pod_autoscaler::run),
+    ));
     if config.servicelb {
         all.push(("servicelb", starter(servicelb::run)));
     }

@@ -8,6 +8,7 @@
 //! optimistic concurrency on resourceVersion, graceful deletion with
 //! finalizers, dry runs, field managers.
 
+mod converted;
 mod delete;
 mod eviction;
 mod read;
@@ -180,6 +181,9 @@ impl<S: Store> Api<S> {
     /// Runs the verb the call asks for.
     pub async fn dispatch(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let t = call.target;
+        if let Some(storage) = t.info.storage() {
+            return self.dispatch_converted(call, storage).await;
+        }
         if let Some(sub) = t.subresource.as_deref() {
             // Writes through subresources (status, scale, binding,
             // eviction); token requests store nothing.

@@ -44,9 +44,19 @@ pub struct ResourceInfo {
     pub verbs: &'static [&'static str],
     /// Subresources.
     pub subresources: &'static [SubresourceInfo],
+    /// For a version served but not stored: the version whose objects it
+    /// reads and writes, converted (`autoscaling/v1` HPAs are stored as
+    /// `v2`; `events.k8s.io` Events as core Events).
+    pub stored_as: Option<(&'static str, &'static str)>,
 }
 
 impl ResourceInfo {
+    /// The resource this version is stored as, if it is a converted one.
+    pub fn storage(&self) -> Option<&'static ResourceInfo> {
+        let (group, version) = self.stored_as?;
+        find(group, version, self.resource)
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -160,6 +170,7 @@ const fn res(
         categories,
         verbs: ALL_VERBS,
         subresources,
+        stored_as: None,
     }
 }
 
@@ -482,6 +493,20 @@ pub static RESOURCES: &[ResourceInfo] = &[
         ALL,
         &[STATUS],
     ),
+    ResourceInfo {
+        stored_as: Some(("autoscaling", "v2")),
+        ..res(
+            "autoscaling",
+            "v1",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            "HorizontalPodAutoscaler",
+            true,
+            &["hpa"],
+            ALL,
+            &[STATUS],
+        )
+    },
     res(
         "batch",
         "v1",
@@ -526,17 +551,20 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE,
         &[],
     ),
-    res(
-        "events.k8s.io",
-        "v1",
-        "events",
-        "event",
-        "Event",
-        true,
-        &["ev"],
-        NONE,
-        &[],
-    ),
+    ResourceInfo {
+        stored_as: Some(("", "v1")),
+        ..res(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            true,
+            &["ev"],
+            NONE,
+            &[],
+        )
+    },
     res(
         "networking.k8s.io",
         "v1",

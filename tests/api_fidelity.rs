@@ -1,0 +1,337 @@
+//! API fidelity found by clients not written here (issue "Admission
+//! plugins, the missing core controllers, and API fidelity"): each test is
+//! named after the behaviour, driven with real kubectl or kube-rs against a
+//! real `kelp server`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Server;
+use common::sim::SimNodes;
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use serde_json::Value;
+
+async fn client(s: &Server) -> Client {
+    let kc = Kubeconfig::read_from(&s.kubeconfig).expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::park_timeout(Duration::from_millis(200));
+    }
+}
+
+fn json_of(s: &Server, args: &[&str]) -> Value {
+    let out = s.ok(args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+const TEMPLATE: &str = r#"{"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}"#;
+
+#[test]
+fn non_omitempty_status_fields_are_always_present() {
+    let s = Server::start();
+    let created = |manifest: String| -> Value {
+        let out = s.ok_stdin(&["create", "-f", "-", "-o", "json"], &manifest);
+        serde_json::from_str(&out).expect("json")
+    };
+    let rs = created(format!(
+        r#"{{"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {{"name": "w"}},
+            "spec": {{"replicas": 0, "selector": {{"matchLabels": {{"app": "w"}}}}, "template": {TEMPLATE}}}}}"#
+    ));
+    assert_eq!(rs["status"]["replicas"], 0, "{rs}");
+    let ds = created(format!(
+        r#"{{"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {{"name": "w"}},
+            "spec": {{"selector": {{"matchLabels": {{"app": "w"}}}}, "template": {TEMPLATE}}}}}"#
+    ));
+    for f in [
+        "currentNumberScheduled",
+        "numberMisscheduled",
+        "desiredNumberScheduled",
+        "numberReady",
+    ] {
+        assert_eq!(ds["status"][f], 0, "{f}: {ds}");
+    }
+    let sts = created(format!(
+        r#"{{"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {{"name": "w"}},
+            "spec": {{"replicas": 0, "serviceName": "w", "selector": {{"matchLabels": {{"app": "w"}}}}, "template": {TEMPLATE}}}}}"#
+    ));
+    assert_eq!(sts["status"]["replicas"], 0, "{sts}");
+    let rc = created(format!(
+        r#"{{"apiVersion": "v1", "kind": "ReplicationController", "metadata": {{"name": "w"}},
+            "spec": {{"replicas": 0, "selector": {{"app": "w"}}, "template": {TEMPLATE}}}}}"#
+    ));
+    assert_eq!(rc["status"]["replicas"], 0, "{rc}");
+    let hpa = created(
+        r#"{"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "w"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "w"}, "maxReplicas": 3}}"#
+            .to_string(),
+    );
+    assert_eq!(hpa["status"]["desiredReplicas"], 0, "{hpa}");
+}
+
+#[test]
+fn unknown_fields_are_dropped_after_the_warning() {
+    let s = Server::start();
+    let out = s.kubectl_stdin(
+        &["create", "--validate=warn", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}, "bogus": 1}"#,
+    );
+    assert!(out.status.success());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(warned.contains("unknown field \"bogus\""), "{warned}");
+    let stored = json_of(&s, &["get", "cm", "c", "-o", "json"]);
+    assert!(stored.get("bogus").is_none(), "{stored}");
+    assert_eq!(stored["data"]["a"], "b");
+}
+
+#[test]
+fn resource_version_zero_on_update_is_unconditional_and_dry_runs_keep_the_version() {
+    let s = Server::start();
+    s.ok(&["create", "configmap", "c", "--from-literal=a=1"]);
+    let rv = s.ok(&["get", "cm", "c", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    s.ok_stdin(
+        &["replace", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "0"}, "data": {"a": "2"}}"#,
+    );
+    assert_eq!(s.ok(&["get", "cm", "c", "-o", "jsonpath={.data.a}"]), "2");
+    let rv = {
+        let now = s.ok(&["get", "cm", "c", "-o", "jsonpath={.metadata.resourceVersion}"]);
+        assert_ne!(now, rv);
+        now
+    };
+    let dry = json_of(
+        &s,
+        &["patch", "cm", "c", "--dry-run=server", "-p", r#"{"data":{"a":"3"}}"#, "-o", "json"],
+    );
+    assert_eq!(dry["data"]["a"], "3");
+    assert_eq!(dry["metadata"]["resourceVersion"], rv.as_str(), "{dry}");
+    assert_eq!(s.ok(&["get", "cm", "c", "-o", "jsonpath={.data.a}"]), "2");
+}
+
+#[test]
+fn validation_errors_name_the_object() {
+    let s = Server::start();
+    let out = s.kubectl_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"ports": [{"port": 0}]}}"#,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("The Service \"web\" is invalid"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_found_always_carries_details() {
+    let s = Server::start();
+    let c = client(&s).await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(c.clone(), "default");
+    match pods.get("nope").await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 404);
+            let details = status.details.expect("details on a missing object");
+            assert_eq!(details.name, "nope");
+            assert_eq!(details.kind, "pods");
+        }
+        other => panic!("expected a 404, got {other:?}"),
+    }
+    let req = http::Request::get("/api/v1/namespaces/default/pods/nope/ephemeralcontainerz")
+        .body(Vec::new())
+        .unwrap();
+    match c.request_text(req).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 404);
+            assert!(status.details.is_some(), "details on an unknown path: {status:?}");
+        }
+        other => panic!("expected a 404, got {other:?}"),
+    }
+}
+
+#[test]
+fn version_has_build_stamps_and_health_checks_list_themselves() {
+    let s = Server::start();
+    let v = json_of(&s, &["get", "--raw", "/version"]);
+    assert_ne!(v["buildDate"], "1970-01-01T00:00:00Z", "{v}");
+    assert!(v["buildDate"].as_str().is_some_and(|d| d.ends_with('Z')), "{v}");
+    assert!(v.get("gitCommit").is_some(), "{v}");
+    let readyz = s.ok(&["get", "--raw", "/readyz?verbose"]);
+    assert!(readyz.contains("[+]etcd ok"), "{readyz}");
+    assert!(readyz.contains("[+]informer-sync ok"), "{readyz}");
+    assert!(readyz.trim_end().ends_with("readyz check passed"), "{readyz}");
+    let livez = s.ok(&["get", "--raw", "/livez?verbose"]);
+    assert!(livez.contains("[+]ping ok"), "{livez}");
+    assert!(livez.trim_end().ends_with("livez check passed"), "{livez}");
+    assert_eq!(s.ok(&["get", "--raw", "/readyz"]), "ok");
+}
+
+#[test]
+fn paged_lists_without_selectors_carry_remaining_item_count() {
+    let s = Server::start();
+    s.ok(&["create", "namespace", "many"]);
+    for i in 0..6 {
+        s.ok(&["create", "configmap", &format!("c{i}"), "-n", "many"]);
+    }
+    // kube-root-ca.crt makes seven.
+    eventually("kube-root-ca.crt", 30, || {
+        s.kubectl(&["get", "cm", "kube-root-ca.crt", "-n", "many"]).status.success()
+    });
+    let page = json_of(&s, &["get", "--raw", "/api/v1/namespaces/many/configmaps?limit=2"]);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["metadata"]["remainingItemCount"], 5, "{}", page["metadata"]);
+    let filtered = json_of(
+        &s,
+        &["get", "--raw", "/api/v1/namespaces/many/configmaps?limit=2&labelSelector=x!%3Dy"],
+    );
+    assert!(filtered["metadata"].get("remainingItemCount").is_none());
+}
+
+#[test]
+fn the_kubelet_writes_as_kubelet_and_the_scheduler_records_scheduled_events() {
+    let s = Server::start();
+    // Sim nodes write with their own client; the kelp scheduler's events
+    // and the field managers of in-process components are what is checked.
+    let _nodes = SimNodes::start(&s, "f-", 2, &[]);
+    s.ok(&["create", "deployment", "web", "--image=busybox", "--replicas=2"]);
+    eventually("two running", 60, || {
+        s.ok(&["get", "pods", "-l", "app=web", "--field-selector=status.phase=Running", "-o", "name"])
+            .lines()
+            .count()
+            == 2
+    });
+    let nodes = s.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.nodeName}"]);
+    let mut nodes: Vec<&str> = nodes.split(' ').collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 2, "the first replicas spread over both nodes: {nodes:?}");
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector=reason=Scheduled",
+        "-o",
+        "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(
+        events.lines().filter(|l| l.starts_with("Successfully assigned default/web-")).count(),
+        2,
+        "{events}"
+    );
+    let managers = s.ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.managedFields[*].manager}",
+    ]);
+    assert!(managers.contains("kube-controller-manager"), "{managers}");
+}
+
+#[test]
+fn events_k8s_io_and_core_events_are_one_store() {
+    let s = Server::start();
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+            "reason": "Tested", "message": "from core", "type": "Normal"}"#,
+    );
+    let listed = s.ok(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}:{.regarding.name}:{.note}{\"\\n\"}{end}",
+    ]);
+    assert!(listed.contains("e1:p:from core"), "{listed}");
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e2"},
+            "regarding": {"kind": "Pod", "name": "q", "namespace": "default"},
+            "reason": "Tested", "note": "from events.k8s.io", "type": "Normal",
+            "eventTime": "2026-01-01T00:00:00.000000Z", "action": "Testing",
+            "reportingController": "tests", "reportingInstance": "tests-1"}"#,
+    );
+    let core = s.ok(&["get", "events", "e2", "-o", "jsonpath={.involvedObject.name}:{.message}"]);
+    assert_eq!(core, "q:from events.k8s.io");
+    let selected = s.ok(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "--field-selector=regarding.name=q",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(selected.trim(), "event.events.k8s.io/e2");
+}
+
+#[test]
+fn autoscaling_v1_is_served_alongside_v2_and_the_hpa_reports_status() {
+    let s = Server::start();
+    s.ok(&["create", "deployment", "web", "--image=busybox", "--replicas=1"]);
+    s.ok(&["autoscale", "deployment", "web", "--min=2", "--max=4", "--cpu-percent=50"]);
+    let v1 = json_of(&s, &["get", "horizontalpodautoscalers.v1.autoscaling", "web", "-o", "json"]);
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 50, "{v1}");
+    let v2 = json_of(&s, &["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "json"]);
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        50
+    );
+    // Below minReplicas: the controller scales the target up, then reports
+    // that it cannot get metrics.
+    eventually("scaled to the minimum", 60, || {
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]) == "2"
+    });
+    eventually("status conditions", 60, || {
+        let conditions = s.ok(&[
+            "get",
+            "horizontalpodautoscalers.v2.autoscaling",
+            "web",
+            "-o",
+            "jsonpath={range .status.conditions[*]}{.type}={.reason} {end}",
+        ]);
+        conditions.contains("AbleToScale=") && conditions.contains("ScalingActive=FailedGetResourceMetric")
+    });
+    assert_eq!(
+        s.ok(&["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "jsonpath={.status.currentReplicas}/{.status.desiredReplicas}"]),
+        "2/2"
+    );
+    // A v1 patch goes through conversion and keeps the v2-only fields.
+    s.ok(&["patch", "horizontalpodautoscalers.v1.autoscaling", "web", "--type=merge", "-p", r#"{"spec":{"maxReplicas":5}}"#]);
+    let v2 = json_of(&s, &["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "json"]);
+    assert_eq!(v2["spec"]["maxReplicas"], 5);
+    assert_eq!(v2["spec"]["metrics"][0]["resource"]["name"], "cpu");
+}
+
+#[test]
+fn replication_controllers_keep_their_replicas_and_adopt_orphans() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "rc-", 1, &[]);
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "labels": {"app": "r"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}"#,
+    );
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "r"},
+            "spec": {"replicas": 3, "selector": {"app": "r"},
+                "template": {"metadata": {"labels": {"app": "r"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}"#,
+    );
+    eventually("three ready replicas", 60, || {
+        s.ok(&["get", "rc", "r", "-o", "jsonpath={.status.replicas}/{.status.readyReplicas}"]) == "3/3"
+    });
+    let owner = s.ok(&["get", "pod", "orphan", "-o", "jsonpath={.metadata.ownerReferences[0].kind}"]);
+    assert_eq!(owner, "ReplicationController", "the orphan was adopted");
+    assert_eq!(s.ok(&["get", "pods", "-l", "app=r", "-o", "name"]).lines().count(), 3);
+    s.ok(&["scale", "rc", "r", "--replicas=1"]);
+    eventually("scaled down", 60, || {
+        s.ok(&["get", "pods", "-l", "app=r", "-o", "name"]).lines().count() == 1
+    });
+}
