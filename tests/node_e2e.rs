@@ -666,6 +666,37 @@ fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
         "{.status.containerStatuses[0].state.terminated.reason}",
     );
     assert_eq!(reason, "Completed");
+
+    // The kubelet writes pod status as `kubelet` (its field manager).
+    let managers = server.jsonpath(&["get", "pod", pod], "{.metadata.managedFields[*].manager}");
+    assert!(managers.split(' ').any(|m| m == "kubelet"), "{managers}");
+
+    // kubectl debug adds an ephemeral container the kubelet runs in the
+    // pod's namespaces.
+    server.ok(&[
+        "debug",
+        pod,
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "-c",
+        "dbg",
+        "--",
+        "sh",
+        "-c",
+        "hostname > /tmp/seen; sleep 300",
+    ]);
+    server.wait_for(60, "the ephemeral container running", || {
+        server.jsonpath(
+            &["get", "pod", pod],
+            "{.status.ephemeralContainerStatuses[0].state.running.startedAt}",
+        ) != ""
+    });
+    assert_eq!(
+        server.ok(&["exec", pod, "-c", "dbg", "--", "cat", "/tmp/seen"]).trim(),
+        pod.as_str()
+    );
+    let err = server.fails(&["debug", pod, "--image=busybox", "-c", "dbg"]);
+    assert!(err.contains("dbg"), "{err}");
 }
 
 #[test]

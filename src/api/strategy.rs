@@ -192,6 +192,18 @@ fn stamp_template_generation(info: &ResourceInfo, obj: &mut Value) {
 
 pub use crate::client::pod_qos::qos_class;
 
+/// Sets `obj[parent][field]`, or removes it for null.
+fn set_or_remove_in(obj: &mut Value, parent: &str, field: &str, value: Value) {
+    let Some(parent) = obj.get_mut(parent).and_then(Value::as_object_mut) else {
+        return;
+    };
+    if value.is_null() {
+        parent.remove(field);
+    } else {
+        parent.insert(field.to_string(), value);
+    }
+}
+
 /// Update-time rules. `subresource` is `Some("status")` for status writes.
 pub fn prepare_update(
     info: &ResourceInfo,
@@ -220,6 +232,23 @@ pub fn prepare_update(
             };
         }
         meta.remove("resourceVersion");
+    }
+    if (info.group, info.resource) == ("", "pods") {
+        // Ephemeral containers change only through their subresource, and
+        // through it nothing else changes (upstream's
+        // EphemeralContainersStrategy).
+        let wanted = new["spec"]["ephemeralContainers"].take();
+        let mut kept = old.clone();
+        if let Some(meta) = kept.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        if subresource == Some("ephemeralcontainers") {
+            *new = kept;
+            set_or_remove_in(new, "spec", "ephemeralContainers", wanted);
+        } else {
+            let before = old["spec"].get("ephemeralContainers").cloned();
+            set_or_remove_in(new, "spec", "ephemeralContainers", before.unwrap_or(Value::Null));
+        }
     }
     if info.has_status() {
         match subresource {

@@ -55,6 +55,13 @@ impl<S: Store> Api<S> {
                     .await
             }
             ("status", "patch") => self.patch(call, Some("status")).await,
+            ("ephemeralcontainers", "get") => self.get(call).await,
+            ("ephemeralcontainers", "update") => {
+                self.update(call, Some("ephemeralcontainers")).await
+            }
+            ("ephemeralcontainers", "patch") => {
+                self.patch(call, Some("ephemeralcontainers")).await
+            }
             ("scale", _) => self.scale(call, verb).await,
             ("binding", _) => self.bind(call).await,
             ("eviction", _) => self.evict(call).await,

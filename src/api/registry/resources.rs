@@ -337,6 +337,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
             STATUS,
             sub("attach", "PodAttachOptions", &["create", "get"]),
             sub("binding", "Binding", &["create"]),
+            sub("ephemeralcontainers", "Pod", &["get", "patch", "update"]),
             sub_in("eviction", "policy", "v1", "Eviction", &["create"]),
             sub("exec", "PodExecOptions", &["create", "get"]),
             sub("log", "Pod", &["get"]),

@@ -64,6 +64,7 @@ impl PodWorker {
                 .inits
                 .iter_mut()
                 .chain(self.apps.iter_mut())
+                .chain(self.ephemerals.iter_mut())
                 .find(|s| s.name == name)
             else {
                 let _ = lifecycle::remove(&self.ctx, &id).await;

@@ -60,6 +60,9 @@ pub struct PodWorker {
     pod: Arc<Pod>,
     inits: Vec<ContainerSlot>,
     apps: Vec<ContainerSlot>,
+    /// Ephemeral containers (`kubectl debug`): started once, never
+    /// restarted, added while the pod runs.
+    ephemerals: Vec<ContainerSlot>,
     sandbox: Option<Sandbox>,
     volumes: Option<(BTreeMap<String, PreparedVolume>, Instant)>,
     setup_error: Option<(String, Instant)>,
@@ -108,6 +111,7 @@ impl PodWorker {
             pod,
             inits,
             apps,
+            ephemerals: Vec::new(),
             sandbox: None,
             volumes: None,
             setup_error: None,
@@ -179,6 +183,34 @@ impl PodWorker {
             .chain(spec.init_containers.iter().flatten())
             .find(|c| c.name == name)
             .cloned()
+            .or_else(|| {
+                // An ephemeral container has a container's fields (and a
+                // target this runtime does not need: the sandbox is shared).
+                let e = spec
+                    .ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .find(|c| c.name == name)?;
+                let mut v = serde_json::to_value(e).ok()?;
+                v.as_object_mut()?.remove("targetContainerName");
+                serde_json::from_value(v).ok()
+            })
+    }
+
+    /// Slots for ephemeral containers added to the pod since the last sync.
+    fn track_ephemerals(&mut self) {
+        let names: Vec<String> = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.ephemeral_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect();
+        for name in names {
+            if !self.ephemerals.iter().any(|s| s.name == name) {
+                self.ephemerals.push(ContainerSlot::new(&name, false));
+            }
+        }
     }
 
     fn env_ctx(&self) -> EnvContext<'_> {
@@ -303,6 +335,22 @@ impl PodWorker {
                 earliest(at);
             }
         }
+        // Ephemeral containers run once each, once the pod is initialized.
+        self.track_ephemerals();
+        for i in 0..self.ephemerals.len() {
+            let slot = &self.ephemerals[i];
+            if slot.running() || slot.exited().is_some() {
+                continue;
+            }
+            if let Some(at) = slot.next_start.filter(|at| *at > Instant::now()) {
+                earliest(at);
+                continue;
+            }
+            let name = slot.name.clone();
+            if let Some(at) = self.start_container(&name, false).await {
+                earliest(at);
+            }
+        }
         let phase = pod_status::phase(&policy, &self.inits, &self.apps);
         if phase == "Succeeded" || phase == "Failed" {
             self.finish();
@@ -319,6 +367,7 @@ impl PodWorker {
         self.inits
             .iter_mut()
             .chain(self.apps.iter_mut())
+            .chain(self.ephemerals.iter_mut())
             .find(|s| s.name == name)
     }
 

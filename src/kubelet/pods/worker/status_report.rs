@@ -18,6 +18,13 @@ impl PodWorker {
                 .chain(spec.init_containers.iter().flatten())
                 .find(|c| c.name == name)
                 .and_then(|c| c.image.clone())
+                .or_else(|| {
+                    spec.ephemeral_containers
+                        .iter()
+                        .flatten()
+                        .find(|c| c.name == name)
+                        .and_then(|c| c.image.clone())
+                })
                 .unwrap_or_default()
         };
         let pod_ref = self.pod_ref();
@@ -50,6 +57,14 @@ impl PodWorker {
         });
         if !init_statuses.is_empty() {
             status["initContainerStatuses"] = json!(init_statuses);
+        }
+        if !self.ephemerals.is_empty() {
+            let ephemeral: Vec<Value> = self
+                .ephemerals
+                .iter()
+                .map(|s| s.status(&image(&s.name), &pod_ref))
+                .collect();
+            status["ephemeralContainerStatuses"] = json!(ephemeral);
         }
         if sandbox::host_network(&self.pod) {
             status["podIP"] = json!(self.ctx.node_ip);

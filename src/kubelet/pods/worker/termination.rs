@@ -17,6 +17,7 @@ impl PodWorker {
             .inits
             .iter()
             .chain(self.apps.iter())
+            .chain(self.ephemerals.iter())
             .filter(|s| s.running())
         {
             let Some(id) = slot.current.as_ref().map(|a| a.id.clone()) else {
@@ -55,7 +56,12 @@ impl PodWorker {
                 self.on_exit(&id, exit_code, at).await;
             }
         }
-        for slot in self.inits.iter_mut().chain(self.apps.iter_mut()) {
+        for slot in self
+            .inits
+            .iter_mut()
+            .chain(self.apps.iter_mut())
+            .chain(self.ephemerals.iter_mut())
+        {
             if let Some(a) = slot.current.as_mut().filter(|a| a.exited.is_none()) {
                 a.exited = Some(Terminated {
                     exit_code: 137,

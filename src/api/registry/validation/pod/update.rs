@@ -24,8 +24,21 @@ pub(crate) fn update_template(_old: &Value, new: &Value, errs: &mut Vec<FieldErr
 
 /// Upstream `ValidatePodUpdate` minus metadata.
 pub(crate) fn validate_pod_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
-    let (old_spec, new_spec) = (sub(old, "spec"), sub(new, "spec"));
     let path = Path::new("spec");
+    validate_ephemeral_update(sub(old, "spec"), sub(new, "spec"), &path, errs);
+    // Ephemeral containers are checked above; the strategy lets them change
+    // only through their subresource.
+    let without_ephemeral = |spec: &Value| {
+        let mut spec = spec.clone();
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("ephemeralContainers");
+        }
+        spec
+    };
+    let (old_spec, new_spec) = (
+        &without_ephemeral(sub(old, "spec")),
+        &without_ephemeral(sub(new, "spec")),
+    );
     validate_pod_spec(new_spec, &path, true, errs);
     validate_pod_only(new_spec, &path, errs);
     for list in ["containers", "initContainers"] {
@@ -55,6 +68,52 @@ pub(crate) fn validate_pod_update(old: &Value, new: &Value, errs: &mut Vec<Field
     if !semantic_eq(&munged, old_spec) {
         let msg = format!("{UPDATABLE}\n{}", diff(old_spec, &munged));
         errs.push(forbidden(&path, &msg));
+    }
+}
+
+/// Upstream `validateEphemeralContainers` on update: existing ephemeral
+/// containers stay as they are; new ones need a unique name and an image
+/// and may not have what only regular containers can (ports, probes,
+/// lifecycle, resources).
+fn validate_ephemeral_update(old: &Value, new: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    let list = path.child("ephemeralContainers");
+    let (olds, news) = (arr(old, "ephemeralContainers"), arr(new, "ephemeralContainers"));
+    for o in olds {
+        let name = str_of(o, "name");
+        let kept = news.iter().find(|n| str_of(n, "name") == name);
+        if !kept.is_some_and(|n| semantic_eq(n, o)) {
+            errs.push(forbidden(
+                &list,
+                &format!("existing ephemeral containers \"{name}\" may not be changed"),
+            ));
+        }
+    }
+    let mut names: Vec<&str> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|l| arr(new, l).iter().map(|c| str_of(c, "name")))
+        .collect();
+    for (i, c) in news.iter().enumerate() {
+        let p = list.index(i);
+        let name = str_of(c, "name");
+        if olds.iter().any(|o| str_of(o, "name") == name) {
+            names.push(name);
+            continue;
+        }
+        if name.is_empty() {
+            errs.push(required(&p.child("name"), ""));
+        } else if names.contains(&name) {
+            errs.push(super::super::field::duplicate(&p.child("name"), Bad::Str(name.to_string())));
+        }
+        names.push(name);
+        if str_of(c, "image").is_empty() {
+            errs.push(required(&p.child("image"), ""));
+        }
+        for field in ["ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "resources"] {
+            let set = get(c, field).is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()));
+            if set {
+                errs.push(forbidden(&p.child(field), "cannot be set for an Ephemeral Container"));
+            }
+        }
     }
 }
 
