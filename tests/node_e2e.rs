@@ -603,6 +603,29 @@ fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
     let _ = forward.wait();
     assert!(body.contains(&format!("hello-from-{pod}")), "{body}");
 
+    // The apiserver proxies to a pod's port, and to a Service's named port.
+    let proxied = server.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/default/pods/{pod}:8080/proxy/index.html"),
+    ]);
+    assert_eq!(proxied.trim(), format!("hello-from-{pod}"));
+    server.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "proxied"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}"#,
+    );
+    server.wait_for(30, "the service proxy answers", || {
+        server
+            .kubectl(&[
+                "get",
+                "--raw",
+                "/api/v1/namespaces/default/services/http:proxied:http/proxy/index.html",
+            ])
+            .stdout
+            .starts_with(b"hello-from-web-")
+    });
+
     // cp both ways (kubectl cp runs tar in the container)
     let local_file = server.dir.path().join("upload.txt");
     std::fs::write(&local_file, "copied-in\n").unwrap();

@@ -27,6 +27,7 @@ pub mod node_proxy;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod pod_proxy;
 pub mod protobuf;
 pub mod rbac_bootstrap;
 pub mod registry;

@@ -454,6 +454,10 @@ async fn route_request<S: Store>(
         Route::Resource(t) => t,
         other => return discovery_response(server, other, accept.as_deref(), req.method()),
     };
+    if super::pod_proxy::is_proxy(&target) {
+        let rest = node_proxy_tail(&path);
+        return super::pod_proxy::forward(&server.api, &target, &rest, req).await;
+    }
     if super::node_proxy::is_node_subresource(&target) {
         let rest = node_proxy_tail(&path);
         return super::node_proxy::forward(&server.api, &server.kubelets, &target, &rest, req)
