@@ -335,3 +335,50 @@ fn replication_controllers_keep_their_replicas_and_adopt_orphans() {
         s.ok(&["get", "pods", "-l", "app=r", "-o", "name"]).lines().count() == 1
     });
 }
+
+#[test]
+fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
+    use base64::Engine;
+    let s = Server::start();
+    s.ok(&["create", "secret", "generic", "anchor", "--from-literal=a=b"]);
+    let token = s.ok(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Secret",
+        "--bound-object-name=anchor",
+    ]);
+    let token = token.trim();
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("json claims");
+    assert_eq!(claims["kubernetes.io"]["secret"]["name"], "anchor", "{claims}");
+    let uid = s.ok(&["get", "secret", "anchor", "-o", "jsonpath={.metadata.uid}"]);
+    assert_eq!(claims["kubernetes.io"]["secret"]["uid"], uid.as_str());
+    // curl, not kubectl: the admin kubeconfig's client certificate would
+    // authenticate kubectl whatever the token.
+    let with_token = |t: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {t}"))
+            .arg(format!("https://127.0.0.1:{}/api", s.port))
+            .output()
+            .expect("curl (tests/run.sh installs it)");
+        String::from_utf8_lossy(&out.stdout) == "200"
+    };
+    assert!(with_token(token), "the bound token works while the secret exists");
+    s.ok(&["delete", "secret", "anchor"]);
+    eventually("the token revoked", 30, || !with_token(token));
+    let err = s.fails(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Secret",
+        "--bound-object-name=missing",
+    ]);
+    assert!(err.contains("secrets \"missing\" not found"), "{err}");
+}

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::handlers::{Api, TokenIssuer};
+use super::handlers::{Api, BoundObject, TokenIssuer};
 use super::object;
 use super::registry::resources::{self, ResourceInfo};
 use super::strategy;
@@ -213,7 +213,7 @@ impl TokenIssuer for PkiTokens {
         uid: &str,
         audiences: &[String],
         seconds: u64,
-        bound_pod: Option<(&str, &str)>,
+        bound: Option<BoundObject<'_>>,
     ) -> Result<(String, String), String> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -227,8 +227,12 @@ impl TokenIssuer for PkiTokens {
         .map(String::as_str)
         .collect();
         let mut claims = ServiceAccountClaims::new(namespace, name, uid, &auds, now, seconds);
-        if let Some((pod, pod_uid)) = bound_pod {
-            claims = claims.with_pod(pod, pod_uid);
+        match bound {
+            Some(BoundObject::Pod(pod, pod_uid)) => claims = claims.with_pod(pod, pod_uid),
+            Some(BoundObject::Secret(secret, secret_uid)) => {
+                claims = claims.with_secret(secret, secret_uid);
+            }
+            None => {}
         }
         let token = self
             .0

@@ -130,6 +130,15 @@ impl ServiceAccountClaims {
         }
     }
 
+    /// Binds the token to a secret.
+    pub fn with_secret(mut self, name: &str, uid: &str) -> Self {
+        self.kubernetes.secret = Some(ObjectRef {
+            name: name.to_string(),
+            uid: uid.to_string(),
+        });
+        self
+    }
+
     /// Binds the token to a pod.
     pub fn with_pod(mut self, name: &str, uid: &str) -> Self {
         self.kubernetes.pod = Some(ObjectRef {

@@ -30,7 +30,7 @@ use super::status::{ApiError, ApiResult};
 use super::watch_cache::WatchCache;
 use crate::store::Store;
 
-pub use subresource::TokenIssuer;
+pub use subresource::{BoundObject, TokenIssuer};
 pub use watch::WatchStream;
 
 /// Cluster settings the handlers need.

@@ -15,6 +15,16 @@ use crate::api::status::{ApiError, ApiResult, Cause, success_status};
 use crate::api::strategy;
 use crate::store::Store;
 
+/// The object a token is bound to (`kubectl create token
+/// --bound-object-kind`): the token stops working when it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum BoundObject<'a> {
+    /// A pod: (name, uid).
+    Pod(&'a str, &'a str),
+    /// A secret: (name, uid).
+    Secret(&'a str, &'a str),
+}
+
 /// Issues service-account tokens (TokenRequest).
 pub trait TokenIssuer: Send + Sync {
     /// A signed token for `namespace/name` (uid), bound to audiences, valid
@@ -26,7 +36,7 @@ pub trait TokenIssuer: Send + Sync {
         uid: &str,
         audiences: &[String],
         seconds: u64,
-        bound_pod: Option<(&str, &str)>,
+        bound: Option<BoundObject<'_>>,
     ) -> Result<(String, String), String>;
 }
 
@@ -242,13 +252,18 @@ impl<S: Store> Api<S> {
             })
             .unwrap_or_default();
         let bound = &request["spec"]["boundObjectRef"];
-        let pod = match bound["kind"].as_str() {
+        let kind = bound["kind"].as_str();
+        let bound_to = match kind {
             None => None,
-            Some("Pod") => {
-                let pod_name = bound["name"].as_str().unwrap_or_default();
-                let key = format!("/registry/core/pods/{ns}/{pod_name}");
+            Some(kind @ ("Pod" | "Secret")) => {
+                let (resource, object_name) = if kind == "Pod" {
+                    ("pods", bound["name"].as_str().unwrap_or_default())
+                } else {
+                    ("secrets", bound["name"].as_str().unwrap_or_default())
+                };
+                let key = format!("/registry/core/{resource}/{ns}/{object_name}");
                 let Some(live) = self.cache.get(&key).map(|p| p.value()) else {
-                    return Err(ApiError::not_found("", "pods", pod_name));
+                    return Err(ApiError::not_found("", resource, object_name));
                 };
                 let live_uid = object::meta_str(&live, "uid")
                     .unwrap_or_default()
@@ -258,28 +273,29 @@ impl<S: Store> Api<S> {
                 {
                     return Err(ApiError::conflict(
                         "",
-                        "Pod",
-                        pod_name,
+                        kind,
+                        object_name,
                         &format!(
                             "the UID in the bound object reference ({asked}) does not match the UID in record. The object might have been deleted and then recreated"
                         ),
                     ));
                 }
-                if live["spec"]["serviceAccountName"]
-                    .as_str()
-                    .unwrap_or("default")
-                    != name
+                if kind == "Pod"
+                    && live["spec"]["serviceAccountName"]
+                        .as_str()
+                        .unwrap_or("default")
+                        != name
                 {
                     return Err(ApiError::bad_request(format!(
                         "cannot bind token for serviceaccount \"{name}\" to pod running with different serviceaccount name."
                     )));
                 }
-                Some((pod_name.to_string(), live_uid))
+                Some((kind, object_name.to_string(), live_uid))
             }
-            Some(kind @ ("Secret" | "Node")) => {
-                return Err(ApiError::bad_request(format!(
-                    "cannot bind token to a {kind}: kelp binds tokens to Pods only"
-                )));
+            Some("Node") => {
+                return Err(ApiError::bad_request(
+                    "cannot bind token to a Node: kelp binds tokens to Pods and Secrets",
+                ));
             }
             Some(other) => {
                 let version = bound["apiVersion"].as_str().unwrap_or_default();
@@ -290,9 +306,12 @@ impl<S: Store> Api<S> {
             }
         };
         self.admit_node_token(call.user, &request, &ns).await?;
-        let pod = pod.as_ref().map(|(n, u)| (n.as_str(), u.as_str()));
+        let bound_to = bound_to.as_ref().map(|(kind, n, u)| match *kind {
+            "Pod" => BoundObject::Pod(n, u),
+            _ => BoundObject::Secret(n, u),
+        });
         let (token, expires) = issuer
-            .issue(&ns, &name, uid, &audiences, seconds, pod)
+            .issue(&ns, &name, uid, &audiences, seconds, bound_to)
             .map_err(ApiError::internal)?;
         let mut out = request.clone();
         out["apiVersion"] = json!("authentication.k8s.io/v1");
