@@ -81,12 +81,12 @@ fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Bo
     r
 }
 
+/// A JSON body ends with a newline, as Go's `json.Encoder` writes it
+/// (clients comparing text see upstream's bytes).
 fn json_response(code: u16, body: &Value) -> Response<Body> {
-    respond(
-        code,
-        "application/json",
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
+    let mut bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes.push(b'\n');
+    respond(code, "application/json", bytes)
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {
@@ -510,6 +510,20 @@ async fn route_request<S: Store>(
                     r.headers_mut().append(header::WARNING, v);
                 }
             }
+            r
+        }
+        Reply::Raw {
+            code,
+            content_type,
+            body,
+        } if content_type == "application/json" && !body.ends_with(b"\n") => {
+            // Two frames rather than a copy: list bodies can be large.
+            let frames = futures::stream::iter([body, Bytes::from_static(b"\n")])
+                .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            let mut r = Response::new(StreamBody::new(frames).boxed_unsync());
+            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         }
         Reply::Raw {
