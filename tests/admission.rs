@@ -41,11 +41,19 @@ fn limit_ranger_defaults_requests_and_limits_and_refuses_what_exceeds_max() {
     );
     s.ok_stdin(&["create", "-f", "-"], &pod_yaml("web", "", ""));
     assert_eq!(
-        get(&s, &["pod", "web"], "{.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu}"),
+        get(
+            &s,
+            &["pod", "web"],
+            "{.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu}"
+        ),
         "100m 500m"
     );
     assert_eq!(
-        get(&s, &["pod", "web"], "{.metadata.annotations.kubernetes\\.io/limit-ranger}"),
+        get(
+            &s,
+            &["pod", "web"],
+            "{.metadata.annotations.kubernetes\\.io/limit-ranger}"
+        ),
         "LimitRanger plugin set: cpu request for container c; cpu limit for container c"
     );
     let out = s.kubectl_stdin(
@@ -55,7 +63,9 @@ fn limit_ranger_defaults_requests_and_limits_and_refuses_what_exceeds_max() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"),
+        err.contains(
+            "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
         "{err}"
     );
 }
@@ -64,7 +74,14 @@ fn limit_ranger_defaults_requests_and_limits_and_refuses_what_exceeds_max() {
 fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete() {
     let s = Server::start();
     s.ok(&["create", "namespace", "team"]);
-    s.ok(&["create", "quota", "q", "-n", "team", "--hard=pods=1,count/configmaps=5"]);
+    s.ok(&[
+        "create",
+        "quota",
+        "q",
+        "-n",
+        "team",
+        "--hard=pods=1,count/configmaps=5",
+    ]);
     eventually("quota status", 30, || {
         get(&s, &["quota", "q", "-n", "team"], "{.status.used.pods}") == "0"
     });
@@ -78,7 +95,11 @@ fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete
     );
     s.ok(&["create", "configmap", "c1", "-n", "team"]);
     eventually("configmaps counted", 30, || {
-        get(&s, &["quota", "q", "-n", "team"], "{.status.used.count/configmaps}") == "2"
+        get(
+            &s,
+            &["quota", "q", "-n", "team"],
+            "{.status.used.count/configmaps}",
+        ) == "2"
     });
     // Deleting the pod gives its slot back (the controller recounts).
     s.ok(&["delete", "pod", "a", "-n", "team", "--wait=false"]);
@@ -87,9 +108,21 @@ fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete
     });
     s.ok_stdin(&["create", "-n", "team", "-f", "-"], &pod_yaml("b", "", ""));
     // A quota on cpu requires every container to state it.
-    s.ok(&["create", "quota", "compute", "-n", "team", "--hard=requests.cpu=1"]);
+    s.ok(&[
+        "create",
+        "quota",
+        "compute",
+        "-n",
+        "team",
+        "--hard=requests.cpu=1",
+    ]);
     eventually("compute quota status", 30, || {
-        !get(&s, &["quota", "compute", "-n", "team"], "{.status.used.requests\\.cpu}").is_empty()
+        !get(
+            &s,
+            &["quota", "compute", "-n", "team"],
+            "{.status.used.requests\\.cpu}",
+        )
+        .is_empty()
     });
     let out = s.kubectl_stdin(&["create", "-n", "team", "-f", "-"], &pod_yaml("c", "", ""));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -103,7 +136,15 @@ fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete
 fn priority_classes_resolve_into_pods_and_unknown_ones_are_refused() {
     let s = Server::start();
     assert_eq!(
-        get(&s, &["priorityclass", "system-node-critical", "system-cluster-critical"], "{.items[*].value}"),
+        get(
+            &s,
+            &[
+                "priorityclass",
+                "system-node-critical",
+                "system-cluster-critical"
+            ],
+            "{.items[*].value}"
+        ),
         "2000001000 2000000000"
     );
     s.ok_stdin(
@@ -111,7 +152,11 @@ fn priority_classes_resolve_into_pods_and_unknown_ones_are_refused() {
         &pod_yaml("crit", "  priorityClassName: system-node-critical\n", ""),
     );
     assert_eq!(
-        get(&s, &["pod", "crit"], "{.spec.priority} {.spec.preemptionPolicy}"),
+        get(
+            &s,
+            &["pod", "crit"],
+            "{.spec.priority} {.spec.preemptionPolicy}"
+        ),
         "2000001000 PreemptLowerPriority"
     );
     let out = s.kubectl_stdin(
@@ -123,13 +168,29 @@ fn priority_classes_resolve_into_pods_and_unknown_ones_are_refused() {
         err.contains("pods \"lost\" is forbidden: no PriorityClass with name nope was found"),
         "{err}"
     );
-    s.ok(&["create", "priorityclass", "high", "--value=1000", "--global-default=true"]);
+    s.ok(&[
+        "create",
+        "priorityclass",
+        "high",
+        "--value=1000",
+        "--global-default=true",
+    ]);
     s.ok_stdin(&["create", "-f", "-"], &pod_yaml("plain", "", ""));
     assert_eq!(
-        get(&s, &["pod", "plain"], "{.spec.priorityClassName} {.spec.priority}"),
+        get(
+            &s,
+            &["pod", "plain"],
+            "{.spec.priorityClassName} {.spec.priority}"
+        ),
         "high 1000"
     );
-    let err = s.fails(&["create", "priorityclass", "other", "--value=5", "--global-default=true"]);
+    let err = s.fails(&[
+        "create",
+        "priorityclass",
+        "other",
+        "--value=5",
+        "--global-default=true",
+    ]);
     assert!(
         err.contains("PriorityClass high is already marked as default. Only one default can exist"),
         "{err}"
@@ -159,7 +220,10 @@ fn default_toleration_seconds_default_storage_class_and_missing_service_accounts
         )
     };
     s.ok_stdin(&["create", "-f", "-"], &claim("data", ""));
-    s.ok_stdin(&["create", "-f", "-"], &claim("none", "  storageClassName: \"\"\n"));
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        &claim("none", "  storageClassName: \"\"\n"),
+    );
     assert_eq!(get(&s, &["pvc", "data"], "{.spec.storageClassName}"), "std");
     assert_eq!(get(&s, &["pvc", "none"], "{.spec.storageClassName}"), "");
     let out = s.kubectl_stdin(
@@ -180,10 +244,25 @@ fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "pdb-", 2, &[]);
     eventually("two nodes", 30, || {
-        get(&s, &["nodes"], "{.items[*].metadata.name}").split(' ').count() == 2
+        get(&s, &["nodes"], "{.items[*].metadata.name}")
+            .split(' ')
+            .count()
+            == 2
     });
-    s.ok(&["create", "deployment", "web", "--image=busybox", "--replicas=2"]);
-    s.ok(&["create", "poddisruptionbudget", "web", "--selector=app=web", "--min-available=2"]);
+    s.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+    ]);
+    s.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=2",
+    ]);
     eventually("budget status", 60, || {
         get(
             &s,
@@ -192,7 +271,11 @@ fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
         ) == "2/2/2/0"
     });
     assert_eq!(
-        get(&s, &["pdb", "web"], "{.status.conditions[0].type}={.status.conditions[0].reason}"),
+        get(
+            &s,
+            &["pdb", "web"],
+            "{.status.conditions[0].type}={.status.conditions[0].reason}"
+        ),
         "DisruptionAllowed=InsufficientPods"
     );
     let node = get(&s, &["pods", "-l", "app=web"], "{.items[0].spec.nodeName}");
@@ -211,7 +294,14 @@ fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
     assert!(text.contains("will retry after 5s"), "{text}");
     s.ok(&["get", "pod", &victim]);
     // With room in the budget the drain goes through.
-    s.ok(&["patch", "pdb", "web", "--type=merge", "-p", "{\"spec\":{\"minAvailable\":1}}"]);
+    s.ok(&[
+        "patch",
+        "pdb",
+        "web",
+        "--type=merge",
+        "-p",
+        "{\"spec\":{\"minAvailable\":1}}",
+    ]);
     eventually("one disruption allowed", 30, || {
         get(&s, &["pdb", "web"], "{.status.disruptionsAllowed}") == "1"
     });
@@ -225,7 +315,9 @@ fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
 fn a_high_priority_pod_preempts_a_low_one_on_a_full_node() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "small-", 1, &["--cpu", "1"]);
-    eventually("the node", 30, || !get(&s, &["nodes"], "{.items[*].metadata.name}").is_empty());
+    eventually("the node", 30, || {
+        !get(&s, &["nodes"], "{.items[*].metadata.name}").is_empty()
+    });
     s.ok(&["create", "priorityclass", "low", "--value=10"]);
     s.ok(&["create", "priorityclass", "high", "--value=1000"]);
     let cpu = "    resources:\n      requests: {cpu: 800m}\n";
@@ -243,8 +335,16 @@ fn a_high_priority_pod_preempts_a_low_one_on_a_full_node() {
     eventually("high bound to the node", 60, || {
         get(&s, &["pod", "high"], "{.spec.nodeName}") == "small-0"
     });
-    assert!(!s.kubectl(&["get", "pod", "low"]).status.success(), "the low pod was preempted");
-    let events = s.ok(&["get", "events", "-o", "jsonpath={range .items[*]}{.reason}:{.message}{\"\\n\"}{end}"]);
+    assert!(
+        !s.kubectl(&["get", "pod", "low"]).status.success(),
+        "the low pod was preempted"
+    );
+    let events = s.ok(&[
+        "get",
+        "events",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}:{.message}{\"\\n\"}{end}",
+    ]);
     assert!(events.contains("Preempted:Preempted by pod"), "{events}");
     assert!(
         events.contains("Scheduled:Successfully assigned default/high to small-0"),

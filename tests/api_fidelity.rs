@@ -96,20 +96,41 @@ fn unknown_fields_are_dropped_after_the_warning() {
 fn resource_version_zero_on_update_is_unconditional_and_dry_runs_keep_the_version() {
     let s = Server::start();
     s.ok(&["create", "configmap", "c", "--from-literal=a=1"]);
-    let rv = s.ok(&["get", "cm", "c", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    let rv = s.ok(&[
+        "get",
+        "cm",
+        "c",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
     s.ok_stdin(
         &["replace", "-f", "-"],
         r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "0"}, "data": {"a": "2"}}"#,
     );
     assert_eq!(s.ok(&["get", "cm", "c", "-o", "jsonpath={.data.a}"]), "2");
     let rv = {
-        let now = s.ok(&["get", "cm", "c", "-o", "jsonpath={.metadata.resourceVersion}"]);
+        let now = s.ok(&[
+            "get",
+            "cm",
+            "c",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ]);
         assert_ne!(now, rv);
         now
     };
     let dry = json_of(
         &s,
-        &["patch", "cm", "c", "--dry-run=server", "-p", r#"{"data":{"a":"3"}}"#, "-o", "json"],
+        &[
+            "patch",
+            "cm",
+            "c",
+            "--dry-run=server",
+            "-p",
+            r#"{"data":{"a":"3"}}"#,
+            "-o",
+            "json",
+        ],
     );
     assert_eq!(dry["data"]["a"], "3");
     assert_eq!(dry["metadata"]["resourceVersion"], rv.as_str(), "{dry}");
@@ -133,7 +154,8 @@ fn validation_errors_name_the_object() {
 async fn a_not_found_always_carries_details() {
     let s = Server::start();
     let c = client(&s).await;
-    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(c.clone(), "default");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(c.clone(), "default");
     match pods.get("nope").await {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 404);
@@ -149,7 +171,10 @@ async fn a_not_found_always_carries_details() {
     match c.request_text(req).await {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 404);
-            assert!(status.details.is_some(), "details on an unknown path: {status:?}");
+            assert!(
+                status.details.is_some(),
+                "details on an unknown path: {status:?}"
+            );
         }
         other => panic!("expected a 404, got {other:?}"),
     }
@@ -160,12 +185,18 @@ fn version_has_build_stamps_and_health_checks_list_themselves() {
     let s = Server::start();
     let v = json_of(&s, &["get", "--raw", "/version"]);
     assert_ne!(v["buildDate"], "1970-01-01T00:00:00Z", "{v}");
-    assert!(v["buildDate"].as_str().is_some_and(|d| d.ends_with('Z')), "{v}");
+    assert!(
+        v["buildDate"].as_str().is_some_and(|d| d.ends_with('Z')),
+        "{v}"
+    );
     assert!(v.get("gitCommit").is_some(), "{v}");
     let readyz = s.ok(&["get", "--raw", "/readyz?verbose"]);
     assert!(readyz.contains("[+]etcd ok"), "{readyz}");
     assert!(readyz.contains("[+]informer-sync ok"), "{readyz}");
-    assert!(readyz.trim_end().ends_with("readyz check passed"), "{readyz}");
+    assert!(
+        readyz.trim_end().ends_with("readyz check passed"),
+        "{readyz}"
+    );
     let livez = s.ok(&["get", "--raw", "/livez?verbose"]);
     assert!(livez.contains("[+]ping ok"), "{livez}");
     assert!(livez.trim_end().ends_with("livez check passed"), "{livez}");
@@ -181,14 +212,27 @@ fn paged_lists_without_selectors_carry_remaining_item_count() {
     }
     // kube-root-ca.crt makes seven.
     eventually("kube-root-ca.crt", 30, || {
-        s.kubectl(&["get", "cm", "kube-root-ca.crt", "-n", "many"]).status.success()
+        s.kubectl(&["get", "cm", "kube-root-ca.crt", "-n", "many"])
+            .status
+            .success()
     });
-    let page = json_of(&s, &["get", "--raw", "/api/v1/namespaces/many/configmaps?limit=2"]);
+    let page = json_of(
+        &s,
+        &["get", "--raw", "/api/v1/namespaces/many/configmaps?limit=2"],
+    );
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
-    assert_eq!(page["metadata"]["remainingItemCount"], 5, "{}", page["metadata"]);
+    assert_eq!(
+        page["metadata"]["remainingItemCount"], 5,
+        "{}",
+        page["metadata"]
+    );
     let filtered = json_of(
         &s,
-        &["get", "--raw", "/api/v1/namespaces/many/configmaps?limit=2&labelSelector=x!%3Dy"],
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/many/configmaps?limit=2&labelSelector=x!%3Dy",
+        ],
     );
     assert!(filtered["metadata"].get("remainingItemCount").is_none());
 }
@@ -199,18 +243,43 @@ fn the_kubelet_writes_as_kubelet_and_the_scheduler_records_scheduled_events() {
     // Sim nodes write with their own client; the kelp scheduler's events
     // and the field managers of in-process components are what is checked.
     let _nodes = SimNodes::start(&s, "f-", 2, &[]);
-    s.ok(&["create", "deployment", "web", "--image=busybox", "--replicas=2"]);
+    s.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+    ]);
     eventually("two running", 60, || {
-        s.ok(&["get", "pods", "-l", "app=web", "--field-selector=status.phase=Running", "-o", "name"])
-            .lines()
-            .count()
+        s.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name",
+        ])
+        .lines()
+        .count()
             == 2
     });
-    let nodes = s.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.nodeName}"]);
+    let nodes = s.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ]);
     let mut nodes: Vec<&str> = nodes.split(' ').collect();
     nodes.sort_unstable();
     nodes.dedup();
-    assert_eq!(nodes.len(), 2, "the first replicas spread over both nodes: {nodes:?}");
+    assert_eq!(
+        nodes.len(),
+        2,
+        "the first replicas spread over both nodes: {nodes:?}"
+    );
     let events = s.ok(&[
         "get",
         "events",
@@ -219,7 +288,10 @@ fn the_kubelet_writes_as_kubelet_and_the_scheduler_records_scheduled_events() {
         "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
     ]);
     assert_eq!(
-        events.lines().filter(|l| l.starts_with("Successfully assigned default/web-")).count(),
+        events
+            .lines()
+            .filter(|l| l.starts_with("Successfully assigned default/web-"))
+            .count(),
         2,
         "{events}"
     );
@@ -258,7 +330,13 @@ fn events_k8s_io_and_core_events_are_one_store() {
             "eventTime": "2026-01-01T00:00:00.000000Z", "action": "Testing",
             "reportingController": "tests", "reportingInstance": "tests-1"}"#,
     );
-    let core = s.ok(&["get", "events", "e2", "-o", "jsonpath={.involvedObject.name}:{.message}"]);
+    let core = s.ok(&[
+        "get",
+        "events",
+        "e2",
+        "-o",
+        "jsonpath={.involvedObject.name}:{.message}",
+    ]);
     assert_eq!(core, "q:from events.k8s.io");
     let selected = s.ok(&[
         "get",
@@ -273,12 +351,43 @@ fn events_k8s_io_and_core_events_are_one_store() {
 #[test]
 fn autoscaling_v1_is_served_alongside_v2_and_the_hpa_reports_status() {
     let s = Server::start();
-    s.ok(&["create", "deployment", "web", "--image=busybox", "--replicas=1"]);
-    s.ok(&["autoscale", "deployment", "web", "--min=2", "--max=4", "--cpu-percent=50"]);
-    let v1 = json_of(&s, &["get", "horizontalpodautoscalers.v1.autoscaling", "web", "-o", "json"]);
+    s.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=1",
+    ]);
+    s.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--min=2",
+        "--max=4",
+        "--cpu-percent=50",
+    ]);
+    let v1 = json_of(
+        &s,
+        &[
+            "get",
+            "horizontalpodautoscalers.v1.autoscaling",
+            "web",
+            "-o",
+            "json",
+        ],
+    );
     assert_eq!(v1["apiVersion"], "autoscaling/v1");
     assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 50, "{v1}");
-    let v2 = json_of(&s, &["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "json"]);
+    let v2 = json_of(
+        &s,
+        &[
+            "get",
+            "horizontalpodautoscalers.v2.autoscaling",
+            "web",
+            "-o",
+            "json",
+        ],
+    );
     assert_eq!(
         v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
         50
@@ -296,15 +405,38 @@ fn autoscaling_v1_is_served_alongside_v2_and_the_hpa_reports_status() {
             "-o",
             "jsonpath={range .status.conditions[*]}{.type}={.reason} {end}",
         ]);
-        conditions.contains("AbleToScale=") && conditions.contains("ScalingActive=FailedGetResourceMetric")
+        conditions.contains("AbleToScale=")
+            && conditions.contains("ScalingActive=FailedGetResourceMetric")
     });
     assert_eq!(
-        s.ok(&["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "jsonpath={.status.currentReplicas}/{.status.desiredReplicas}"]),
+        s.ok(&[
+            "get",
+            "horizontalpodautoscalers.v2.autoscaling",
+            "web",
+            "-o",
+            "jsonpath={.status.currentReplicas}/{.status.desiredReplicas}"
+        ]),
         "2/2"
     );
     // A v1 patch goes through conversion and keeps the v2-only fields.
-    s.ok(&["patch", "horizontalpodautoscalers.v1.autoscaling", "web", "--type=merge", "-p", r#"{"spec":{"maxReplicas":5}}"#]);
-    let v2 = json_of(&s, &["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "json"]);
+    s.ok(&[
+        "patch",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"maxReplicas":5}}"#,
+    ]);
+    let v2 = json_of(
+        &s,
+        &[
+            "get",
+            "horizontalpodautoscalers.v2.autoscaling",
+            "web",
+            "-o",
+            "json",
+        ],
+    );
     assert_eq!(v2["spec"]["maxReplicas"], 5);
     assert_eq!(v2["spec"]["metrics"][0]["resource"]["name"], "cpu");
 }
@@ -325,14 +457,34 @@ fn replication_controllers_keep_their_replicas_and_adopt_orphans() {
                 "template": {"metadata": {"labels": {"app": "r"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}"#,
     );
     eventually("three ready replicas", 60, || {
-        s.ok(&["get", "rc", "r", "-o", "jsonpath={.status.replicas}/{.status.readyReplicas}"]) == "3/3"
+        s.ok(&[
+            "get",
+            "rc",
+            "r",
+            "-o",
+            "jsonpath={.status.replicas}/{.status.readyReplicas}",
+        ]) == "3/3"
     });
-    let owner = s.ok(&["get", "pod", "orphan", "-o", "jsonpath={.metadata.ownerReferences[0].kind}"]);
+    let owner = s.ok(&[
+        "get",
+        "pod",
+        "orphan",
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}",
+    ]);
     assert_eq!(owner, "ReplicationController", "the orphan was adopted");
-    assert_eq!(s.ok(&["get", "pods", "-l", "app=r", "-o", "name"]).lines().count(), 3);
+    assert_eq!(
+        s.ok(&["get", "pods", "-l", "app=r", "-o", "name"])
+            .lines()
+            .count(),
+        3
+    );
     s.ok(&["scale", "rc", "r", "--replicas=1"]);
     eventually("scaled down", 60, || {
-        s.ok(&["get", "pods", "-l", "app=r", "-o", "name"]).lines().count() == 1
+        s.ok(&["get", "pods", "-l", "app=r", "-o", "name"])
+            .lines()
+            .count()
+            == 1
     });
 }
 
@@ -340,7 +492,13 @@ fn replication_controllers_keep_their_replicas_and_adopt_orphans() {
 fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
     use base64::Engine;
     let s = Server::start();
-    s.ok(&["create", "secret", "generic", "anchor", "--from-literal=a=b"]);
+    s.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "anchor",
+        "--from-literal=a=b",
+    ]);
     let token = s.ok(&[
         "create",
         "token",
@@ -356,7 +514,10 @@ fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
             .expect("base64url"),
     )
     .expect("json claims");
-    assert_eq!(claims["kubernetes.io"]["secret"]["name"], "anchor", "{claims}");
+    assert_eq!(
+        claims["kubernetes.io"]["secret"]["name"], "anchor",
+        "{claims}"
+    );
     let uid = s.ok(&["get", "secret", "anchor", "-o", "jsonpath={.metadata.uid}"]);
     assert_eq!(claims["kubernetes.io"]["secret"]["uid"], uid.as_str());
     // curl, not kubectl: the admin kubeconfig's client certificate would
@@ -370,7 +531,10 @@ fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
             .expect("curl (tests/run.sh installs it)");
         String::from_utf8_lossy(&out.stdout) == "200"
     };
-    assert!(with_token(token), "the bound token works while the secret exists");
+    assert!(
+        with_token(token),
+        "the bound token works while the secret exists"
+    );
     s.ok(&["delete", "secret", "anchor"]);
     eventually("the token revoked", 30, || !with_token(token));
     let err = s.fails(&[
@@ -381,4 +545,91 @@ fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
         "--bound-object-name=missing",
     ]);
     assert!(err.contains("secrets \"missing\" not found"), "{err}");
+}
+
+#[test]
+fn finished_jobs_go_after_their_ttl() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "ttl-", 1, &[]);
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "brief"},
+            "spec": {"ttlSecondsAfterFinished": 1, "template": {
+                "metadata": {"annotations": {"kelp.io/sim-exit-code": "0"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}"#,
+    );
+    eventually("the finished job deleted", 60, || {
+        !s.kubectl(&["get", "job", "brief"]).status.success()
+    });
+    eventually("its pods deleted", 60, || {
+        s.ok(&["get", "pods", "-l", "job-name=brief", "-o", "name"])
+            .trim()
+            .is_empty()
+    });
+}
+
+#[test]
+fn the_bootstrap_signer_signs_cluster_info_for_each_signing_token() {
+    use base64::Engine;
+    let s = Server::start();
+    s.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "bootstrap-token-abcdef",
+        "-n",
+        "kube-system",
+        "--type=bootstrap.kubernetes.io/token",
+        "--from-literal=token-id=abcdef",
+        "--from-literal=token-secret=0123456789abcdef",
+        "--from-literal=usage-bootstrap-signing=true",
+    ]);
+    let mut signature = String::new();
+    eventually("the signature", 30, || {
+        signature = s
+            .kubectl(&[
+                "get",
+                "cm",
+                "cluster-info",
+                "-n",
+                "kube-public",
+                "-o",
+                "jsonpath={.data.jws-kubeconfig-abcdef}",
+            ])
+            .stdout
+            .iter()
+            .map(|b| *b as char)
+            .collect();
+        !signature.is_empty()
+    });
+    let kubeconfig = s.ok(&[
+        "get",
+        "cm",
+        "cluster-info",
+        "-n",
+        "kube-public",
+        "-o",
+        "jsonpath={.data.kubeconfig}",
+    ]);
+    assert!(
+        kubeconfig.contains("certificate-authority-data:"),
+        "{kubeconfig}"
+    );
+    // Check it as a joining client would: HS256 over header.payload.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (header, sig) = signature.split_once("..").expect("detached JWS");
+    let signed = format!("{header}.{}", b64.encode(&kubeconfig));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"0123456789abcdef");
+    ring::hmac::verify(&key, signed.as_bytes(), &b64.decode(sig).unwrap())
+        .expect("the signature verifies with the token secret");
+    // Anyone may read it: discovery happens before the client has credentials.
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "https://127.0.0.1:{}/api/v1/namespaces/kube-public/configmaps/cluster-info",
+            s.port
+        ))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 }

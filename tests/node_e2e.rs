@@ -715,7 +715,9 @@ fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
         ) != ""
     });
     assert_eq!(
-        server.ok(&["exec", pod, "-c", "dbg", "--", "cat", "/tmp/seen"]).trim(),
+        server
+            .ok(&["exec", pod, "-c", "dbg", "--", "cat", "/tmp/seen"])
+            .trim(),
         pod.as_str()
     );
     let err = server.fails(&["debug", pod, "--image=busybox", "-c", "dbg"]);

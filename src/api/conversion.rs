@@ -175,13 +175,19 @@ fn hpa_v2_to_v1(mut obj: Value) -> Value {
     if !other_current.is_empty() {
         extra.push((CURRENT_METRICS_ANNOTATION, Value::Array(other_current)));
     }
-    if status["conditions"].as_array().is_some_and(|c| !c.is_empty()) {
+    if status["conditions"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty())
+    {
         extra.push((CONDITIONS_ANNOTATION, status["conditions"].clone()));
     }
     if !extra.is_empty() {
         let a = annotations(&mut obj);
         for (k, v) in extra {
-            a.insert(k.into(), json!(serde_json::to_string(&v).unwrap_or_default()));
+            a.insert(
+                k.into(),
+                json!(serde_json::to_string(&v).unwrap_or_default()),
+            );
         }
     }
     obj["spec"] = v1_spec;
@@ -267,7 +273,14 @@ const EVENT_FIELDS: [(&str, &str); 9] = [
 ];
 
 /// Fields both shapes have under the same name.
-const EVENT_SHARED: [&str; 6] = ["metadata", "type", "reason", "action", "reportingInstance", "related"];
+const EVENT_SHARED: [&str; 6] = [
+    "metadata",
+    "type",
+    "reason",
+    "action",
+    "reportingInstance",
+    "related",
+];
 
 fn event_from_core(core: Value) -> Value {
     let mut out = Map::new();
@@ -293,10 +306,14 @@ fn event_from_core(core: Value) -> Value {
     // client's models) refuse an Event without one; a core Event written
     // by an older client has none, so its first timestamp stands in.
     if out.get("eventTime").is_none_or(Value::is_null) {
-        let when = [&core["firstTimestamp"], &core["lastTimestamp"], &core["metadata"]["creationTimestamp"]]
-            .into_iter()
-            .find_map(Value::as_str)
-            .map(micro_time);
+        let when = [
+            &core["firstTimestamp"],
+            &core["lastTimestamp"],
+            &core["metadata"]["creationTimestamp"],
+        ]
+        .into_iter()
+        .find_map(Value::as_str)
+        .map(micro_time);
         out.insert("eventTime".into(), when.map_or(Value::Null, Value::String));
     }
     Value::Object(out)
@@ -367,7 +384,10 @@ mod tests {
         assert_eq!(served["regarding"]["name"], "p");
         assert_eq!(served["note"], "hi");
         assert_eq!(served["deprecatedCount"], 2);
-        assert!(served["eventTime"].is_null(), "no timestamp at all stays null");
+        assert!(
+            served["eventTime"].is_null(),
+            "no timestamp at all stays null"
+        );
         let back = to_storage(ev, served);
         assert_eq!(back["involvedObject"], core["involvedObject"]);
         assert_eq!(back["message"], "hi");

@@ -70,9 +70,7 @@ pub async fn forward<S: Store>(
         let ip = obj["status"]["podIP"]
             .as_str()
             .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| {
-                ApiError::unavailable(format!("pod {name:?} has no IP address yet"))
-            })?
+            .ok_or_else(|| ApiError::unavailable(format!("pod {name:?} has no IP address yet")))?
             .to_string();
         let port = if port.is_empty() {
             80
@@ -84,7 +82,11 @@ pub async fn forward<S: Store>(
     } else {
         service_endpoint(api, &obj, &ns, name, port).await?
     };
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let path = format!("/{rest}{query}");
     let method = req.method().clone();
     let headers = req.headers().clone();
@@ -104,9 +106,8 @@ pub async fn forward<S: Store>(
     let out = out
         .body(Full::new(body))
         .map_err(|e| ApiError::bad_request(format!("cannot forward the request: {e}")))?;
-    let unavailable = |e: String| {
-        ApiError::unavailable(format!("error trying to reach {ip}:{port}: {e}"))
-    };
+    let unavailable =
+        |e: String| ApiError::unavailable(format!("error trying to reach {ip}:{port}: {e}"));
     let tcp = tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect((ip.as_str(), port)),
@@ -160,10 +161,15 @@ async fn service_endpoint<S: Store>(
     } else {
         ports
             .iter()
-            .find(|p| p["name"] == port || p["port"].as_i64().map(|n| n.to_string()).as_deref() == Some(port))
+            .find(|p| {
+                p["name"] == port
+                    || p["port"].as_i64().map(|n| n.to_string()).as_deref() == Some(port)
+            })
             .cloned()
             .ok_or_else(|| {
-                ApiError::unavailable(format!("no service port {port:?} found for service {name:?}"))
+                ApiError::unavailable(format!(
+                    "no service port {port:?} found for service {name:?}"
+                ))
             })?
     };
     let port_name = chosen["name"].as_str().unwrap_or("").to_string();
@@ -172,7 +178,9 @@ async fn service_endpoint<S: Store>(
     let (endpoints, _) = api
         .current(info, &info.key(Some(ns), name), name)
         .await
-        .map_err(|_| ApiError::unavailable(format!("no endpoints available for service {name:?}")))?;
+        .map_err(|_| {
+            ApiError::unavailable(format!("no endpoints available for service {name:?}"))
+        })?;
     for subset in endpoints["subsets"].as_array().into_iter().flatten() {
         let Some(target_port) = subset["ports"]
             .as_array()
@@ -205,8 +213,14 @@ mod tests {
     #[test]
     fn names_split_like_upstream() {
         assert_eq!(split_scheme_name_port("web"), Some(("", "web", "")));
-        assert_eq!(split_scheme_name_port("web:8080"), Some(("", "web", "8080")));
-        assert_eq!(split_scheme_name_port("http:web:80"), Some(("http", "web", "80")));
+        assert_eq!(
+            split_scheme_name_port("web:8080"),
+            Some(("", "web", "8080"))
+        );
+        assert_eq!(
+            split_scheme_name_port("http:web:80"),
+            Some(("http", "web", "80"))
+        );
         assert_eq!(split_scheme_name_port("ftp:web:80"), None);
         assert_eq!(split_scheme_name_port("a:b:c:d"), None);
         assert_eq!(split_scheme_name_port(":80"), None);

@@ -47,6 +47,23 @@ pub fn objects() -> Vec<Value> {
         .filter(|n| n.starts_with("system:controller:"))
         .map(str::to_string)
         .collect();
+    // kubeadm's grant: anyone may read the signed cluster-info (discovery
+    // with a bootstrap token happens before the client holds credentials).
+    let cluster_info = "kubeadm:bootstrap-signer-clusterinfo";
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": cluster_info, "namespace": "kube-public",
+            "annotations": {AUTOUPDATE: "true"}},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+            "resourceNames": ["cluster-info"], "verbs": ["get"]}],
+    }));
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": cluster_info, "namespace": "kube-public",
+            "annotations": {AUTOUPDATE: "true"}},
+        "roleRef": {"apiGroup": GROUP, "kind": "Role", "name": cluster_info},
+        "subjects": [{"apiGroup": GROUP, "kind": "User", "name": "system:anonymous"}],
+    }));
     for role in controllers {
         let suffix = role.trim_start_matches("system:controller:");
         out.push(json!({

@@ -401,7 +401,10 @@ fn health_report<S: Store>(server: &Server<S>, which: &str, verbose: bool) -> Re
             Err(why) => format!("[-]{name} failed: {why}"),
         })
         .collect();
-    lines.push(format!("{which} check {}", if failed { "failed" } else { "passed" }));
+    lines.push(format!(
+        "{which} check {}",
+        if failed { "failed" } else { "passed" }
+    ));
     respond(
         if failed { 500 } else { 200 },
         "text/plain; charset=utf-8",
@@ -422,10 +425,10 @@ async fn route_request<S: Store>(
         .map(str::to_string);
     match path.as_str() {
         "/healthz" | "/livez" | "/readyz" => {
-            let verbose = req
-                .uri()
-                .query()
-                .is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+            let verbose = req.uri().query().is_some_and(|q| {
+                q.split('&')
+                    .any(|p| p == "verbose" || p.starts_with("verbose="))
+            });
             return Ok(health_report(server, &path[1..], verbose));
         }
         "/healthz/ping" | "/livez/ping" | "/readyz/ping" => {
@@ -521,9 +524,12 @@ async fn route_request<S: Store>(
             let frames = futures::stream::iter([body, Bytes::from_static(b"\n")])
                 .map(|b| Ok::<_, Infallible>(Frame::data(b)));
             let mut r = Response::new(StreamBody::new(frames).boxed_unsync());
-            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            *r.status_mut() =
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
         Reply::Raw {

@@ -247,7 +247,12 @@ pub fn prepare_update(
             set_or_remove_in(new, "spec", "ephemeralContainers", wanted);
         } else {
             let before = old["spec"].get("ephemeralContainers").cloned();
-            set_or_remove_in(new, "spec", "ephemeralContainers", before.unwrap_or(Value::Null));
+            set_or_remove_in(
+                new,
+                "spec",
+                "ephemeralContainers",
+                before.unwrap_or(Value::Null),
+            );
         }
     }
     if info.has_status() {

@@ -117,9 +117,14 @@ async fn serve(args: AgentArgs, server: ServerAddress, token: String) -> anyhow:
     };
     loop {
         let c = &joined.credentials;
-        let client =
-            crate::agent::client_for("kubelet", &server.url, &joined.ca_pem, &c.client_cert, &c.client_key)
-                .await?;
+        let client = crate::agent::client_for(
+            "kubelet",
+            &server.url,
+            &joined.ca_pem,
+            &c.client_cert,
+            &c.client_key,
+        )
+        .await?;
         let tls = crate::pki::kubelet_server_config_for_ca(
             &joined.ca_pem,
             &c.serving_cert,

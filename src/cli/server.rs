@@ -343,6 +343,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         ),
         default_toleration_seconds: args.default_unreachable_toleration_seconds as i64,
         servicelb: !args.disable.contains(&Component::Servicelb),
+        api_server_url: format!(
+            "https://{}",
+            SocketAddr::new(advertise_ip, args.https_listen_port)
+        ),
     };
     // One informer per resource for every in-process client (client-go's
     // shared informer factory): one watch and one decoded copy of each pod.

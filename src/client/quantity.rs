@@ -291,7 +291,8 @@ impl Quantity {
     pub fn checked_add(&self, other: &Quantity) -> Option<Quantity> {
         let exp = self.exp.min(other.exp);
         let align = |m: i128, e: i32| m.checked_mul(pow10((e - exp).unsigned_abs())?);
-        let mantissa = align(self.mantissa, self.exp)?.checked_add(align(other.mantissa, other.exp)?)?;
+        let mantissa =
+            align(self.mantissa, self.exp)?.checked_add(align(other.mantissa, other.exp)?)?;
         let format = if self.mantissa == 0 {
             other.format
         } else {
@@ -431,12 +432,21 @@ mod projection_tests {
 
     #[test]
     fn sums_keep_the_first_format_and_align_exponents() {
-        let sum = |a: &str, b: &str| parse(a).unwrap().checked_add(&parse(b).unwrap()).unwrap().canonical();
+        let sum = |a: &str, b: &str| {
+            parse(a)
+                .unwrap()
+                .checked_add(&parse(b).unwrap())
+                .unwrap()
+                .canonical()
+        };
         assert_eq!(sum("1Gi", "1Gi"), "2Gi");
         assert_eq!(sum("100m", "1"), "1100m");
         assert_eq!(sum("0", "512Mi"), "512Mi");
         assert_eq!(sum("1", "500m"), "1500m");
-        let diff = parse("1").unwrap().checked_sub(&parse("250m").unwrap()).unwrap();
+        let diff = parse("1")
+            .unwrap()
+            .checked_sub(&parse("250m").unwrap())
+            .unwrap();
         assert_eq!(diff.canonical(), "750m");
     }
 

@@ -141,7 +141,9 @@ pub fn usage(group: &str, resource: &str, obj: &Value) -> Usage {
                     usage.insert("services.loadbalancers".into(), one);
                     let node_ports = if obj["spec"]["allocateLoadBalancerNodePorts"] == false {
                         obj["spec"]["ports"].as_array().map_or(0, |p| {
-                            p.iter().filter(|p| p["nodePort"].as_i64().unwrap_or(0) != 0).count()
+                            p.iter()
+                                .filter(|p| p["nodePort"].as_i64().unwrap_or(0) != 0)
+                                .count()
                         }) as i64
                     } else {
                         ports
@@ -180,7 +182,10 @@ pub fn usage(group: &str, resource: &str, obj: &Value) -> Usage {
 /// A pod stops being charged compute once it is terminal, or once its
 /// deletion grace period has run out (upstream `QuotaV1Pod`).
 fn charges_compute(pod: &Value) -> bool {
-    if matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+    if matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    ) {
         return false;
     }
     let deleted = pod["metadata"]["deletionTimestamp"]
@@ -303,8 +308,12 @@ pub fn matches_scopes(quota: &Value, group: &str, resource: &str, obj: &Value) -
 fn pod_matches_scope(pod: &Value, scope: &str, op: &str, values: &[String]) -> bool {
     let spec = &pod["spec"];
     match scope {
-        "Terminating" => spec["activeDeadlineSeconds"].as_i64().is_some_and(|s| s >= 0),
-        "NotTerminating" => !spec["activeDeadlineSeconds"].as_i64().is_some_and(|s| s >= 0),
+        "Terminating" => spec["activeDeadlineSeconds"]
+            .as_i64()
+            .is_some_and(|s| s >= 0),
+        "NotTerminating" => !spec["activeDeadlineSeconds"]
+            .as_i64()
+            .is_some_and(|s| s >= 0),
         "BestEffort" => pod_qos::qos_class(Some(spec)) == "BestEffort",
         "NotBestEffort" => pod_qos::qos_class(Some(spec)) != "BestEffort",
         "PriorityClass" => {
@@ -449,7 +458,8 @@ mod tests {
 
     #[test]
     fn a_finished_pod_is_charged_only_its_object_count() {
-        let pod = json!({"spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Succeeded"}});
+        let pod =
+            json!({"spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Succeeded"}});
         let u = usage("", "pods", &pod);
         assert!(!u.contains_key("pods"));
         assert!(u.contains_key("count/pods"));
@@ -476,8 +486,7 @@ mod tests {
     fn scoped_quotas_match_only_the_pods_in_scope() {
         let quota = json!({"spec": {"scopes": ["BestEffort"]}});
         let best_effort = json!({"spec": {"containers": [{"name": "a"}]}});
-        let burstable =
-            json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}]}});
+        let burstable = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}]}});
         assert!(matches_scopes(&quota, "", "pods", &best_effort));
         assert!(!matches_scopes(&quota, "", "pods", &burstable));
         assert!(!matches_scopes(&quota, "", "configmaps", &json!({})));

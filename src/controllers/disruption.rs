@@ -65,7 +65,10 @@ struct Ctx {
 }
 
 /// Runs the disruption controller until `cancel` fires.
-pub async fn run(informers: SharedInformers, cancel: CancellationToken) -> Result<(), DisruptionError> {
+pub async fn run(
+    informers: SharedInformers,
+    cancel: CancellationToken,
+) -> Result<(), DisruptionError> {
     let client = informers.client();
     let queue = Queue::<PodDisruptionBudget>::new();
     let (budgets, pdb_task) = informer::spawn(
@@ -75,21 +78,25 @@ pub async fn run(informers: SharedInformers, cancel: CancellationToken) -> Resul
     );
     let sender = queue.sender.clone();
     let pdb_store = budgets.clone();
-    let (pods, pod_task) = informer::spawn(&informers.get::<Pod>(), cancel.clone(), move |event, _| {
-        let Some(pod) = touched(event) else { return };
-        let ns = pod.metadata.namespace.as_deref();
-        for pdb in pdb_store.state() {
-            if pdb.metadata.namespace.as_deref() == ns {
-                let _ = sender.unbounded_send(ObjectRef::from_obj(&*pdb));
+    let (pods, pod_task) =
+        informer::spawn(&informers.get::<Pod>(), cancel.clone(), move |event, _| {
+            let Some(pod) = touched(event) else { return };
+            let ns = pod.metadata.namespace.as_deref();
+            for pdb in pdb_store.state() {
+                if pdb.metadata.namespace.as_deref() == ns {
+                    let _ = sender.unbounded_send(ObjectRef::from_obj(&*pdb));
+                }
             }
-        }
-    });
+        });
     let (replica_sets, rs_task) =
         informer::spawn(&informers.get::<ReplicaSet>(), cancel.clone(), |_, _| {});
     let (stateful_sets, ss_task) =
         informer::spawn(&informers.get::<StatefulSet>(), cancel.clone(), |_, _| {});
-    let (controllers, rc_task) =
-        informer::spawn(&informers.get::<ReplicationController>(), cancel.clone(), |_, _| {});
+    let (controllers, rc_task) = informer::spawn(
+        &informers.get::<ReplicationController>(),
+        cancel.clone(),
+        |_, _| {},
+    );
     let ready = informer::wait_ready(&[&pods], &cancel).await
         && informer::wait_ready(&[&replica_sets], &cancel).await
         && informer::wait_ready(&[&stateful_sets], &cancel).await
@@ -188,7 +195,12 @@ impl Ctx {
                 .controllers
                 .get(&ObjectRef::new(&owner.name).within(ns))
                 .filter(|rc| matches_uid(&rc.metadata))
-                .map(|rc| (owner.uid.clone(), rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))),
+                .map(|rc| {
+                    (
+                        owner.uid.clone(),
+                        rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                    )
+                }),
             _ => None,
         }
     }
@@ -235,8 +247,7 @@ impl Ctx {
             if live.contains(&name) && since < DELETION_TIMEOUT {
                 let left = DELETION_TIMEOUT - since;
                 out.recheck = Some(out.recheck.map_or(left, |r| r.min(left)));
-                out.disrupted
-                    .insert(name, timestamps::rfc3339(at.0.into()));
+                out.disrupted.insert(name, timestamps::rfc3339(at.0.into()));
             }
         }
         out.current_healthy = pods
@@ -258,7 +269,8 @@ impl Ctx {
                         scales.insert(uid, replicas);
                     }
                     None => {
-                        out.error = Some(format!("found no controllers for pod {:?}", pod.name_any()));
+                        out.error =
+                            Some(format!("found no controllers for pod {:?}", pod.name_any()));
                         return out;
                     }
                 }
@@ -283,7 +295,10 @@ impl Ctx {
 }
 
 #[tracing::instrument(skip_all, fields(pdb = %key(&pdb)))]
-async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Ctx>) -> Result<Action, DisruptionError> {
+async fn reconcile(
+    pdb: Arc<PodDisruptionBudget>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, DisruptionError> {
     let now = std::time::SystemTime::now();
     let c = ctx.compute(&pdb, now);
     let generation = pdb.metadata.generation.unwrap_or(0);
@@ -298,7 +313,9 @@ async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Ctx>) -> Result<Actio
         .as_ref()
         .and_then(|cs| cs.iter().find(|c| c.type_ == "DisruptionAllowed"));
     let transition = match old_condition {
-        Some(oc) if oc.status == condition_status => timestamps::rfc3339(oc.last_transition_time.0.into()),
+        Some(oc) if oc.status == condition_status => {
+            timestamps::rfc3339(oc.last_transition_time.0.into())
+        }
         _ => timestamps::rfc3339(now),
     };
     let old_disrupted: BTreeMap<String, String> = old
@@ -346,7 +363,11 @@ async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Ctx>) -> Result<Actio
         }});
         let ns = pdb.namespace().unwrap_or_default();
         Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &ns)
-            .patch_status(&pdb.name_any(), &PatchParams::default(), &Patch::Merge(status))
+            .patch_status(
+                &pdb.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(status),
+            )
             .await
             .map_err(|source| DisruptionError::Status {
                 namespace: ns.clone(),

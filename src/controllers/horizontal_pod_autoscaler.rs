@@ -52,7 +52,10 @@ struct Ctx {
 }
 
 /// Runs the autoscaler controller until `cancel` fires.
-pub async fn run(informers: SharedInformers, cancel: CancellationToken) -> Result<(), AutoscalerError> {
+pub async fn run(
+    informers: SharedInformers,
+    cancel: CancellationToken,
+) -> Result<(), AutoscalerError> {
     let client = informers.client();
     let queue = Queue::<HorizontalPodAutoscaler>::new();
     let (autoscalers, task) = informer::spawn(
@@ -128,14 +131,18 @@ fn condition(type_: &str, status: bool, reason: &str, message: &str, old: &Value
 }
 
 #[tracing::instrument(skip_all, fields(hpa = %key(&hpa)))]
-async fn reconcile(hpa: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<Action, AutoscalerError> {
+async fn reconcile(
+    hpa: Arc<HorizontalPodAutoscaler>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, AutoscalerError> {
     let namespace = hpa.namespace().unwrap_or_default();
     let name = hpa.name_any();
     let spec = hpa.spec.clone();
     let old = serde_json::to_value(&hpa.status).unwrap_or(Value::Null);
     let target = &spec.scale_target_ref;
     let resource = target_resource(target.api_version.as_deref().unwrap_or(""), &target.kind);
-    let targets: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+    let targets: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
     let min = spec.min_replicas.unwrap_or(1);
     let max = spec.max_replicas;
     let mut status = json!({
@@ -148,10 +155,16 @@ async fn reconcile(hpa: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
     }
     let conditions = match targets.get_scale(&target.name).await {
         Err(e) => {
-            let message = format!("the HPA controller was unable to get the target's current scale: {e}");
-            ctx.events
-                .warning(&*hpa, "FailedGetScale", message.clone());
-            vec![condition("AbleToScale", false, "FailedGetScale", &message, &old)]
+            let message =
+                format!("the HPA controller was unable to get the target's current scale: {e}");
+            ctx.events.warning(&*hpa, "FailedGetScale", message.clone());
+            vec![condition(
+                "AbleToScale",
+                false,
+                "FailedGetScale",
+                &message,
+                &old,
+            )]
         }
         Ok(scale) => {
             let current = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
@@ -159,15 +172,51 @@ async fn reconcile(hpa: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
             let (desired, active, why) = if current == 0 && min != 0 {
                 (
                     0,
-                    condition("ScalingActive", false, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero", &old),
+                    condition(
+                        "ScalingActive",
+                        false,
+                        "ScalingDisabled",
+                        "scaling is disabled since the replica count of the target is zero",
+                        &old,
+                    ),
                     None,
                 )
             } else if current > max {
-                (max, condition("ScalingActive", false, "FailedGetResourceMetric", NO_METRICS, &old), Some("Current number of replicas above Spec.MaxReplicas"))
+                (
+                    max,
+                    condition(
+                        "ScalingActive",
+                        false,
+                        "FailedGetResourceMetric",
+                        NO_METRICS,
+                        &old,
+                    ),
+                    Some("Current number of replicas above Spec.MaxReplicas"),
+                )
             } else if current < min {
-                (min, condition("ScalingActive", false, "FailedGetResourceMetric", NO_METRICS, &old), Some("Current number of replicas below Spec.MinReplicas"))
+                (
+                    min,
+                    condition(
+                        "ScalingActive",
+                        false,
+                        "FailedGetResourceMetric",
+                        NO_METRICS,
+                        &old,
+                    ),
+                    Some("Current number of replicas below Spec.MinReplicas"),
+                )
             } else {
-                (current, condition("ScalingActive", false, "FailedGetResourceMetric", NO_METRICS, &old), None)
+                (
+                    current,
+                    condition(
+                        "ScalingActive",
+                        false,
+                        "FailedGetResourceMetric",
+                        NO_METRICS,
+                        &old,
+                    ),
+                    None,
+                )
             };
             status["desiredReplicas"] = json!(desired);
             let mut able = condition(
@@ -190,15 +239,27 @@ async fn reconcile(hpa: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
                             "SuccessfulRescale",
                             format!("New size: {desired}; reason: {reason}"),
                         );
-                        able = condition("AbleToScale", true, "SucceededRescale", &format!("the HPA controller was able to update the target scale to {desired}"), &old);
+                        able = condition(
+                            "AbleToScale",
+                            true,
+                            "SucceededRescale",
+                            &format!(
+                                "the HPA controller was able to update the target scale to {desired}"
+                            ),
+                            &old,
+                        );
                     }
                     Err(e) => {
-                        let message = format!("the HPA controller was unable to update the target scale: {e}");
+                        let message = format!(
+                            "the HPA controller was unable to update the target scale: {e}"
+                        );
                         ctx.events.warning(&*hpa, "FailedRescale", message.clone());
                         able = condition("AbleToScale", false, "FailedUpdateScale", &message, &old);
                     }
                 }
-            } else if active["reason"] == "FailedGetResourceMetric" && !spec.metrics.as_ref().is_some_and(|m| m.is_empty()) {
+            } else if active["reason"] == "FailedGetResourceMetric"
+                && !spec.metrics.as_ref().is_some_and(|m| m.is_empty())
+            {
                 ctx.events
                     .warning(&*hpa, "FailedGetResourceMetric", NO_METRICS.to_string());
             }
@@ -206,13 +267,22 @@ async fn reconcile(hpa: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
         }
     };
     status["conditions"] = Value::Array(conditions);
-    let changed = ["currentReplicas", "desiredReplicas", "lastScaleTime", "observedGeneration"]
-        .iter()
-        .any(|f| status.get(*f) != old.get(*f))
+    let changed = [
+        "currentReplicas",
+        "desiredReplicas",
+        "lastScaleTime",
+        "observedGeneration",
+    ]
+    .iter()
+    .any(|f| status.get(*f) != old.get(*f))
         || strip_times(&status["conditions"]) != strip_times(&old["conditions"]);
     if changed {
         Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &namespace)
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
             .await
             .map_err(|source| AutoscalerError::Status {
                 namespace: namespace.clone(),
@@ -243,8 +313,14 @@ mod tests {
     #[test]
     fn scale_targets_map_to_their_resources() {
         let r = target_resource("apps/v1", "Deployment");
-        assert_eq!((r.group.as_str(), r.version.as_str(), r.plural.as_str()), ("apps", "v1", "deployments"));
+        assert_eq!(
+            (r.group.as_str(), r.version.as_str(), r.plural.as_str()),
+            ("apps", "v1", "deployments")
+        );
         let r = target_resource("v1", "ReplicationController");
-        assert_eq!((r.group.as_str(), r.plural.as_str()), ("", "replicationcontrollers"));
+        assert_eq!(
+            (r.group.as_str(), r.plural.as_str()),
+            ("", "replicationcontrollers")
+        );
     }
 }

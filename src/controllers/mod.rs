@@ -9,6 +9,7 @@
 
 pub mod api_status;
 pub mod batch_common;
+pub mod bootstrap_signer;
 pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod daemonset;
@@ -71,6 +72,9 @@ pub struct ControllerManagerConfig {
     /// Publish node addresses for LoadBalancer Services (k3s's servicelb;
     /// off with `--disable servicelb`).
     pub servicelb: bool,
+    /// `https://host:port` of the API server, as published in
+    /// `kube-public/cluster-info`.
+    pub api_server_url: String,
 }
 
 type Running = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -170,6 +174,14 @@ fn controllers(config: &ControllerManagerConfig) -> Vec<(&'static str, Starter)>
         ),
     ];
     all.push(("tokencleaner", starter(token_cleaner::run)));
+    let cluster_info = bootstrap_signer::ClusterInfo {
+        server: config.api_server_url.clone(),
+        ca_pem: config.root_ca_pem.clone(),
+    };
+    all.push((
+        "bootstrapsigner",
+        starter(move |c, t| bootstrap_signer::run(c, cluster_info.clone(), t)),
+    ));
     all.push(("resourcequota", starter(resource_quota::run)));
     all.push(("disruption", starter(disruption::run)));
     all.push((

@@ -151,7 +151,8 @@ impl Context {
     }
 
     fn event(&self, rs: &ReplicaSet, type_: &str, reason: &str, message: String) {
-        self.events.about(self.regarding(rs), type_, reason, message);
+        self.events
+            .about(self.regarding(rs), type_, reason, message);
     }
 }
 
@@ -368,7 +369,12 @@ async fn create_pod(
                 // Everything in the namespace is about to go away anyway.
                 return Ok(());
             }
-            ctx.event(rs, "Warning", "FailedCreate", format!("Error creating: {err}"));
+            ctx.event(
+                rs,
+                "Warning",
+                "FailedCreate",
+                format!("Error creating: {err}"),
+            );
             Err(err)
         }
     }
@@ -437,7 +443,12 @@ async fn delete_pods(
                 if err.is_not_found() {
                     return Ok(());
                 }
-                ctx.event(rs, "Warning", "FailedDelete", format!("Error deleting: {err}"));
+                ctx.event(
+                    rs,
+                    "Warning",
+                    "FailedDelete",
+                    format!("Error deleting: {err}"),
+                );
                 Err(err)
             }
         }

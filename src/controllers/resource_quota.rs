@@ -184,15 +184,30 @@ async fn reconcile(q: Arc<ResourceQuota>, ctx: Arc<Ctx>) -> Result<Action, Resou
     let informed: [(&str, Vec<Value>); 3] = [
         (
             "pods",
-            values(ctx.pods.state().into_iter().filter(|p| in_namespace(p.metadata.namespace.as_ref()))),
+            values(
+                ctx.pods
+                    .state()
+                    .into_iter()
+                    .filter(|p| in_namespace(p.metadata.namespace.as_ref())),
+            ),
         ),
         (
             "services",
-            values(ctx.services.state().into_iter().filter(|s| in_namespace(s.metadata.namespace.as_ref()))),
+            values(
+                ctx.services
+                    .state()
+                    .into_iter()
+                    .filter(|s| in_namespace(s.metadata.namespace.as_ref())),
+            ),
         ),
         (
             "persistentvolumeclaims",
-            values(ctx.claims.state().into_iter().filter(|c| in_namespace(c.metadata.namespace.as_ref()))),
+            values(
+                ctx.claims
+                    .state()
+                    .into_iter()
+                    .filter(|c| in_namespace(c.metadata.namespace.as_ref())),
+            ),
         ),
     ];
     let mut counted = std::collections::BTreeSet::new();
@@ -307,7 +322,9 @@ async fn count_objects(
         }
         cached.as_ref().and_then(|(_, all)| {
             all.iter()
-                .find(|r| r.resource.group == group && r.resource.plural == resource && r.namespaced)
+                .find(|r| {
+                    r.resource.group == group && r.resource.plural == resource && r.namespaced
+                })
                 .cloned()
         })
     };

@@ -14,8 +14,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 use super::events::{failed_scheduling_event, pod_event, unschedulable_condition_patch};
-use super::preemption::Candidate;
 use super::podinfo::PodInfo;
+use super::preemption::Candidate;
 
 /// Result of a binding attempt.
 #[derive(Debug)]
@@ -102,7 +102,10 @@ impl ApiWriter {
 
     /// Records the `Scheduled` event of a pod just bound.
     pub async fn report_scheduled(&self, pod: &PodInfo, node: &str) {
-        let message = format!("Successfully assigned {}/{} to {node}", pod.namespace, pod.name);
+        let message = format!(
+            "Successfully assigned {}/{} to {node}",
+            pod.namespace, pod.name
+        );
         self.record(pod, ("Normal", "Scheduled", "Binding"), &message)
             .await;
     }
@@ -127,16 +130,24 @@ impl ApiWriter {
                 "message": format!("{}: preempting to accommodate a higher priority pod", self.component),
                 "lastTransitionTime": now}]}});
             if let Err(e) = api
-                .patch_status(&victim.name, &PatchParams::default(), &Patch::Strategic(condition))
+                .patch_status(
+                    &victim.name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(condition),
+                )
                 .await
             {
                 tracing::debug!(pod = %victim.key(), error = %e, "cannot mark preemption victim");
             }
             let message = format!("Preempted by pod {} on node {}", pod.uid, candidate.node);
             match api
-                .delete(&victim.name, &DeleteParams::default().preconditions(
-                    kube::api::Preconditions { uid: Some(victim.uid.clone()), resource_version: None },
-                ))
+                .delete(
+                    &victim.name,
+                    &DeleteParams::default().preconditions(kube::api::Preconditions {
+                        uid: Some(victim.uid.clone()),
+                        resource_version: None,
+                    }),
+                )
                 .await
             {
                 Ok(_) => {
@@ -144,7 +155,9 @@ impl ApiWriter {
                         .await;
                 }
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                Err(e) => tracing::warn!(pod = %victim.key(), error = %e, "cannot delete preemption victim"),
+                Err(e) => {
+                    tracing::warn!(pod = %victim.key(), error = %e, "cannot delete preemption victim")
+                }
             }
         }
     }

@@ -47,7 +47,11 @@ fn eligible(cache: &Cache, pod: &PodInfo) -> bool {
 }
 
 /// The victims needed on `node`, if removing lower-priority pods helps.
-fn victims_on(state: &filter::FilterState<'_>, node: &NodeInfo, pod: &PodInfo) -> Option<Vec<Arc<PodInfo>>> {
+fn victims_on(
+    state: &filter::FilterState<'_>,
+    node: &NodeInfo,
+    pod: &PodInfo,
+) -> Option<Vec<Arc<PodInfo>>> {
     let mut lower: Vec<Arc<PodInfo>> = node
         .pods
         .iter()
@@ -121,15 +125,26 @@ mod tests {
     use crate::scheduler::fixtures::{cache, info, node, pod};
 
     fn placed(name: &str, cpu: &str, node: &str, priority: i32) -> k8s_openapi::api::core::v1::Pod {
-        pod(name, cpu, "", json!({"spec": {"nodeName": node, "priority": priority}}))
+        pod(
+            name,
+            cpu,
+            "",
+            json!({"spec": {"nodeName": node, "priority": priority}}),
+        )
     }
 
     #[test]
     fn the_fewest_least_important_pods_are_chosen() {
-        let nodes = [node("n1", "2", "4Gi", json!({})), node("n2", "2", "4Gi", json!({}))];
+        let nodes = [
+            node("n1", "2", "4Gi", json!({})),
+            node("n2", "2", "4Gi", json!({})),
+        ];
         let c = cache(
             &nodes,
-            &[placed("low", "1500m", "n1", 10), placed("mid", "1500m", "n2", 100)],
+            &[
+                placed("low", "1500m", "n1", 10),
+                placed("mid", "1500m", "n2", 100),
+            ],
         );
         let high = info(&pod("high", "1", "", json!({"spec": {"priority": 1000}})));
         let found = find_candidate(&c, &high).expect("a candidate");
@@ -140,7 +155,10 @@ mod tests {
 
     #[test]
     fn equal_or_higher_priority_pods_are_never_victims() {
-        let c = cache(&[node("n1", "1", "4Gi", json!({}))], &[placed("other", "1", "n1", 1000)]);
+        let c = cache(
+            &[node("n1", "1", "4Gi", json!({}))],
+            &[placed("other", "1", "n1", 1000)],
+        );
         let same = info(&pod("p", "1", "", json!({"spec": {"priority": 1000}})));
         assert!(find_candidate(&c, &same).is_none());
         let never = info(&pod(

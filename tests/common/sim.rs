@@ -14,7 +14,14 @@ impl SimNodes {
     pub fn start(s: &Server, prefix: &str, count: usize, extra: &[&str]) -> SimNodes {
         SimNodes(
             Command::new(env!("CARGO_BIN_EXE_kelp"))
-                .args(["sim", "nodes", "--count", &count.to_string(), "--prefix", prefix])
+                .args([
+                    "sim",
+                    "nodes",
+                    "--count",
+                    &count.to_string(),
+                    "--prefix",
+                    prefix,
+                ])
                 .args(["--lease-interval", "1"])
                 .args(extra)
                 .arg("--kubeconfig")

@@ -34,7 +34,11 @@ impl<S: Store> Api<S> {
                     .any(|a| c["metadata"]["annotations"][*a] == "true")
             })
             .max_by(|a, b| {
-                let created = |c: &Value| object::meta_str(c, "creationTimestamp").unwrap_or("").to_string();
+                let created = |c: &Value| {
+                    object::meta_str(c, "creationTimestamp")
+                        .unwrap_or("")
+                        .to_string()
+                };
                 created(a)
                     .cmp(&created(b))
                     .then_with(|| object::name(b).cmp(&object::name(a)))

@@ -91,7 +91,10 @@ impl<'a> Attributes<'a> {
         ApiError::new(
             403,
             "Forbidden",
-            format!("{} \"{name}\" is forbidden: {why}", qualified(group, resource)),
+            format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(group, resource)
+            ),
         )
         .about(group, resource, name)
     }

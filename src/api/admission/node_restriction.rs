@@ -10,9 +10,9 @@
 
 use serde_json::Value;
 
-use crate::api::handlers::Api;
 use crate::api::authn::User;
 use crate::api::authz::node::{Kind, node_name, references};
+use crate::api::handlers::Api;
 use crate::api::status::{ApiError, ApiResult};
 use crate::store::Store;
 

@@ -88,7 +88,11 @@ impl<S: Store> Api<S> {
     }
 
     /// Refuses a second global default PriorityClass.
-    pub(super) fn admit_priority_class(&self, attrs: &Attributes<'_>, new: &Value) -> ApiResult<()> {
+    pub(super) fn admit_priority_class(
+        &self,
+        attrs: &Attributes<'_>,
+        new: &Value,
+    ) -> ApiResult<()> {
         if attrs.info.resource != "priorityclasses"
             || attrs.operation == Operation::Delete
             || attrs.subresource.is_some()

@@ -120,7 +120,9 @@ impl<S: Store> Api<S> {
         Err(ApiError::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on resourcequotas \"{name}\": the quota is being changed by too many writers; try again"),
+            format!(
+                "Operation cannot be fulfilled on resourcequotas \"{name}\": the quota is being changed by too many writers; try again"
+            ),
         ))
     }
 }
@@ -176,9 +178,7 @@ fn charge(
     let new_used = quota::add(&used, &requested);
     let exceeded: Vec<&String> = requested
         .keys()
-        .filter(|k| {
-            new_used[*k].cmp_value(&hard[*k]) == std::cmp::Ordering::Greater
-        })
+        .filter(|k| new_used[*k].cmp_value(&hard[*k]) == std::cmp::Ordering::Greater)
         .collect();
     if !exceeded.is_empty() {
         let mask = |u: &Usage| -> Usage {
@@ -187,7 +187,9 @@ fn charge(
                 .map(|k| {
                     (
                         (*k).clone(),
-                        u.get(*k).copied().unwrap_or_else(crate::client::quantity::Quantity::zero),
+                        u.get(*k)
+                            .copied()
+                            .unwrap_or_else(crate::client::quantity::Quantity::zero),
                     )
                 })
                 .collect()

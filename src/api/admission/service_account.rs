@@ -57,7 +57,12 @@ impl<S: Store> Api<S> {
             ));
         };
         let sa = Some(sa);
-        if pod["spec"].is_object() && pod["spec"]["serviceAccountName"].as_str().unwrap_or("").is_empty() {
+        if pod["spec"].is_object()
+            && pod["spec"]["serviceAccountName"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty()
+        {
             pod["spec"]["serviceAccountName"] = json!(account);
         }
         let has_pull_secrets = pod["spec"]["imagePullSecrets"]

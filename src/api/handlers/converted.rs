@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::write::{field_manager, patch_error};
-use super::{Api, Call, Reply, Rendering, WatchStream};
+use super::{Api, Call, Rendering, Reply, WatchStream};
 use crate::api::conversion;
 use crate::api::object;
 use crate::api::patch::{self, PatchType, TypeRef};
@@ -39,9 +39,10 @@ impl<S: Store> Api<S> {
             ..call.target.clone()
         };
         let query = match call.query.get("fieldSelector") {
-            Some(s) => call
-                .query
-                .with("fieldSelector", conversion::storage_field_selector(served, s)),
+            Some(s) => call.query.with(
+                "fieldSelector",
+                conversion::storage_field_selector(served, s),
+            ),
             None => call.query.clone(),
         };
         let inner = Call {
@@ -122,7 +123,11 @@ impl<S: Store> Api<S> {
                 .filter(|rv| *rv != version)
                 .map(str::to_string);
             let mut stored = conversion::to_storage(served, patched);
-            object::set_meta(&mut stored, "resourceVersion", asked.clone().unwrap_or(version));
+            object::set_meta(
+                &mut stored,
+                "resourceVersion",
+                asked.clone().unwrap_or(version),
+            );
             let body = Bytes::from(
                 serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?,
             );

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::api::admission::{Attributes, Operation};
 use super::read::{Filter, collection_prefix};
 use super::{Api, Call, Reply};
+use crate::api::admission::{Attributes, Operation};
 use crate::api::object::{self, metadata_mut};
 use crate::api::registry::resources::ResourceInfo;
 use crate::api::render;
@@ -172,7 +172,7 @@ impl<S: Store> Api<S> {
                 Some(&current),
                 None,
             )
-                .await?;
+            .await?;
         }
         let obj = self.delete_one(info, &key, &name, &opts).await?;
         Ok(render::object(info, &obj, call.rendering, "Metadata", 200))

@@ -155,7 +155,12 @@ impl<S: Store> Api<S> {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => {
-                    return Err(ApiError::from_store(e, "policy", "poddisruptionbudgets", &name));
+                    return Err(ApiError::from_store(
+                        e,
+                        "policy",
+                        "poddisruptionbudgets",
+                        &name,
+                    ));
                 }
             }
         }

@@ -69,9 +69,7 @@ impl<S: Store> Api<S> {
             ("ephemeralcontainers", "update") => {
                 self.update(call, Some("ephemeralcontainers")).await
             }
-            ("ephemeralcontainers", "patch") => {
-                self.patch(call, Some("ephemeralcontainers")).await
-            }
+            ("ephemeralcontainers", "patch") => self.patch(call, Some("ephemeralcontainers")).await,
             ("scale", _) => self.scale(call, verb).await,
             ("binding", _) => self.bind(call).await,
             ("eviction", _) => self.evict(call).await,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::api::admission::{Attributes, Operation};
 use super::{Api, Call, Reply};
+use crate::api::admission::{Attributes, Operation};
 use crate::api::object::{self, metadata_mut};
 use crate::api::patch::{self, PatchError, PatchType, TypeRef};
 use crate::api::registry::resources::ResourceInfo;

@@ -176,7 +176,13 @@ mod tests {
         conform(&mut rs, &typed);
         assert_eq!(rs["status"], json!({"replicas": 0}));
         assert!(rs["spec"].get("bogus").is_none());
-        assert!(rs["spec"].get("replicas").is_none(), "a pointer field stays unset");
-        assert_eq!(rs["spec"]["template"]["metadata"]["creationTimestamp"], Value::Null);
+        assert!(
+            rs["spec"].get("replicas").is_none(),
+            "a pointer field stays unset"
+        );
+        assert_eq!(
+            rs["spec"]["template"]["metadata"]["creationTimestamp"],
+            Value::Null
+        );
     }
 }

@@ -137,7 +137,12 @@ mod tests {
         let rs = as_replica_set(&rc).unwrap();
         assert_eq!(rs.spec.replicas, Some(3));
         assert_eq!(
-            rs.spec.selector.match_labels.unwrap().get("app").map(String::as_str),
+            rs.spec
+                .selector
+                .match_labels
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
             Some("web")
         );
         assert_eq!(rs.status.unwrap().replicas, 1);

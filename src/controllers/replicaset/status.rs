@@ -144,7 +144,8 @@ pub(super) async fn update(
     // The generation we acted on, not a newer one a retry might read.
     new.observed_generation = rs.metadata.generation;
     let meta = &rs.metadata;
-    let fail = |action, e| ControllerError::api(action, flavor.kind, namespace(meta), name(meta), e);
+    let fail =
+        |action, e| ControllerError::api(action, flavor.kind, namespace(meta), name(meta), e);
     if flavor.kind != "ReplicaSet" {
         // A ReplicationController's status has the same fields; a merge
         // patch of all of them (null clears) writes it without a typed copy.

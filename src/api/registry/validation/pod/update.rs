@@ -77,7 +77,10 @@ pub(crate) fn validate_pod_update(old: &Value, new: &Value, errs: &mut Vec<Field
 /// lifecycle, resources).
 fn validate_ephemeral_update(old: &Value, new: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     let list = path.child("ephemeralContainers");
-    let (olds, news) = (arr(old, "ephemeralContainers"), arr(new, "ephemeralContainers"));
+    let (olds, news) = (
+        arr(old, "ephemeralContainers"),
+        arr(new, "ephemeralContainers"),
+    );
     for o in olds {
         let name = str_of(o, "name");
         let kept = news.iter().find(|n| str_of(n, "name") == name);
@@ -102,16 +105,30 @@ fn validate_ephemeral_update(old: &Value, new: &Value, path: &Path, errs: &mut V
         if name.is_empty() {
             errs.push(required(&p.child("name"), ""));
         } else if names.contains(&name) {
-            errs.push(super::super::field::duplicate(&p.child("name"), Bad::Str(name.to_string())));
+            errs.push(super::super::field::duplicate(
+                &p.child("name"),
+                Bad::Str(name.to_string()),
+            ));
         }
         names.push(name);
         if str_of(c, "image").is_empty() {
             errs.push(required(&p.child("image"), ""));
         }
-        for field in ["ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "resources"] {
-            let set = get(c, field).is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()));
+        for field in [
+            "ports",
+            "livenessProbe",
+            "readinessProbe",
+            "startupProbe",
+            "lifecycle",
+            "resources",
+        ] {
+            let set = get(c, field)
+                .is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()));
             if set {
-                errs.push(forbidden(&p.child(field), "cannot be set for an Ephemeral Container"));
+                errs.push(forbidden(
+                    &p.child(field),
+                    "cannot be set for an Ephemeral Container",
+                ));
             }
         }
     }
