@@ -709,10 +709,12 @@ fn deployment_runs_and_kubectl_logs_exec_port_forward_and_cp_work() {
         "hostname > /tmp/seen; sleep 300",
     ]);
     server.wait_for(60, "the ephemeral container running", || {
-        server.jsonpath(
-            &["get", "pod", pod],
-            "{.status.ephemeralContainerStatuses[0].state.running.startedAt}",
-        ) != ""
+        !server
+            .jsonpath(
+                &["get", "pod", pod],
+                "{.status.ephemeralContainerStatuses[0].state.running.startedAt}",
+            )
+            .is_empty()
     });
     assert_eq!(
         server

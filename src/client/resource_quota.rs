@@ -311,9 +311,7 @@ fn pod_matches_scope(pod: &Value, scope: &str, op: &str, values: &[String]) -> b
         "Terminating" => spec["activeDeadlineSeconds"]
             .as_i64()
             .is_some_and(|s| s >= 0),
-        "NotTerminating" => !spec["activeDeadlineSeconds"]
-            .as_i64()
-            .is_some_and(|s| s >= 0),
+        "NotTerminating" => spec["activeDeadlineSeconds"].as_i64().is_none_or(|s| s < 0),
         "BestEffort" => pod_qos::qos_class(Some(spec)) == "BestEffort",
         "NotBestEffort" => pod_qos::qos_class(Some(spec)) != "BestEffort",
         "PriorityClass" => {
