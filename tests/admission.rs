@@ -5,18 +5,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::cluster::Server;
 use common::sim::SimNodes;
-
-fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::park_timeout(Duration::from_millis(200));
-    }
-}
 
 fn get(s: &Server, args: &[&str], path: &str) -> String {
     let mut all: Vec<&str> = vec!["get"];
@@ -82,7 +72,7 @@ fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete
         "team",
         "--hard=pods=1,count/configmaps=5",
     ]);
-    eventually("quota status", 30, || {
+    s.wait_for(30, "quota status", || {
         get(&s, &["quota", "q", "-n", "team"], "{.status.used.pods}") == "0"
     });
     s.ok_stdin(&["create", "-n", "team", "-f", "-"], &pod_yaml("a", "", ""));
@@ -94,7 +84,7 @@ fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete
         "{err}"
     );
     s.ok(&["create", "configmap", "c1", "-n", "team"]);
-    eventually("configmaps counted", 30, || {
+    s.wait_for(30, "configmaps counted", || {
         get(
             &s,
             &["quota", "q", "-n", "team"],
@@ -103,7 +93,7 @@ fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete
     });
     // Deleting the pod gives its slot back (the controller recounts).
     s.ok(&["delete", "pod", "a", "-n", "team", "--wait=false"]);
-    eventually("usage back to zero", 30, || {
+    s.wait_for(30, "usage back to zero", || {
         get(&s, &["quota", "q", "-n", "team"], "{.status.used.pods}") == "0"
     });
     s.ok_stdin(&["create", "-n", "team", "-f", "-"], &pod_yaml("b", "", ""));
@@ -116,7 +106,7 @@ fn resource_quota_blocks_a_second_pod_with_upstreams_message_and_frees_on_delete
         "team",
         "--hard=requests.cpu=1",
     ]);
-    eventually("compute quota status", 30, || {
+    s.wait_for(30, "compute quota status", || {
         !get(
             &s,
             &["quota", "compute", "-n", "team"],
@@ -243,7 +233,7 @@ fn default_toleration_seconds_default_storage_class_and_missing_service_accounts
 fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "pdb-", 2, &[]);
-    eventually("two nodes", 30, || {
+    s.wait_for(30, "two nodes", || {
         get(&s, &["nodes"], "{.items[*].metadata.name}")
             .split(' ')
             .count()
@@ -263,7 +253,7 @@ fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
         "--selector=app=web",
         "--min-available=2",
     ]);
-    eventually("budget status", 60, || {
+    s.wait_for(60, "budget status", || {
         get(
             &s,
             &["pdb", "web"],
@@ -302,11 +292,11 @@ fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
         "-p",
         "{\"spec\":{\"minAvailable\":1}}",
     ]);
-    eventually("one disruption allowed", 30, || {
+    s.wait_for(30, "one disruption allowed", || {
         get(&s, &["pdb", "web"], "{.status.disruptionsAllowed}") == "1"
     });
     s.ok(&["drain", &node, "--ignore-daemonsets", "--timeout=30s"]);
-    eventually("the evicted pod gone", 30, || {
+    s.wait_for(30, "the evicted pod gone", || {
         !s.kubectl(&["get", "pod", &victim]).status.success()
     });
 }
@@ -315,7 +305,7 @@ fn pod_disruption_budget_status_is_kept_and_kubectl_drain_waits_for_it() {
 fn a_high_priority_pod_preempts_a_low_one_on_a_full_node() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "small-", 1, &["--cpu", "1"]);
-    eventually("the node", 30, || {
+    s.wait_for(30, "the node", || {
         !get(&s, &["nodes"], "{.items[*].metadata.name}").is_empty()
     });
     s.ok(&["create", "priorityclass", "low", "--value=10"]);
@@ -325,14 +315,14 @@ fn a_high_priority_pod_preempts_a_low_one_on_a_full_node() {
         &["create", "-f", "-"],
         &pod_yaml("low", "  priorityClassName: low\n", cpu),
     );
-    eventually("low running", 30, || {
+    s.wait_for(30, "low running", || {
         get(&s, &["pod", "low"], "{.status.phase}") == "Running"
     });
     s.ok_stdin(
         &["create", "-f", "-"],
         &pod_yaml("high", "  priorityClassName: high\n", cpu),
     );
-    eventually("high bound to the node", 60, || {
+    s.wait_for(60, "high bound to the node", || {
         get(&s, &["pod", "high"], "{.spec.nodeName}") == "small-0"
     });
     assert!(

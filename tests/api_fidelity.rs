@@ -5,28 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::cluster::Server;
 use common::sim::SimNodes;
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
 use serde_json::Value;
-
-async fn client(s: &Server) -> Client {
-    let kc = Kubeconfig::read_from(&s.kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
-}
-
-fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::park_timeout(Duration::from_millis(200));
-    }
-}
 
 fn json_of(s: &Server, args: &[&str]) -> Value {
     let out = s.ok(args);
@@ -153,7 +134,7 @@ fn validation_errors_name_the_object() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_not_found_always_carries_details() {
     let s = Server::start();
-    let c = client(&s).await;
+    let c = s.kube_client().await;
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(c.clone(), "default");
     match pods.get("nope").await {
@@ -211,7 +192,7 @@ fn paged_lists_without_selectors_carry_remaining_item_count() {
         s.ok(&["create", "configmap", &format!("c{i}"), "-n", "many"]);
     }
     // kube-root-ca.crt makes seven.
-    eventually("kube-root-ca.crt", 30, || {
+    s.wait_for(30, "kube-root-ca.crt", || {
         s.kubectl(&["get", "cm", "kube-root-ca.crt", "-n", "many"])
             .status
             .success()
@@ -250,7 +231,7 @@ fn the_kubelet_writes_as_kubelet_and_the_scheduler_records_scheduled_events() {
         "--image=busybox",
         "--replicas=2",
     ]);
-    eventually("two running", 60, || {
+    s.wait_for(60, "two running", || {
         s.ok(&[
             "get",
             "pods",
@@ -394,10 +375,10 @@ fn autoscaling_v1_is_served_alongside_v2_and_the_hpa_reports_status() {
     );
     // Below minReplicas: the controller scales the target up, then reports
     // that it cannot get metrics.
-    eventually("scaled to the minimum", 60, || {
+    s.wait_for(60, "scaled to the minimum", || {
         s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]) == "2"
     });
-    eventually("status conditions", 60, || {
+    s.wait_for(60, "status conditions", || {
         let conditions = s.ok(&[
             "get",
             "horizontalpodautoscalers.v2.autoscaling",
@@ -456,7 +437,7 @@ fn replication_controllers_keep_their_replicas_and_adopt_orphans() {
             "spec": {"replicas": 3, "selector": {"app": "r"},
                 "template": {"metadata": {"labels": {"app": "r"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}"#,
     );
-    eventually("three ready replicas", 60, || {
+    s.wait_for(60, "three ready replicas", || {
         s.ok(&[
             "get",
             "rc",
@@ -480,7 +461,7 @@ fn replication_controllers_keep_their_replicas_and_adopt_orphans() {
         3
     );
     s.ok(&["scale", "rc", "r", "--replicas=1"]);
-    eventually("scaled down", 60, || {
+    s.wait_for(60, "scaled down", || {
         s.ok(&["get", "pods", "-l", "app=r", "-o", "name"])
             .lines()
             .count()
@@ -536,7 +517,7 @@ fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
         "the bound token works while the secret exists"
     );
     s.ok(&["delete", "secret", "anchor"]);
-    eventually("the token revoked", 30, || !with_token(token));
+    s.wait_for(30, "the token revoked", || !with_token(token));
     let err = s.fails(&[
         "create",
         "token",
@@ -558,10 +539,10 @@ fn finished_jobs_go_after_their_ttl() {
                 "metadata": {"annotations": {"kelp.io/sim-exit-code": "0"}},
                 "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}"#,
     );
-    eventually("the finished job deleted", 60, || {
+    s.wait_for(60, "the finished job deleted", || {
         !s.kubectl(&["get", "job", "brief"]).status.success()
     });
-    eventually("its pods deleted", 60, || {
+    s.wait_for(60, "its pods deleted", || {
         s.ok(&["get", "pods", "-l", "job-name=brief", "-o", "name"])
             .trim()
             .is_empty()
@@ -585,7 +566,7 @@ fn the_bootstrap_signer_signs_cluster_info_for_each_signing_token() {
         "--from-literal=usage-bootstrap-signing=true",
     ]);
     let mut signature = String::new();
-    eventually("the signature", 30, || {
+    s.wait_for(30, "the signature", || {
         signature = s
             .kubectl(&[
                 "get",

@@ -17,11 +17,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
 
 async fn client(s: &Server) -> Client {
-    let kc = Kubeconfig::read_from(&s.kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
+    s.kube_client().await
 }
 
 fn cm(name: &str, value: &str) -> ConfigMap {

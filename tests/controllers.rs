@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::Server;
+use common::sim::SimNodes;
 
 /// Polls `check` for up to 30 s.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -35,25 +36,6 @@ fn owner_with_dependents(s: &Server, owner: &str) {
 
 fn exists(s: &Server, name: &str) -> bool {
     s.kubectl(&["get", "cm", name]).status.success()
-}
-
-/// `count` fake nodes (sim-0, sim-1, …) joined to `s`.
-fn start_sim(s: &Server, count: usize) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kelp"))
-        .args([
-            "sim",
-            "nodes",
-            "--count",
-            &count.to_string(),
-            "--kubeconfig",
-        ])
-        .arg(&s.kubeconfig)
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 #[test]
@@ -135,7 +117,7 @@ fn namespace_delete_removes_everything_in_it() {
 #[test]
 fn nodes_get_pod_cidrs_and_services_get_endpoints() {
     let s = Server::start();
-    let mut sim = start_sim(&s, 3);
+    let sim = SimNodes::start(&s, "sim-", 3, &[]);
     eventually("three nodes with pod CIDRs", || {
         let cidrs = String::from_utf8_lossy(
             &s.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"])
@@ -188,8 +170,7 @@ spec:
         ]);
         String::from_utf8_lossy(&out.stdout) == "true"
     });
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
 }
 
 /// Remote addresses of the TCP connections `pid` holds (its own sockets
@@ -237,7 +218,7 @@ fn is_local(hex_addr: &str) -> bool {
 #[test]
 fn sim_node_pods_answer_exec_with_a_clear_error_on_loopback() {
     let s = Server::start();
-    let mut sim = start_sim(&s, 2);
+    let sim = SimNodes::start(&s, "sim-", 2, &[]);
     eventually("sim-0 with a pod CIDR", || {
         !s.kubectl(&["get", "node", "sim-0", "-o", "jsonpath={.spec.podCIDR}"])
             .stdout
@@ -292,6 +273,5 @@ fn sim_node_pods_answer_exec_with_a_clear_error_on_loopback() {
         remote.is_empty(),
         "server connected off this machine: {remote:?}"
     );
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
 }

@@ -4,40 +4,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::Server;
+use common::sim::SimNodes;
 
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sim(s: &Server, prefix: &str, count: usize) -> Sim {
-    Sim(Command::new(env!("CARGO_BIN_EXE_kelp"))
-        .args([
-            "sim",
-            "nodes",
-            "--count",
-            &count.to_string(),
-            "--prefix",
-            prefix,
-            "--lease-interval",
-            "1",
-            "--kubeconfig",
-        ])
-        .arg(&s.kubeconfig)
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kelp sim"))
+fn sim(s: &Server, prefix: &str, count: usize) -> SimNodes {
+    SimNodes::start(s, prefix, count, &[])
 }
 
 fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {

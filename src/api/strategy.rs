@@ -237,13 +237,14 @@ pub fn prepare_update(
         // Ephemeral containers change only through their subresource, and
         // through it nothing else changes (upstream's
         // EphemeralContainersStrategy).
-        let wanted = new["spec"]["ephemeralContainers"].take();
-        let mut kept = old.clone();
-        if let Some(meta) = kept.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-        }
+        let wanted = new
+            .get_mut("spec")
+            .and_then(Value::as_object_mut)
+            .and_then(|spec| spec.remove("ephemeralContainers"))
+            .unwrap_or(Value::Null);
         if subresource == Some("ephemeralcontainers") {
-            *new = kept;
+            *new = old.clone();
+            metadata_mut(new).remove("resourceVersion");
             set_or_remove_in(new, "spec", "ephemeralContainers", wanted);
         } else {
             let before = old["spec"].get("ephemeralContainers").cloned();

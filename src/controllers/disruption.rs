@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::informer::{self, Backoff, Queue, touched};
 use super::label_selector::LabelMatcher;
 use super::pod_state;
-use crate::client::informer::SharedInformers;
+use crate::client::informer::{SharedInformers, key_of};
 use crate::client::timestamps;
 
 /// How long an evicted pod may take to go away before its slot is given
@@ -134,13 +134,12 @@ fn reconcile_boxed(
     Box::pin(reconcile(pdb, ctx))
 }
 
-fn key(pdb: &PodDisruptionBudget) -> String {
-    format!("{}/{}", pdb.namespace().unwrap_or_default(), pdb.name_any())
-}
-
 fn error_policy(pdb: Arc<PodDisruptionBudget>, err: &DisruptionError, ctx: Arc<Ctx>) -> Action {
     tracing::warn!(error = %err, "disruption budget sync failed");
-    Action::requeue(ctx.backoff.next_delay(&key(&pdb), Duration::from_secs(60)))
+    Action::requeue(
+        ctx.backoff
+            .next_delay(&key_of(&*pdb), Duration::from_secs(60)),
+    )
 }
 
 /// What the status of a budget should say.
@@ -157,19 +156,10 @@ struct Computed {
     recheck: Option<Duration>,
 }
 
-/// `value` scaled against `total` (upstream `GetScaledValueFromIntOrPercent`
-/// rounding up).
-fn scaled(value: &IntOrString, total: i32) -> Result<i32, String> {
-    match value {
-        IntOrString::Int(i) => Ok(*i),
-        IntOrString::String(s) => {
-            let pct: i64 = s
-                .strip_suffix('%')
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("invalid value for IntOrString: invalid value {s:?}"))?;
-            Ok(((pct * i64::from(total) + 99) / 100) as i32)
-        }
-    }
+/// `value` scaled against `total`, rounding up (upstream
+/// `GetScaledValueFromIntOrPercent`).
+fn scaled(value: &IntOrString, total: i32, field: &'static str) -> Result<i32, String> {
+    super::batch_common::intstr::scaled_value(value, total, true, field).map_err(|e| e.to_string())
 }
 
 impl Ctx {
@@ -278,8 +268,10 @@ impl Ctx {
             out.expected = scales.values().sum();
         }
         let desired = match (&spec.min_available, &spec.max_unavailable) {
-            (Some(min), _) => scaled(min, out.expected),
-            (None, Some(max)) => scaled(max, out.expected).map(|m| (out.expected - m).max(0)),
+            (Some(min), _) => scaled(min, out.expected, "spec.minAvailable"),
+            (None, Some(max)) => {
+                scaled(max, out.expected, "spec.maxUnavailable").map(|m| (out.expected - m).max(0))
+            }
             (None, None) => Ok(0),
         };
         match desired {
@@ -294,7 +286,7 @@ impl Ctx {
     }
 }
 
-#[tracing::instrument(skip_all, fields(pdb = %key(&pdb)))]
+#[tracing::instrument(skip_all, fields(pdb = %key_of(&*pdb)))]
 async fn reconcile(
     pdb: Arc<PodDisruptionBudget>,
     ctx: Arc<Ctx>,
@@ -375,7 +367,7 @@ async fn reconcile(
                 source,
             })?;
     }
-    ctx.backoff.reset(&key(&pdb));
+    ctx.backoff.reset(&key_of(&*pdb));
     Ok(match c.recheck {
         Some(after) => Action::requeue(after + Duration::from_millis(100)),
         None if c.error.is_some() => Action::requeue(Duration::from_secs(10)),
@@ -389,9 +381,10 @@ mod tests {
 
     #[test]
     fn percentages_round_up() {
-        assert_eq!(scaled(&IntOrString::String("50%".into()), 3), Ok(2));
-        assert_eq!(scaled(&IntOrString::String("100%".into()), 4), Ok(4));
-        assert_eq!(scaled(&IntOrString::Int(2), 10), Ok(2));
-        assert!(scaled(&IntOrString::String("x".into()), 1).is_err());
+        let f = "spec.minAvailable";
+        assert_eq!(scaled(&IntOrString::String("50%".into()), 3, f), Ok(2));
+        assert_eq!(scaled(&IntOrString::String("100%".into()), 4, f), Ok(4));
+        assert_eq!(scaled(&IntOrString::Int(2), 10, f), Ok(2));
+        assert!(scaled(&IntOrString::String("x".into()), 1, f).is_err());
     }
 }

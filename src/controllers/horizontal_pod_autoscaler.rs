@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::informer::{self, Backoff, Queue};
 use crate::client::events::EventSink;
-use crate::client::informer::SharedInformers;
+use crate::client::informer::{SharedInformers, key_of};
 use crate::client::timestamps;
 
 /// How often each autoscaler is looked at (upstream's
@@ -89,13 +89,12 @@ fn reconcile_boxed(
     Box::pin(reconcile(hpa, ctx))
 }
 
-fn key(hpa: &HorizontalPodAutoscaler) -> String {
-    format!("{}/{}", hpa.namespace().unwrap_or_default(), hpa.name_any())
-}
-
 fn error_policy(hpa: Arc<HorizontalPodAutoscaler>, err: &AutoscalerError, ctx: Arc<Ctx>) -> Action {
     tracing::warn!(error = %err, "autoscaler sync failed");
-    Action::requeue(ctx.backoff.next_delay(&key(&hpa), Duration::from_secs(60)))
+    Action::requeue(
+        ctx.backoff
+            .next_delay(&key_of(&*hpa), Duration::from_secs(60)),
+    )
 }
 
 /// The API resource a `scaleTargetRef` names.
@@ -130,7 +129,7 @@ fn condition(type_: &str, status: bool, reason: &str, message: &str, old: &Value
     json!({"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": since})
 }
 
-#[tracing::instrument(skip_all, fields(hpa = %key(&hpa)))]
+#[tracing::instrument(skip_all, fields(hpa = %key_of(&*hpa)))]
 async fn reconcile(
     hpa: Arc<HorizontalPodAutoscaler>,
     ctx: Arc<Ctx>,
@@ -290,7 +289,7 @@ async fn reconcile(
                 source,
             })?;
     }
-    ctx.backoff.reset(&key(&hpa));
+    ctx.backoff.reset(&key_of(&*hpa));
     Ok(Action::requeue(RESYNC))
 }
 

@@ -6,8 +6,9 @@
 //! created; this controller is what gives usage back when objects go away,
 //! and what corrects a charge for a write that was admitted but then
 //! failed. Pods, Services and PersistentVolumeClaims come from shared
-//! informers, so a change to any of them recounts the quotas of its
-//! namespace at once. Other object counts (`count/deployments.apps`,
+//! informers: one going away (or a pod finishing, a Service changing type)
+//! recounts the quotas of its namespace at once, as upstream's
+//! replenishment does; creations were charged at admission already. Other object counts (`count/deployments.apps`,
 //! `configmaps`, `secrets`…) are counted with a metadata-only list and
 //! refreshed every [`COUNT_RESYNC`], as the informers upstream's controller
 //! would need for them are not worth their memory here.
@@ -27,9 +28,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::informer::{self, Backoff, Queue, touched};
+use super::informer::{self, Backoff, Change, Queue};
 use super::resource_discovery::{self, DiscoveredResource};
-use crate::client::informer::SharedInformers;
+use crate::client::informer::{SharedInformers, key_of};
 use crate::client::quantity::Quantity;
 use crate::client::resource_quota::{self as quota, Usage};
 
@@ -79,25 +80,58 @@ pub async fn run(
 ) -> Result<(), ResourceQuotaError> {
     let client = informers.client();
     let queue = Queue::<ResourceQuota>::new();
+    // Only a new quota or a new `spec.hard` is recounted at once: the
+    // admission plugin's own status writes must not trigger a recount that
+    // could run before the object they charged is stored.
+    let sender = queue.sender.clone();
     let (quotas, quota_task) = informer::spawn(
         &informers.get::<ResourceQuota>(),
         cancel.clone(),
-        queue.self_trigger(),
+        move |change, _| {
+            let hard = |q: &ResourceQuota| q.spec.as_ref().and_then(|s| s.hard.clone());
+            let recount = match change {
+                Change::Added(q) => Some(q),
+                Change::Updated { old, new } if hard(old) != hard(new) => Some(new),
+                _ => None,
+            };
+            if let Some(q) = recount {
+                let _ = sender.unbounded_send(ObjectRef::from_obj(&**q));
+            }
+        },
     );
     let (pods, pod_task) = informer::spawn(
         &informers.get::<Pod>(),
         cancel.clone(),
-        namespace_trigger(queue.sender.clone(), quotas.clone()),
+        replenish(
+            queue.sender.clone(),
+            quotas.clone(),
+            |old: &Pod, new: &Pod| {
+                let terminal = |p: &Pod| {
+                    matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Succeeded" | "Failed")
+                    )
+                };
+                !terminal(old) && terminal(new)
+            },
+        ),
     );
     let (services, svc_task) = informer::spawn(
         &informers.get::<Service>(),
         cancel.clone(),
-        namespace_trigger(queue.sender.clone(), quotas.clone()),
+        replenish(
+            queue.sender.clone(),
+            quotas.clone(),
+            |old: &Service, new: &Service| {
+                let kind = |s: &Service| s.spec.as_ref().and_then(|s| s.type_.clone());
+                kind(old) != kind(new)
+            },
+        ),
     );
     let (claims, pvc_task) = informer::spawn(
         &informers.get::<PersistentVolumeClaim>(),
         cancel.clone(),
-        namespace_trigger(queue.sender.clone(), quotas.clone()),
+        replenish(queue.sender.clone(), quotas.clone(), |_, _| false),
     );
     let ready = informer::wait_ready(&[&pods], &cancel).await
         && informer::wait_ready(&[&services], &cancel).await
@@ -128,16 +162,25 @@ pub async fn run(
     Ok(())
 }
 
-/// A hook that requeues every quota in the namespace of a touched object.
-fn namespace_trigger<K>(
+/// A hook that recounts the quotas of a namespace when usage there may
+/// have gone down (upstream's replenishment): an object deleted, or an
+/// update `frees` says releases usage. Creations are charged at admission
+/// and need no recount.
+fn replenish<K>(
     sender: futures::channel::mpsc::UnboundedSender<ObjectRef<ResourceQuota>>,
     quotas: Store<ResourceQuota>,
+    frees: impl Fn(&K, &K) -> bool + Send + 'static,
 ) -> impl FnMut(&informer::Change<K>, &Store<K>) + Send + 'static
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
     move |event, _| {
-        let Some(ns) = touched(event).and_then(|o| o.meta().namespace.clone()) else {
+        let obj = match event {
+            Change::Deleted(o) => o,
+            Change::Updated { old, new } if frees(old, new) => new,
+            _ => return,
+        };
+        let Some(ns) = obj.meta().namespace.clone() else {
             return;
         };
         for q in quotas.state() {
@@ -159,12 +202,8 @@ fn error_policy(q: Arc<ResourceQuota>, err: &ResourceQuotaError, ctx: Arc<Ctx>) 
     tracing::warn!(error = %err, "quota sync failed");
     Action::requeue(
         ctx.backoff
-            .next_delay(&informer_key(&q), Duration::from_secs(60)),
+            .next_delay(&key_of(&*q), Duration::from_secs(60)),
     )
-}
-
-fn informer_key(q: &ResourceQuota) -> String {
-    format!("{}/{}", q.namespace().unwrap_or_default(), q.name_any())
 }
 
 fn values<K: Serialize>(objects: impl Iterator<Item = Arc<K>>) -> Vec<Value> {
@@ -173,7 +212,7 @@ fn values<K: Serialize>(objects: impl Iterator<Item = Arc<K>>) -> Vec<Value> {
         .collect()
 }
 
-#[tracing::instrument(skip_all, fields(quota = %informer_key(&q)))]
+#[tracing::instrument(skip_all, fields(quota = %key_of(&*q)))]
 async fn reconcile(q: Arc<ResourceQuota>, ctx: Arc<Ctx>) -> Result<Action, ResourceQuotaError> {
     let namespace = q.namespace().unwrap_or_default();
     let name = q.name_any();
@@ -269,7 +308,7 @@ async fn reconcile(q: Arc<ResourceQuota>, ctx: Arc<Ctx>) -> Result<Action, Resou
                 source,
             })?;
     }
-    ctx.backoff.reset(&informer_key(&q));
+    ctx.backoff.reset(&key_of(&*q));
     Ok(if needs_resync {
         Action::requeue(COUNT_RESYNC)
     } else {

@@ -18,6 +18,12 @@ const DEFAULT_ANNOTATIONS: [&str; 2] = [
     "storageclass.beta.kubernetes.io/is-default-class",
 ];
 
+fn is_default(class: &Value) -> bool {
+    DEFAULT_ANNOTATIONS
+        .iter()
+        .any(|a| class["metadata"]["annotations"][*a] == "true")
+}
+
 impl<S: Store> Api<S> {
     /// Sets the default storage class of a claim that names none.
     pub(super) async fn admit_default_storage_class(&self, claim: &mut Value) -> ApiResult<()> {
@@ -25,24 +31,19 @@ impl<S: Store> Api<S> {
             return Ok(());
         }
         let info = resource("storage.k8s.io", "v1", "storageclasses")?;
-        let classes = self.cached_objects(info, None).await?;
-        let default = classes
-            .iter()
-            .filter(|c| {
-                DEFAULT_ANNOTATIONS
-                    .iter()
-                    .any(|a| c["metadata"]["annotations"][*a] == "true")
-            })
-            .max_by(|a, b| {
-                let created = |c: &Value| {
-                    object::meta_str(c, "creationTimestamp")
-                        .unwrap_or("")
-                        .to_string()
-                };
-                created(a)
-                    .cmp(&created(b))
-                    .then_with(|| object::name(b).cmp(&object::name(a)))
-            });
+        let classes = self
+            .cached_objects(info, None, |found| found.iter().any(is_default))
+            .await?;
+        let default = classes.iter().filter(|c| is_default(c)).max_by(|a, b| {
+            let created = |c: &Value| {
+                object::meta_str(c, "creationTimestamp")
+                    .unwrap_or("")
+                    .to_string()
+            };
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| object::name(b).cmp(&object::name(a)))
+        });
         if let Some(name) = default.and_then(|c| object::name(c)) {
             claim["spec"]["storageClassName"] = json!(name);
         }

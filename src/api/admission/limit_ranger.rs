@@ -34,7 +34,9 @@ impl<S: Store> Api<S> {
         pod: &mut Value,
     ) -> ApiResult<()> {
         let info = resource("", "v1", "limitranges")?;
-        let ranges = self.cached_objects(info, attrs.namespace).await?;
+        let ranges = self
+            .cached_objects(info, attrs.namespace, |found| !found.is_empty())
+            .await?;
         if ranges.is_empty() {
             return Ok(());
         }

@@ -146,17 +146,30 @@ impl<S: Store> Api<S> {
     }
 
     /// The current objects of a resource in a namespace (or cluster-wide),
-    /// read from the watch cache once it has caught up with the store, so
-    /// that an object created just before this request is seen.
+    /// from the watch cache. When `enough` says the cached ones do not
+    /// answer the question (none there, or not the one named), the cache
+    /// is first brought level with the store, so that an object created
+    /// just before this request is seen; otherwise no write waits for the
+    /// cache (upstream's quota admission does the same with its live
+    /// lookup on a miss).
     async fn cached_objects(
         &self,
         info: &ResourceInfo,
         namespace: Option<&str>,
+        enough: impl Fn(&[Value]) -> bool,
     ) -> ApiResult<Vec<Value>> {
-        self.cache.wait_for(self.store.current_revision()).await?;
         let prefix = info.key(namespace, "");
-        let (items, _) = self.cache.list(&prefix, |_| true);
-        Ok(items.iter().map(|o| o.value()).collect())
+        let list = || {
+            let (items, _) = self.cache.list(&prefix, |_| true);
+            items.iter().map(|o| o.value()).collect::<Vec<Value>>()
+        };
+        let found = list();
+        let current = self.store.current_revision();
+        if enough(&found) || self.cache.revision() >= current {
+            return Ok(found);
+        }
+        self.cache.wait_for(current).await?;
+        Ok(list())
     }
 }
 

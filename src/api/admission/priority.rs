@@ -26,7 +26,11 @@ impl<S: Store> Api<S> {
             .as_str()
             .unwrap_or("")
             .to_string();
-        let classes = self.cached_objects(info, None).await?;
+        let classes = self
+            .cached_objects(info, None, |found| {
+                named.is_empty() || found.iter().any(|c| object::name(c) == Some(&named))
+            })
+            .await?;
         let class = if named.is_empty() {
             classes
                 .iter()

@@ -20,13 +20,9 @@ use serde_json::Value;
 use super::{Attributes, Operation, resource};
 use crate::api::handlers::Api;
 use crate::api::object;
-use crate::api::status::{ApiError, ApiResult};
-use crate::api::strategy;
+use crate::api::status::ApiResult;
 use crate::client::resource_quota::{self as quota, Usage};
-use crate::store::{Store, StoreError};
-
-/// Attempts of the compare-and-swap on one quota before giving up.
-const CHARGE_RETRIES: usize = 8;
+use crate::store::Store;
 
 impl<S: Store> Api<S> {
     /// Checks `new` against the namespace's quotas and charges it.
@@ -62,7 +58,9 @@ impl<S: Store> Api<S> {
             _ => return Ok(()),
         };
         let info = resource("", "v1", "resourcequotas")?;
-        let quotas = self.cached_objects(info, Some(namespace)).await?;
+        let quotas = self
+            .cached_objects(info, Some(namespace), |found| !found.is_empty())
+            .await?;
         if quotas.is_empty() {
             return Ok(());
         }
@@ -94,36 +92,15 @@ impl<S: Store> Api<S> {
         delta: &Usage,
         obj: &Value,
     ) -> ApiResult<()> {
-        let key = info.key(Some(namespace), name);
-        for _ in 0..CHARGE_RETRIES {
-            let (current, rev) = match self.current(info, &key, name).await {
-                Ok(c) => c,
-                // Deleted meanwhile: nothing to charge.
-                Err(e) if e.code == 404 => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            let Some(used) = charge(attrs, &current, delta, obj)? else {
-                return Ok(());
-            };
-            let mut updated = (*current).clone();
-            updated["status"]["used"] = quota::to_list(&used);
-            match self
-                .store
-                .update(&key, strategy::to_stored_checked(&updated)?, Some(rev))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(ApiError::from_store(e, "", "resourcequotas", name)),
-            }
-        }
-        Err(ApiError::new(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on resourcequotas \"{name}\": the quota is being changed by too many writers; try again"
-            ),
-        ))
+        self.guaranteed_update(info, Some(namespace), name, |current| {
+            Ok(charge(attrs, current, delta, obj)?.map(|used| {
+                let mut updated = current.clone();
+                updated["status"]["used"] = quota::to_list(&used);
+                updated
+            }))
+        })
+        .await
+        .map(|_| ())
     }
 }
 

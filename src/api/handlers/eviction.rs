@@ -20,12 +20,11 @@ use crate::api::registry::resources;
 use crate::api::selectors::LabelSelector;
 use crate::api::status::{ApiError, ApiResult, Cause, success_status};
 use crate::api::strategy;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// More recorded evictions than this means the controller is not keeping
 /// up (upstream `MaxDisruptedPodSize`).
 const MAX_DISRUPTED_PODS: usize = 2000;
-const CAS_RETRIES: usize = 8;
 
 fn too_many_requests(cause: String) -> ApiError {
     ApiError::new(
@@ -38,6 +37,60 @@ fn too_many_requests(cause: String) -> ApiError {
         field: String::new(),
         message: cause,
     }])
+}
+
+/// The budget after spending one disruption on `pod_name`; None when the
+/// eviction needs none (an unready pod while the budget holds) or is a dry
+/// run; the refusal when none is left.
+fn spend(
+    current: &Value,
+    name: &str,
+    pod_name: &str,
+    pod_ready: bool,
+    dry_run: bool,
+) -> ApiResult<Option<Value>> {
+    let status = &current["status"];
+    let healthy = status["currentHealthy"].as_i64().unwrap_or(0);
+    let desired = status["desiredHealthy"].as_i64().unwrap_or(0);
+    if !pod_ready {
+        let always = current["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+        if always || healthy >= desired {
+            return Ok(None);
+        }
+    }
+    let generation = current["metadata"]["generation"].as_i64().unwrap_or(0);
+    if status["observedGeneration"].as_i64().unwrap_or(0) < generation {
+        return Err(too_many_requests(format!(
+            "The disruption budget {name} is still being processed by the server."
+        )));
+    }
+    let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0);
+    if allowed < 0 {
+        return Err(ApiError::forbidden("pdb disruptions allowed is negative"));
+    }
+    if status["disruptedPods"]
+        .as_object()
+        .is_some_and(|d| d.len() > MAX_DISRUPTED_PODS)
+    {
+        return Err(ApiError::forbidden(
+            "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+        ));
+    }
+    if allowed == 0 {
+        return Err(too_many_requests(format!(
+            "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
+        )));
+    }
+    if dry_run {
+        return Ok(None);
+    }
+    let mut updated = current.clone();
+    updated["status"]["disruptionsAllowed"] = json!(allowed - 1);
+    if !updated["status"]["disruptedPods"].is_object() {
+        updated["status"]["disruptedPods"] = json!({});
+    }
+    updated["status"]["disruptedPods"][pod_name] = json!(object::now_rfc3339());
+    Ok(Some(updated))
 }
 
 fn is_ready(pod: &Value) -> bool {
@@ -98,75 +151,12 @@ impl<S: Store> Api<S> {
             }
         };
         let name = object::name(budget).unwrap_or("").to_string();
-        let key = info.key(Some(namespace), &name);
         let pod_name = object::name(pod).unwrap_or("").to_string();
-        for _ in 0..CAS_RETRIES {
-            let (current, rev) = match self.current(info, &key, &name).await {
-                Ok(c) => c,
-                Err(e) if e.code == 404 => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            let status = &current["status"];
-            let healthy = status["currentHealthy"].as_i64().unwrap_or(0);
-            let desired = status["desiredHealthy"].as_i64().unwrap_or(0);
-            if !is_ready(pod) {
-                let always = current["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
-                if always || healthy >= desired {
-                    return Ok(());
-                }
-            }
-            let generation = current["metadata"]["generation"].as_i64().unwrap_or(0);
-            if status["observedGeneration"].as_i64().unwrap_or(0) < generation {
-                return Err(too_many_requests(format!(
-                    "The disruption budget {name} is still being processed by the server."
-                )));
-            }
-            let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0);
-            if allowed < 0 {
-                return Err(ApiError::forbidden("pdb disruptions allowed is negative"));
-            }
-            if status["disruptedPods"]
-                .as_object()
-                .is_some_and(|d| d.len() > MAX_DISRUPTED_PODS)
-            {
-                return Err(ApiError::forbidden(
-                    "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
-                ));
-            }
-            if allowed == 0 {
-                return Err(too_many_requests(format!(
-                    "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
-                )));
-            }
-            if dry_run {
-                return Ok(());
-            }
-            let mut updated = (*current).clone();
-            updated["status"]["disruptionsAllowed"] = json!(allowed - 1);
-            if !updated["status"]["disruptedPods"].is_object() {
-                updated["status"]["disruptedPods"] = json!({});
-            }
-            updated["status"]["disruptedPods"][&pod_name] = json!(object::now_rfc3339());
-            match self
-                .store
-                .update(&key, strategy::to_stored_checked(&updated)?, Some(rev))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => {
-                    return Err(ApiError::from_store(
-                        e,
-                        "policy",
-                        "poddisruptionbudgets",
-                        &name,
-                    ));
-                }
-            }
-        }
-        Err(too_many_requests(format!(
-            "The disruption budget {name} is being changed by too many evictions at once"
-        )))
+        self.guaranteed_update(info, Some(namespace), &name, |current| {
+            spend(current, &name, &pod_name, is_ready(pod), dry_run)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Deletes the evicted pod (with the eviction's delete options).

@@ -228,6 +228,47 @@ impl<S: Store> Api<S> {
         Ok((obj, kv.mod_revision))
     }
 
+    /// Upstream's GuaranteedUpdate, for writes the server makes itself
+    /// (admission charging a quota, an eviction spending a budget): reads
+    /// the stored object, lets `change` compute its next state (None: leave
+    /// it), and writes that conditioned on the version read, reading again
+    /// when the object moved meanwhile. Returns whether it wrote; a missing
+    /// object is not an error (there is nothing to change).
+    pub(crate) async fn guaranteed_update(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        mut change: impl FnMut(&Value) -> ApiResult<Option<Value>>,
+    ) -> ApiResult<bool> {
+        let key = info.key(namespace, name);
+        for _ in 0..MAX_RETRIES {
+            let (current, rev) = match self.current(info, &key, name).await {
+                Ok(c) => c,
+                Err(e) if e.code == 404 => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let Some(next) = change(&current)? else {
+                return Ok(false);
+            };
+            match self
+                .store
+                .update(&key, strategy::to_stored_checked(&next)?, Some(rev))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_store(e, info.group, info.resource, name)),
+            }
+        }
+        Err(ApiError::conflict(
+            info.group,
+            info.resource,
+            name,
+            "the object is being changed by too many writers at once; try again",
+        ))
+    }
+
     pub(super) async fn update(
         &self,
         call: &Call<'_>,
