@@ -14,7 +14,7 @@ use kelp::store::Store;
 use kelp::store::sled::SledStore;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use kube::{Client, Config};
 
 async fn client(s: &Server) -> Client {
     s.kube_client().await
