@@ -188,7 +188,7 @@ fn priority_classes_resolve_into_pods_and_unknown_ones_are_refused() {
 }
 
 #[test]
-fn default_toleration_seconds_default_storage_class_and_missing_service_accounts() {
+fn default_toleration_seconds_are_added_to_new_pods() {
     let s = Server::start();
     s.ok_stdin(&["create", "-f", "-"], &pod_yaml("p", "", ""));
     assert_eq!(
@@ -200,6 +200,11 @@ fn default_toleration_seconds_default_storage_class_and_missing_service_accounts
         .trim(),
         "node.kubernetes.io/not-ready=NoExecute/300 node.kubernetes.io/unreachable=NoExecute/300"
     );
+}
+
+#[test]
+fn claims_without_a_class_get_the_default_storage_class() {
+    let s = Server::start();
     s.ok_stdin(
         &["apply", "-f", "-"],
         "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: std\n  annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"\nprovisioner: example.com/none\n",
@@ -216,6 +221,11 @@ fn default_toleration_seconds_default_storage_class_and_missing_service_accounts
     );
     assert_eq!(get(&s, &["pvc", "data"], "{.spec.storageClassName}"), "std");
     assert_eq!(get(&s, &["pvc", "none"], "{.spec.storageClassName}"), "");
+}
+
+#[test]
+fn a_pod_naming_a_missing_service_account_is_refused() {
+    let s = Server::start();
     let out = s.kubectl_stdin(
         &["create", "-f", "-"],
         &pod_yaml("ghostly", "  serviceAccountName: ghost\n", ""),

@@ -74,7 +74,7 @@ fn unknown_fields_are_dropped_after_the_warning() {
 }
 
 #[test]
-fn resource_version_zero_on_update_is_unconditional_and_dry_runs_keep_the_version() {
+fn resource_version_zero_on_update_is_unconditional() {
     let s = Server::start();
     s.ok(&["create", "configmap", "c", "--from-literal=a=1"]);
     let rv = s.ok(&[
@@ -89,17 +89,27 @@ fn resource_version_zero_on_update_is_unconditional_and_dry_runs_keep_the_versio
         r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "0"}, "data": {"a": "2"}}"#,
     );
     assert_eq!(s.ok(&["get", "cm", "c", "-o", "jsonpath={.data.a}"]), "2");
-    let rv = {
-        let now = s.ok(&[
-            "get",
-            "cm",
-            "c",
-            "-o",
-            "jsonpath={.metadata.resourceVersion}",
-        ]);
-        assert_ne!(now, rv);
-        now
-    };
+    let now = s.ok(&[
+        "get",
+        "cm",
+        "c",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    assert_ne!(now, rv);
+}
+
+#[test]
+fn a_server_dry_run_returns_the_stored_resource_version() {
+    let s = Server::start();
+    s.ok(&["create", "configmap", "c", "--from-literal=a=2"]);
+    let rv = s.ok(&[
+        "get",
+        "cm",
+        "c",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
     let dry = json_of(
         &s,
         &[
@@ -470,7 +480,7 @@ fn replication_controllers_keep_their_replicas_and_adopt_orphans() {
 }
 
 #[test]
-fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
+fn tokens_bound_to_a_secret_or_a_pod_carry_the_claim_and_die_with_it() {
     use base64::Engine;
     let s = Server::start();
     s.ok(&[
@@ -526,6 +536,34 @@ fn tokens_bound_to_a_secret_or_pod_carry_the_claim_and_die_with_it() {
         "--bound-object-name=missing",
     ]);
     assert!(err.contains("secrets \"missing\" not found"), "{err}");
+    // The same for a pod.
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "holder"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}"#,
+    );
+    let token = s.ok(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=holder",
+    ]);
+    let token = token.trim();
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("json claims");
+    assert_eq!(claims["kubernetes.io"]["pod"]["name"], "holder", "{claims}");
+    assert!(
+        with_token(token),
+        "the pod-bound token works while the pod exists"
+    );
+    s.ok(&["delete", "pod", "holder", "--wait=false"]);
+    s.wait_for(30, "the pod-bound token revoked", || !with_token(token));
 }
 
 #[test]
@@ -613,4 +651,47 @@ fn the_bootstrap_signer_signs_cluster_info_for_each_signing_token() {
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
+
+#[test]
+fn json_bodies_keep_go_field_order_and_end_with_a_newline() {
+    let s = Server::start();
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "data": {"b": "2", "a": "1"},
+            "metadata": {"namespace": "default", "labels": {"z": "1"}, "name": "ordered"}}"#,
+    );
+    let one = s.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps/ordered",
+    ]);
+    assert!(
+        one.starts_with(r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"ordered","namespace":"default","uid":"#),
+        "{one}"
+    );
+    assert!(one.contains(r#""labels":{"z":"1"}"#), "{one}");
+    assert!(
+        one.ends_with("\"data\":{\"a\":\"1\",\"b\":\"2\"}}\n"),
+        "{one}"
+    );
+    let list = s.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?limit=500",
+    ]);
+    assert!(
+        list.starts_with(r#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"#),
+        "{list}"
+    );
+    assert!(list.ends_with("]}\n"), "{list}");
+    assert!(
+        list.contains(r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"ordered","namespace":"default""#),
+        "{list}"
+    );
+    assert_eq!(
+        list.matches("\"apiVersion\"").count(),
+        5,
+        "each apiVersion once: {list}"
+    );
 }

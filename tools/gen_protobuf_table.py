@@ -43,7 +43,8 @@ Output format (tab-separated, `#` lines are comments):
 
     V  <apiVersion>  <package>           a group/version served by a package's kinds
     M  <package>.<Message>  <special>    starts a message; special is `-` or one of SPECIALS
-    <number>  <jsonName>  <type>  <flags>   a field of the preceding message
+    <number>  <jsonName>  <type>  <flags>   a field of the preceding message, in the Go
+                                            struct's declaration order
 
 `type` is string, bytes, bool, int32, int64, double, a message (`Name` in the same package or
 `package.Name`) or `map:<key type>:<value type>`. `flags` is `-` or letters: r repeated,
@@ -281,6 +282,8 @@ def parse_go_dir(directory, structs, named, named_scalars):
                 elif current is not None:
                     field = parse_go_field(line)
                     if field:
+                        # Declaration order: upstream's JSON writes fields in it.
+                        field["decl"] = len(current)
                         current[field["tag"]] = field
 
 
@@ -392,7 +395,14 @@ def merge_message(message, fields, go_package, messages, wrappers, stats):
             stats["Go fields missing from k8s-pb, left out"].append(
                 f"{message}.{go['json']} ({go['gotype']})")
     rows = []
-    for field in sorted(fields, key=lambda f: f["tag"]):
+    # Fields are listed in the Go struct's declaration order (the order of
+    # upstream's JSON), which is not always the field numbers' order; fields
+    # without a Go declaration follow by number.
+    def declared(field):
+        go = (go_struct or {}).get(field["tag"])
+        return (go["decl"] if go else 1 << 20, field["tag"])
+
+    for field in sorted(fields, key=declared):
         go = (go_struct or {}).get(field["tag"])
         if go is None:
             name = lower_camel(field["snake"])

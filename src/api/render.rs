@@ -126,7 +126,7 @@ pub fn list(
             let size: usize = objects.iter().map(|o| o.json.len() + 1).sum();
             let mut out = Vec::with_capacity(256 + size);
             let head = json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": list_metadata(meta)});
-            let head = serde_json::to_vec(&head).unwrap_or_default();
+            let head = super::protobuf::json_order::to_vec(&head);
             // `{"kind":…,"metadata":{…}` + `,"items":[…]}`: the cached JSON
             // is spliced in as is.
             out.extend_from_slice(&head[..head.len().saturating_sub(1)]);

@@ -81,10 +81,10 @@ fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Bo
     r
 }
 
-/// A JSON body ends with a newline, as Go's `json.Encoder` writes it
-/// (clients comparing text see upstream's bytes).
+/// A JSON body in upstream's field order, ending with a newline as Go's
+/// `json.Encoder` writes it (clients comparing text see upstream's bytes).
 fn json_response(code: u16, body: &Value) -> Response<Body> {
-    let mut bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut bytes = super::protobuf::json_order::to_vec(body);
     bytes.push(b'\n');
     respond(code, "application/json", bytes)
 }

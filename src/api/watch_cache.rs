@@ -68,7 +68,9 @@ impl CachedObject {
                 .collect(),
             None => Vec::new(),
         };
-        let json = Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
+        // Upstream's field order, so that lists and watch events built from
+        // these bytes read as upstream's.
+        let json = Bytes::from(super::protobuf::json_order::to_vec(obj));
         CachedObject {
             revision,
             json,

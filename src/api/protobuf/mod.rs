@@ -19,6 +19,7 @@
 //! extensions must hold JSON (not CBOR or nested protobuf); `contentEncoding` is ignored, as
 //! upstream does.
 
+pub mod json_order;
 mod message;
 mod special;
 mod table;

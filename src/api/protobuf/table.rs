@@ -118,6 +118,9 @@ pub(super) struct Message {
     pub special: Special,
     /// Fields, sorted by number.
     pub fields: Vec<Field>,
+    /// Indices into `fields` in the Go struct's declaration order (the
+    /// table's line order), which is the order of upstream's JSON.
+    pub order: Vec<usize>,
 }
 
 impl Message {
@@ -197,14 +200,20 @@ pub(super) fn parse(text: &str) -> Result<Schema, String> {
             .map(|line| parse_field(line, package, &by_name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{name}: {e}"))?;
+        let declared: Vec<u32> = fields.iter().map(|f| f.number).collect();
         fields.sort_by_key(|f| f.number);
         if fields.windows(2).any(|w| w[0].number == w[1].number) {
             return Err(format!("{name}: duplicate field number"));
         }
+        let order = declared
+            .iter()
+            .filter_map(|n| fields.binary_search_by_key(n, |f| f.number).ok())
+            .collect();
         messages.push(Message {
             name: name.clone(),
             special: *special,
             fields,
+            order,
         });
     }
     Ok(Schema {
