@@ -58,9 +58,9 @@ impl<S: Store> Api<S> {
             _ => return Ok(()),
         };
         let info = resource("", "v1", "resourcequotas")?;
-        let quotas = self
-            .cached_objects(info, Some(namespace), |found| !found.is_empty())
-            .await?;
+        // Never a wait for the cache: a quota created a moment ago has no
+        // `status.hard` yet, and quotas without one take no part anyway.
+        let quotas = self.cached_objects(info, Some(namespace), |_| true).await?;
         if quotas.is_empty() {
             return Ok(());
         }
