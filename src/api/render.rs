@@ -137,7 +137,7 @@ pub fn list(
                 }
                 out.extend_from_slice(&obj.json);
             }
-            out.extend_from_slice(b"]}");
+            out.extend_from_slice(b"]}\n");
             Reply::Raw {
                 code: 200,
                 content_type: "application/json",

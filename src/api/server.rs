@@ -519,23 +519,6 @@ async fn route_request<S: Store>(
             code,
             content_type,
             body,
-        } if content_type == "application/json" && !body.ends_with(b"\n") => {
-            // Two frames rather than a copy: list bodies can be large.
-            let frames = futures::stream::iter([body, Bytes::from_static(b"\n")])
-                .map(|b| Ok::<_, Infallible>(Frame::data(b)));
-            let mut r = Response::new(StreamBody::new(frames).boxed_unsync());
-            *r.status_mut() =
-                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        Reply::Raw {
-            code,
-            content_type,
-            body,
         } => respond(code, content_type, body),
         Reply::Watch(stream) => {
             let frames = futures::stream::unfold(stream.lines, |mut rx| async move {

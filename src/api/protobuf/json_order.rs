@@ -41,7 +41,8 @@ fn write_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
         out.push(b',');
     }
     *first = false;
-    write_plain(out, &Value::String(key.to_string()));
+    // A &str serializes without building a Value (no allocation per key).
+    let _ = serde_json::to_writer(&mut *out, key);
     out.push(b':');
 }
 
