@@ -72,6 +72,18 @@ async fn ensure<S: Store>(
     }
 }
 
+/// [`ensure`] for the built-in resource `group`/`resource`: creates `obj`,
+/// or brings the `replace` fields of the stored one in line.
+pub(super) async fn ensure_object<S: Store>(
+    api: &Api<S>,
+    group: &str,
+    resource: &str,
+    obj: Value,
+    replace: &[&str],
+) -> Result<(), String> {
+    ensure(api, info(group, resource)?, obj, replace).await
+}
+
 /// The PriorityClasses every cluster has (upstream `SystemPriorityClasses`).
 const SYSTEM_PRIORITY_CLASSES: [(&str, i64, &str); 2] = [
     (

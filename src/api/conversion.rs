@@ -27,7 +27,9 @@ pub fn to_storage(served: &ResourceInfo, mut obj: Value) -> Value {
         ("autoscaling", "v1") => hpa_v1_to_v2(obj),
         ("events.k8s.io", _) => event_to_core(obj),
         _ => {
-            obj["apiVersion"] = json!(served.api_version());
+            // conversion: None (custom resources): only apiVersion changes.
+            let stored = served.storage().unwrap_or(served);
+            obj["apiVersion"] = json!(stored.api_version());
             obj
         }
     }

@@ -3,11 +3,20 @@
 //!
 //! kubectl asks for the aggregated form and decides by the response
 //! Content-Type; answering it saves a request per group-version on every
-//! cold kubectl invocation. Everything is derived from the resource table.
+//! cold kubectl invocation. Everything is derived from the resource table
+//! and the custom resources established CRDs define (passed in as
+//! `custom`, already in version-priority order).
 
 use serde_json::{Value, json};
 
 use super::registry::resources::{self, RESOURCES, ResourceInfo};
+
+/// Built-ins first, then custom resources.
+fn served<'a>(
+    custom: &'a [&'static ResourceInfo],
+) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+    RESOURCES.iter().chain(custom.iter().copied())
+}
 
 /// Content type of an aggregated discovery answer.
 pub fn aggregated_content_type(version: &str) -> String {
@@ -55,8 +64,8 @@ fn group_entry(group: &str, versions: &[&str]) -> Value {
 }
 
 /// `/apis` (legacy).
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = resources::groups()
+pub fn group_list(custom: &[&'static ResourceInfo]) -> Value {
+    let groups: Vec<Value> = resources::groups_of(served(custom))
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, v)| group_entry(g, &v))
@@ -65,8 +74,8 @@ pub fn group_list() -> Value {
 }
 
 /// `/apis/<group>`.
-pub fn group(name: &str) -> Option<Value> {
-    let (g, versions) = resources::groups()
+pub fn group(name: &str, custom: &[&'static ResourceInfo]) -> Option<Value> {
+    let (g, versions) = resources::groups_of(served(custom))
         .into_iter()
         .find(|(g, _)| *g == name && !g.is_empty())?;
     let mut entry = group_entry(g, &versions);
@@ -84,12 +93,13 @@ fn scope(r: &ResourceInfo) -> &'static str {
 }
 
 /// `/api/v1` or `/apis/<g>/<v>`: an APIResourceList.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(
+    group: &str,
+    version: &str,
+    custom: &[&'static ResourceInfo],
+) -> Option<Value> {
     let mut list = Vec::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
+    for r in served(custom).filter(|r| r.group == group && r.version == version) {
         let mut entry = json!({
             "name": r.resource, "singularName": r.singular, "namespaced": r.namespaced,
             "kind": r.kind, "verbs": r.verbs,
@@ -163,16 +173,15 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 
 /// Aggregated discovery: the core group (`core = true`, for /api) or all
 /// named groups (for /apis).
-pub fn aggregated(core: bool, version: &str) -> Value {
-    let items: Vec<Value> = resources::groups()
+pub fn aggregated(core: bool, version: &str, custom: &[&'static ResourceInfo]) -> Value {
+    let items: Vec<Value> = resources::groups_of(served(custom))
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(g, versions)| {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> = RESOURCES
-                        .iter()
+                    let resources: Vec<Value> = served(custom)
                         .filter(|r| r.group == g && r.version == *v)
                         .map(aggregated_resource)
                         .collect();
@@ -203,7 +212,7 @@ mod tests {
             Some("v2")
         );
         assert_eq!(wants_aggregated(Some("application/json")), None);
-        let core = aggregated(true, "v2");
+        let core = aggregated(true, "v2", &[]);
         assert_eq!(core["items"][0]["metadata"]["name"], "");
         let pods = core["items"][0]["versions"][0]["resources"]
             .as_array()
@@ -212,7 +221,7 @@ mod tests {
             .find(|r| r["resource"] == "pods")
             .unwrap();
         assert_eq!(pods["shortNames"][0], "po");
-        let v1 = resource_list("", "v1").unwrap();
+        let v1 = resource_list("", "v1", &[]).unwrap();
         assert!(
             v1["resources"]
                 .as_array()
@@ -220,7 +229,7 @@ mod tests {
                 .iter()
                 .any(|r| r["name"] == "pods/status")
         );
-        assert!(group("apps").is_some());
-        assert!(group("nope").is_none());
+        assert!(group("apps", &[]).is_some());
+        assert!(group("nope", &[]).is_none());
     }
 }

@@ -9,16 +9,20 @@
 //! check bodies ([`registry::typed`]).
 
 pub mod admission;
+pub mod aggregator;
 pub mod allocator;
 pub mod authn;
 pub mod authz;
 mod bootstrap;
+pub mod cel;
 pub mod connection_limits;
 pub mod conversion;
+pub mod custom;
 pub use crate::client::{calendar, cron_schedule};
 pub mod discovery;
 pub mod disk_guard;
 pub mod encryption_admin;
+pub mod extension_client;
 pub mod go_strings;
 pub mod handlers;
 pub mod join;
@@ -170,7 +174,11 @@ pub async fn start<S: Store + Clone>(
             config.settings.store_dir.clone(),
             config.settings.store_reserve,
         ),
+        custom: Arc::new(custom::CustomResources::new()),
     };
+    // CRDs restored from the store are served from the first request on.
+    api.custom.rebuild(&custom::controller::stored_crds(&api));
+    let api = Arc::new(api);
     tokio::spawn(disk_guard::record_events(
         api.store.clone(),
         api.disk.subscribe(),
@@ -201,7 +209,18 @@ pub async fn start<S: Store + Clone>(
     let kubelets = node_proxy::KubeletDialer {
         tls: pki.client_tls_config(&kubelet_cert, &kubelet_key)?,
     };
+    tokio::spawn(custom::controller::run(api.clone(), cancel.child_token()));
+    aggregator::publish_authentication_config(&api, &pki)
+        .await
+        .map_err(ApiServerError::Bootstrap)?;
+    let aggregator = Arc::new(aggregator::Aggregator::new(&pki)?);
+    tokio::spawn(aggregator::controller::run(
+        api.clone(),
+        aggregator.clone(),
+        cancel.child_token(),
+    ));
     let server = Arc::new(server::Server {
+        aggregator,
         api,
         pki,
         openapi,
@@ -219,14 +238,6 @@ pub async fn start<S: Store + Clone>(
 fn openapi_resources() -> Vec<openapi::OpenApiResource> {
     registry::resources::RESOURCES
         .iter()
-        .map(|r| openapi::OpenApiResource {
-            group: r.group.to_string(),
-            version: r.version.to_string(),
-            kind: r.kind.to_string(),
-            plural: r.resource.to_string(),
-            namespaced: r.namespaced,
-            verbs: r.verbs.iter().map(|v| v.to_string()).collect(),
-            subresources: r.subresources.iter().map(|s| s.name.to_string()).collect(),
-        })
+        .map(openapi::OpenApiResource::of)
         .collect()
 }

@@ -47,6 +47,14 @@ fn list_metadata(meta: &ListMeta) -> Value {
 
 /// Table column definitions as JSON.
 pub fn column_definitions(info: &ResourceInfo) -> Value {
+    if let Some(custom) = info.custom {
+        let mut columns = vec![json!({
+            "name": "Name", "type": "string", "format": "name",
+            "description": crate::api::custom::columns::NAME_DOC, "priority": 0,
+        })];
+        columns.extend(custom.columns.iter().map(|c| c.definition()));
+        return Value::Array(columns);
+    }
     Value::Array(
         table::columns(info.group, info.resource)
             .into_iter()
@@ -62,7 +70,14 @@ pub fn column_definitions(info: &ResourceInfo) -> Value {
 
 /// One Table row for `obj`; `include_object` is Object, Metadata or None.
 pub fn table_row(info: &ResourceInfo, obj: &Value, include_object: &str, now: SystemTime) -> Value {
-    let cells = table::cells(info.group, info.resource, obj, now);
+    let cells = match info.custom {
+        Some(custom) => {
+            let mut cells = vec![json!(obj["metadata"]["name"].as_str().unwrap_or_default())];
+            cells.extend(custom.columns.iter().map(|c| c.cell(obj, now)));
+            cells
+        }
+        None => table::cells(info.group, info.resource, obj, now),
+    };
     let mut row = json!({"cells": cells});
     match include_object {
         "None" => {}

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use super::custom::CustomResources;
 use super::registry::resources::{self, ResourceInfo};
 use super::status::{ApiError, ApiResult};
 
@@ -38,8 +39,9 @@ pub enum Route {
     GroupVersion(String, String),
 }
 
-/// Parses a path under /api or /apis.
-pub fn route(path: &str) -> ApiResult<Route> {
+/// Parses a path under /api or /apis; resources are the built-ins and the
+/// `custom` ones established CRDs define.
+pub fn route(path: &str, custom: &CustomResources) -> ApiResult<Route> {
     let parts: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -70,7 +72,9 @@ pub fn route(path: &str) -> ApiResult<Route> {
         [r, n, s, ..] if *s == "proxy" => (*r, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(ApiError::no_route(path)),
     };
-    let info = resources::find(group, version, resource).ok_or_else(|| ApiError::no_route(path))?;
+    let info = resources::find(group, version, resource)
+        .or_else(|| custom.find(group, version, resource))
+        .ok_or_else(|| ApiError::no_route(path))?;
     if let Some(sub) = &subresource
         && info.subresource(sub).is_none()
     {
@@ -186,7 +190,7 @@ mod tests {
     use super::*;
 
     fn target(path: &str) -> Target {
-        match route(path).unwrap() {
+        match route(path, &CustomResources::new()).unwrap() {
             Route::Resource(t) => t,
             other => panic!("{other:?}"),
         }
@@ -220,10 +224,13 @@ mod tests {
         assert_eq!(t.subresource.as_deref(), Some("scale"));
         let t = target("/api/v1/nodes/n1/proxy/metrics");
         assert_eq!(t.subresource.as_deref(), Some("proxy"));
-        assert!(route("/api/v1/namespaces/a/nodes").is_err());
-        assert!(route("/api/v1/pods/x/nope").is_err());
-        assert!(route("/apis/nope/v1/things").is_err());
-        assert!(matches!(route("/apis/apps").unwrap(), Route::Group(_)));
+        assert!(route("/api/v1/namespaces/a/nodes", &CustomResources::new()).is_err());
+        assert!(route("/api/v1/pods/x/nope", &CustomResources::new()).is_err());
+        assert!(route("/apis/nope/v1/things", &CustomResources::new()).is_err());
+        assert!(matches!(
+            route("/apis/apps", &CustomResources::new()).unwrap(),
+            Route::Group(_)
+        ));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::aggregator;
 use super::authn::{self, User};
 use super::authz;
 use super::connection_limits as limits;
@@ -48,7 +49,7 @@ pub(crate) fn empty_body() -> Body {
 /// Everything a request needs.
 pub struct Server<S: Store> {
     /// Resource handlers.
-    pub api: Api<S>,
+    pub api: Arc<Api<S>>,
     /// Cluster PKI (bearer token checks, /cacerts).
     pub pki: Arc<ClusterPki>,
     /// OpenAPI documents.
@@ -64,6 +65,8 @@ pub struct Server<S: Store> {
     pub join: Option<super::join::JoinSettings>,
     /// The store's encryption keys (`/v1-kelp/encrypt/*`).
     pub encryption: Option<Arc<crate::store::encryption::Keyring>>,
+    /// Aggregated APIs (APIServices backed by a Service).
+    pub aggregator: Arc<super::aggregator::Aggregator>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -435,12 +438,18 @@ async fn route_request<S: Store>(
             return Ok(respond(200, "text/plain; charset=utf-8", "ok"));
         }
         "/version" => return Ok(json_response(200, &super::version_info())),
-        "/openapi/v3" => return Ok(respond(200, "application/json", server.openapi.root())),
-        "/openapi/v2" => return Err(ApiError::no_route(&path)),
+        "/openapi/v3" => {
+            return Ok(respond(
+                200,
+                "application/json",
+                server.openapi.root(&server.api.custom),
+            ));
+        }
+        "/openapi/v2" => return Ok(openapi_v2(server, req.headers(), accept.as_deref())),
         _ => {}
     }
     if let Some(gv) = path.strip_prefix("/openapi/v3/") {
-        return match server.openapi.document(gv) {
+        return match server.openapi.document(gv, &server.api.custom) {
             Some((body, _hash)) => Ok(respond(200, "application/json", body)),
             None => Err(ApiError::no_route(&path)),
         };
@@ -452,7 +461,22 @@ async fn route_request<S: Store>(
     {
         return Err(ApiError::no_route(&path));
     }
-    let route = request::route(&path)?;
+    if let Some(remote) = aggregated_target(&path)
+        .and_then(|(group, version)| server.aggregator.remote(group, version))
+    {
+        let (parts, body) = req.into_parts();
+        let body = read_body(body).await?;
+        return super::aggregator::proxy::forward(
+            &server.api,
+            &server.aggregator,
+            &remote,
+            user,
+            parts,
+            body,
+        )
+        .await;
+    }
+    let route = request::route(&path, &server.api.custom)?;
     let target = match route {
         Route::Resource(t) => t,
         other => return discovery_response(server, other, accept.as_deref(), req.method()),
@@ -560,6 +584,56 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     }
 }
 
+/// `GET /openapi/v2`, negotiated as kube-openapi does: the first Accept
+/// clause that names JSON or gnostic's protobuf (either spelling; the reply
+/// always uses the dotted one, which Go's mime parser accepts) wins, `*`
+/// picks JSON, and anything else is a 406. `If-None-Match` is honoured.
+fn openapi_v2<S: Store>(
+    server: &Server<S>,
+    headers: &hyper::HeaderMap,
+    accept: Option<&str>,
+) -> Response<Body> {
+    const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+    let mut chosen = None;
+    for clause in accept.unwrap_or("*/*").split(',') {
+        let media = clause.split(';').next().unwrap_or_default().trim();
+        chosen = match media {
+            "application/json" | "application/*" | "*/*" => Some(false),
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf" | PROTOBUF => Some(true),
+            _ => continue,
+        };
+        break;
+    }
+    let Some(protobuf) = chosen else {
+        return respond(406, "text/plain; charset=utf-8", Bytes::new());
+    };
+    let doc = server.openapi.v2(&server.api.custom);
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == doc.etag);
+    let mut response = match (not_modified, protobuf) {
+        (true, _) => respond(304, "application/json", Bytes::new()),
+        (false, true) => respond(200, PROTOBUF, doc.protobuf.clone()),
+        (false, false) => respond(200, "application/json", doc.json.clone()),
+    };
+    if let Ok(etag) = HeaderValue::from_str(&doc.etag) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
+}
+
+/// The group and version of an `/apis/<group>/<version>[/…]` path.
+fn aggregated_target(path: &str) -> Option<(&str, &str)> {
+    let mut parts = path.strip_prefix("/apis/")?.split('/');
+    let group = parts.next().filter(|g| !g.is_empty())?;
+    let version = parts.next().filter(|v| !v.is_empty())?;
+    Some((group, version))
+}
+
 fn discovery_response<S: Store>(
     server: &Server<S>,
     route: Route,
@@ -570,26 +644,35 @@ fn discovery_response<S: Store>(
         return Err(ApiError::method_not_allowed(method.as_str(), "discovery"));
     }
     let aggregated = discovery::wants_aggregated(accept);
+    let custom = server.api.custom.all();
+    let custom = custom.as_slice();
     let (body, content_type) = match (route, aggregated) {
         (Route::CoreVersions, Some(v)) => (
-            discovery::aggregated(true, v),
+            discovery::aggregated(true, v, custom),
             discovery::aggregated_content_type(v),
         ),
-        (Route::Groups, Some(v)) => (
-            discovery::aggregated(false, v),
-            discovery::aggregated_content_type(v),
-        ),
+        (Route::Groups, Some(v)) => {
+            let mut list = discovery::aggregated(false, v, custom);
+            aggregator::discovery::add_to_aggregated(&mut list, &server.aggregator.remotes());
+            (list, discovery::aggregated_content_type(v))
+        }
         (Route::CoreVersions, None) => (
             discovery::core_versions(&server.advertise),
             "application/json".to_string(),
         ),
-        (Route::Groups, None) => (discovery::group_list(), "application/json".to_string()),
+        (Route::Groups, None) => {
+            let mut list = discovery::group_list(custom);
+            aggregator::discovery::add_to_group_list(&mut list, &server.aggregator.remotes());
+            (list, "application/json".to_string())
+        }
         (Route::Group(g), _) => (
-            discovery::group(&g).ok_or_else(|| ApiError::no_route(&format!("/apis/{g}")))?,
+            discovery::group(&g, custom)
+                .or_else(|| aggregator::discovery::group(&g, &server.aggregator.remotes()))
+                .ok_or_else(|| ApiError::no_route(&format!("/apis/{g}")))?,
             "application/json".into(),
         ),
         (Route::GroupVersion(g, v), _) => (
-            discovery::resource_list(&g, &v)
+            discovery::resource_list(&g, &v, custom)
                 .ok_or_else(|| ApiError::no_route(&format!("{g}/{v}")))?,
             "application/json".into(),
         ),

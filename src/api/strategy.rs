@@ -98,6 +98,9 @@ pub fn check_fields(
     obj: &mut Value,
     mode: FieldValidation,
 ) -> ApiResult<Vec<String>> {
+    if let Some(custom) = info.custom {
+        return super::custom::strategy::decode(custom, kind, info.version, obj, mode);
+    }
     let Some(result) = typed::round_trip(info.group, kind, obj) else {
         return Ok(Vec::new());
     };
@@ -130,7 +133,9 @@ pub fn check_fields(
 
 /// Whether the resource tracks metadata.generation.
 fn tracks_generation(info: &ResourceInfo, obj: &Value) -> bool {
-    info.has_status() || (obj.get("spec").is_some() && info.resource != "namespaces")
+    info.custom.is_some()
+        || info.has_status()
+        || (obj.get("spec").is_some() && info.resource != "namespaces")
 }
 
 /// Create-time metadata and status.
@@ -167,6 +172,12 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
         ("", "services") => {
             map.insert("status".into(), json!({"loadBalancer": {}}));
         }
+        // Upstream's customResourceStrategy: status is the status
+        // subresource's alone.
+        _ if info.custom.is_some() && info.has_status() => {
+            map.remove("status");
+        }
+        _ if info.custom.is_some() => {}
         _ if info.has_status() => {
             map.insert("status".into(), typed::zero_status(info.group, info.kind));
         }
@@ -286,7 +297,11 @@ pub fn prepare_update(
             _ => set_or_remove(new, "status", old.get("status").cloned()),
         }
     }
-    if tracks_generation(info, new) && subresource.is_none() && old.get("spec") != new.get("spec") {
+    let changed = match info.custom {
+        Some(_) => super::custom::strategy::generation_changes(old, new),
+        None => old.get("spec") != new.get("spec"),
+    };
+    if tracks_generation(info, new) && subresource.is_none() && changed {
         let generation = old_meta
             .get("generation")
             .and_then(Value::as_i64)
@@ -334,15 +349,12 @@ pub fn default_and_validate(
 ) -> ApiResult<()> {
     normalize(info, obj);
     defaults::apply_defaults(info.group, kind, obj);
-    let errors = match old {
-        None => validation::validate_create(info.group, kind, obj),
-        Some(old) => validation::validate_update(info.group, kind, old, obj),
+    let errors = match (info.custom, old) {
+        (Some(_), old) => validation::validate_custom_meta(info.namespaced, old, obj),
+        (None, None) => validation::validate_create(info.group, kind, obj),
+        (None, Some(old)) => validation::validate_update(info.group, kind, old, obj),
     };
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let name = object::name(obj).unwrap_or("").to_string();
-    let causes = errors
+    let mut causes: Vec<Cause> = errors
         .into_iter()
         .map(|e| Cause {
             reason: e.kind.as_str().to_string(),
@@ -350,6 +362,16 @@ pub fn default_and_validate(
             message: e.message,
         })
         .collect();
+    if let Some(custom) = info.custom {
+        causes.extend(super::custom::strategy::validate(custom, old, obj));
+    }
+    if info.group == super::custom::GROUP && info.resource == "customresourcedefinitions" {
+        causes.extend(super::custom::crd_validation::validate(obj, old));
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = object::name(obj).unwrap_or("").to_string();
     Err(ApiError::invalid(info.group, kind, &name, causes))
 }
 

@@ -66,7 +66,17 @@ impl CachedObject {
                 .iter()
                 .map(|f| (*f, fields::field_value(info, obj, f).unwrap_or_default()))
                 .collect(),
-            None => Vec::new(),
+            // A custom resource: the fields every resource has; its CRD's
+            // selectableFields are read from the object when asked for.
+            None => ["metadata.name", "metadata.namespace"]
+                .into_iter()
+                .map(|f| {
+                    (
+                        f,
+                        crate::api::selectors::object_field(obj, f).unwrap_or_default(),
+                    )
+                })
+                .collect(),
         };
         // Upstream's field order, so that lists and watch events built from
         // these bytes read as upstream's.

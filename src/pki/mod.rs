@@ -50,7 +50,7 @@ pub use service_account::{
 };
 pub use tls::{
     ALPN_PROTOCOLS, client_config_for_ca, client_identity, kubelet_server_config_for_ca,
-    unpinned_client_config,
+    unpinned_client_config, unpinned_client_config_with,
 };
 pub use token::{ca_hash, join_token, parse_join_token, random_secret, split_bootstrap_token};
 

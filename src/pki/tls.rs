@@ -159,12 +159,27 @@ pub fn kubelet_server_config_for_ca(
 /// `/cacerts` before a join, whose answer is then checked against the
 /// CA hash in the token (nothing else is sent or believed over it).
 pub fn unpinned_client_config() -> Result<Arc<ClientConfig>, PkiError> {
+    unpinned_client_config_with(None)
+}
+
+/// [`unpinned_client_config`] presenting `identity` (certificate and key
+/// PEM): an APIService with `insecureSkipTLSVerify` still gets the
+/// front-proxy certificate, which is what it checks callers by.
+pub fn unpinned_client_config_with(
+    identity: Option<(&str, &str)>,
+) -> Result<Arc<ClientConfig>, PkiError> {
     let verifier = Arc::new(AnyServer(provider()));
-    let config = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let config = match identity {
+        Some((cert_pem, key_pem)) => builder.with_client_auth_cert(
+            cert_chain(cert_pem, "client certificate PEM")?,
+            private_key(key_pem, "client key PEM")?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

@@ -126,6 +126,26 @@ impl Server {
         }
     }
 
+    /// Starts a server without a node in a network namespace of its own
+    /// with an uplink at [`UPLINK_IP`] (see [`add_uplink`]). The calling
+    /// thread stays in that namespace, so servers it then starts on the
+    /// uplink address (an aggregated API server, a webhook behind a
+    /// Service) are reachable from kelp at an address Endpoints accept.
+    pub fn start_in_netns(extra: &[&str]) -> Server {
+        let mut s = Self::unstarted(tempfile::tempdir().expect("temp dir"), extra, None);
+        let name = format!("kelp-api-{}-{}", std::process::id(), s.port);
+        s.netns = Some(
+            kelp::kubelet::netns::EnteredNetns::new(
+                Path::new(kelp::kubelet::netns::DEFAULT_NETNS_DIR),
+                &name,
+            )
+            .expect("a network namespace (needs root)"),
+        );
+        add_uplink();
+        s.spawn();
+        s
+    }
+
     /// Starts a server with its node agent (kubelet on a private
     /// containerd; needs root). Runtime state, logs and the kubelet port are
     /// private to this server, so tests do not meet a kelp installed on the

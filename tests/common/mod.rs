@@ -25,6 +25,7 @@ pub fn manual_compaction(path: std::path::PathBuf) -> SledConfig {
 
 pub mod busybox_image;
 pub mod cluster;
+pub mod extension_server;
 pub mod multi_node;
 pub mod node;
 pub mod proc_stats;

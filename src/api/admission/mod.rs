@@ -24,6 +24,7 @@ mod priority;
 mod rbac_escalation;
 mod resource_quota;
 mod service_account;
+mod webhook;
 
 use serde_json::Value;
 
@@ -102,12 +103,14 @@ impl<'a> Attributes<'a> {
 
 impl<S: Store> Api<S> {
     /// Runs the mutating plugins over `obj`, the object about to be written
-    /// (already defaulted); `old` is the stored object on updates.
+    /// (already defaulted); `old` is the stored object on updates. Returns
+    /// the webhooks' warnings.
     pub(crate) async fn admit_mutating(
         &self,
         attrs: &Attributes<'_>,
         obj: &mut Value,
-    ) -> ApiResult<()> {
+        old: Option<&Value>,
+    ) -> ApiResult<Vec<String>> {
         if attrs.creates("pods") {
             self.admit_limit_ranges(attrs, obj).await?;
             self.admit_service_account(attrs, obj).await?;
@@ -117,17 +120,18 @@ impl<S: Store> Api<S> {
         if attrs.creates("persistentvolumeclaims") {
             self.admit_default_storage_class(obj).await?;
         }
-        Ok(())
+        self.admit_mutating_webhooks(attrs, obj, old).await
     }
 
     /// Runs the validating plugins: `new` is the object about to be stored
-    /// (None for deletes), `old` the stored one (None for creates).
+    /// (None for deletes), `old` the stored one (None for creates). Returns
+    /// the webhooks' warnings.
     pub(crate) async fn admit_validating(
         &self,
         attrs: &Attributes<'_>,
         old: Option<&Value>,
         new: Option<&Value>,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<Vec<String>> {
         self.admit_rbac_escalation(attrs, old, new).await?;
         self.admit_node_write(
             attrs.user,
@@ -140,9 +144,12 @@ impl<S: Store> Api<S> {
         .await?;
         if let Some(new) = new {
             self.admit_priority_class(attrs, new)?;
+        }
+        let warnings = self.admit_validating_webhooks(attrs, old, new).await?;
+        if let Some(new) = new {
             self.admit_quota(attrs, old, new).await?;
         }
-        Ok(())
+        Ok(warnings)
     }
 
     /// The current objects of a resource in a namespace (or cluster-wide),

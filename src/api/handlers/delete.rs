@@ -119,6 +119,18 @@ fn plan(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Plan {
         && obj["spec"]["finalizers"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
+    // An established CRD keeps its objects' cleanup to the CRD controller
+    // (upstream's CRD REST Delete adds the finalizer on the first delete).
+    let crd_cleanup = info.group == crate::api::custom::GROUP
+        && info.resource == "customresourcedefinitions"
+        && crate::api::custom::definition::condition_true(obj, "Established");
+    if crd_cleanup
+        && !finalizers
+            .iter()
+            .any(|f| f == crate::api::custom::CLEANUP_FINALIZER)
+    {
+        finalizers.push(crate::api::custom::CLEANUP_FINALIZER.into());
+    }
     if finalizers.is_empty() && !graceful && !namespace_pending {
         return Plan::Remove;
     }
@@ -145,6 +157,20 @@ fn plan(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Plan {
     if info.resource == "namespaces" {
         marked["status"]["phase"] = json!("Terminating");
     }
+    if crd_cleanup && !already {
+        let mut conditions = marked["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        conditions.retain(|c| c["type"] != "Terminating");
+        conditions.push(json!({
+            "type": "Terminating", "status": "True",
+            "lastTransitionTime": object::now_rfc3339(),
+            "reason": "InstanceDeletionPending",
+            "message": "CustomResourceDefinition marked for deletion; instance deletion pending",
+        }));
+        marked["status"]["conditions"] = Value::Array(conditions);
+    }
     if already && strategy::same_content(obj, &marked) {
         Plan::Nothing
     } else {
@@ -165,17 +191,25 @@ impl<S: Store> Api<S> {
             ));
         }
         let key = info.key(t.namespace.as_deref(), &name);
-        if crate::api::authz::node::node_name(call.user).is_some() {
-            let (current, _) = self.current(info, &key, &name).await?;
-            self.admit_validating(
+        let (current, _) = self.current(info, &key, &name).await?;
+        let warnings = self
+            .admit_validating(
                 &Attributes::of(call, Operation::Delete)?,
                 Some(&current),
                 None,
             )
             .await?;
-        }
         let obj = self.delete_one(info, &key, &name, &opts).await?;
-        Ok(render::object(info, &obj, call.rendering, "Metadata", 200))
+        Ok(
+            match render::object(info, &obj, call.rendering, "Metadata", 200) {
+                Reply::Json { code, body, .. } => Reply::Json {
+                    code,
+                    body,
+                    warnings,
+                },
+                other => other,
+            },
+        )
     }
 
     async fn delete_one(
@@ -244,6 +278,70 @@ impl<S: Store> Api<S> {
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(ApiError::from_store(e, info.group, info.resource, name)),
                 },
+            }
+        }
+        Err(ApiError::stale(info.group, info.resource, name))
+    }
+
+    /// Deletes every object of a resource, in all namespaces, as a plain
+    /// DELETE of each would (finalizers are honoured). Returns how many are
+    /// still there (being finalized). The CRD cleanup finalizer uses it.
+    pub(crate) async fn delete_everything(&self, info: &'static ResourceInfo) -> ApiResult<usize> {
+        self.cache.wait_for(self.store.current_revision()).await?;
+        let (items, _) = self.cache.list(&info.key_prefix(), |_| true);
+        let opts = DeleteOptions::default();
+        let mut remaining = 0;
+        for obj in items {
+            let obj = obj.value();
+            let name = object::name(&obj).unwrap_or_default().to_string();
+            let key = info.key(object::namespace(&obj), &name);
+            match self.delete_one(info, &key, &name, &opts).await {
+                Ok(gone) if object::is_deleting(&gone) => remaining += 1,
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(remaining)
+    }
+
+    /// Removes one finalizer from an object; when it was the last one of an
+    /// object being deleted, the object goes.
+    pub(crate) async fn drop_finalizer(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        finalizer: &str,
+    ) -> ApiResult<()> {
+        let key = info.key(namespace, name);
+        for _ in 0..8 {
+            let (obj, rev) = match self.current(info, &key, name).await {
+                Ok(c) => c,
+                Err(e) if e.code == 404 => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let mut next = (*obj).clone();
+            let Some(list) = next["metadata"]["finalizers"].as_array_mut() else {
+                return Ok(());
+            };
+            let before = list.len();
+            list.retain(|f| f != finalizer);
+            if list.len() == before {
+                return Ok(());
+            }
+            let result = if list.is_empty() && object::is_deleting(&next) {
+                self.store.delete(&key, Some(rev)).await.map(|_| ())
+            } else {
+                self.store
+                    .update(&key, strategy::to_stored(&next), Some(rev))
+                    .await
+                    .map(|_| ())
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_store(e, info.group, info.resource, name)),
             }
         }
         Err(ApiError::stale(info.group, info.resource, name))

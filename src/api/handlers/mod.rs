@@ -72,6 +72,8 @@ pub struct Api<S: Store> {
     pub authz: Arc<super::authz::Authorizer>,
     /// The API server's PKI (TokenReview verifies tokens with it).
     pub pki: Arc<crate::pki::ClusterPki>,
+    /// The resources established CRDs define.
+    pub custom: Arc<crate::api::custom::CustomResources>,
 }
 
 /// A handler's answer.

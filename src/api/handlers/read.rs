@@ -65,7 +65,16 @@ impl Filter {
     /// Whether a cached object passes both selectors.
     pub fn matches(&self, obj: &CachedObject) -> bool {
         (self.labels.is_empty() || self.labels.matches(Some(&obj.labels)))
-            && (self.fields.is_empty() || self.fields.matches(|f| obj.field(f)))
+            && (self.fields.is_empty()
+                || self.fields.matches(|f| {
+                    // A custom resource's selectableFields are not cached.
+                    obj.field(f).or_else(|| {
+                        Some(
+                            crate::api::selectors::object_field(&obj.value(), f)
+                                .unwrap_or_default(),
+                        )
+                    })
+                }))
     }
 
     /// The name a `metadata.name=` term pins, for direct lookups.

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{Api, Call, Reply};
 use crate::api::object::{self};
 use crate::api::patch::{self, PatchType, TypeRef};
+use crate::api::registry::resources::ResourceInfo;
 use crate::api::status::{ApiError, ApiResult, Cause, success_status};
 use crate::api::strategy;
 use crate::store::Store;
@@ -92,7 +93,7 @@ impl<S: Store> Api<S> {
     async fn scale(&self, call: &Call<'_>, verb: &str) -> ApiResult<Reply> {
         for _ in 0..8 {
             let (parent, rev, key, _name) = self.parent(call).await?;
-            let current = scale_of(&parent);
+            let current = scale_of(call.target.info, &parent);
             let wanted = match verb {
                 "get" => return Ok(Reply::ok(current)),
                 "update" => strategy::decode_body(call.body, call.content_type)?,
@@ -140,7 +141,14 @@ impl<S: Store> Api<S> {
                 ));
             }
             let mut new = (*parent).clone();
-            new["spec"]["replicas"] = json!(replicas);
+            match call.target.info.custom.and_then(|c| c.scale.as_ref()) {
+                Some(paths) => crate::api::custom::strategy::set_path(
+                    &mut new,
+                    &paths.spec_replicas,
+                    json!(replicas),
+                ),
+                None => new["spec"]["replicas"] = json!(replicas),
+            }
             let plain = Call {
                 rendering: super::Rendering::Object,
                 ..*call
@@ -153,7 +161,7 @@ impl<S: Store> Api<S> {
                     Reply::Json { body, .. } => body,
                     _ => return Err(ApiError::internal("unexpected reply")),
                 };
-                return Ok(Reply::ok(scale_of(&updated)));
+                return Ok(Reply::ok(scale_of(call.target.info, &updated)));
             }
         }
         Err(ApiError::stale(
@@ -337,8 +345,34 @@ impl<S: Store> Api<S> {
     }
 }
 
+/// The autoscaling/v1 Scale of a custom resource, from its CRD's paths.
+fn custom_scale_of(obj: &Value, paths: &crate::api::custom::definition::ScalePaths) -> Value {
+    use crate::api::custom::strategy::get_path;
+    let meta = &obj["metadata"];
+    let int = |path: &str| get_path(obj, path).and_then(Value::as_i64).unwrap_or(0);
+    let selector = paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| get_path(obj, p))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": int(&paths.spec_replicas)},
+        "status": {"replicas": int(&paths.status_replicas), "selector": selector},
+    })
+}
+
 /// The autoscaling/v1 Scale of a workload.
-fn scale_of(obj: &Value) -> Value {
+fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
+    if let Some(paths) = info.custom.and_then(|c| c.scale.as_ref()) {
+        return custom_scale_of(obj, paths);
+    }
     let meta = &obj["metadata"];
     let selector = obj["spec"]["selector"]
         .as_object()

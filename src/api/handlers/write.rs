@@ -102,6 +102,20 @@ impl<S: Store> Api<S> {
 
     pub(super) async fn create(&self, call: &Call<'_>) -> ApiResult<Reply> {
         let info = call.target.info;
+        if let Some(custom) = info.custom {
+            let crd = crate::api::custom::controller::crd_info().key(None, &custom.crd);
+            if self
+                .cache
+                .get(&crd)
+                .is_some_and(|c| object::is_deleting(&c.value()))
+            {
+                return Err(ApiError::new(
+                    405,
+                    "MethodNotAllowed",
+                    "create not allowed while custom resource definition is terminating",
+                ));
+            }
+        }
         let namespace = self.require_namespace(call)?;
         let mut obj = strategy::decode_body(call.body, call.content_type)?;
         strategy::check_kind(info, body_kind(info), &mut obj)?;
@@ -129,7 +143,7 @@ impl<S: Store> Api<S> {
             };
             return Err(ApiError::invalid(info.group, info.kind, "", vec![cause]));
         }
-        let warnings =
+        let mut warnings =
             strategy::check_fields(info, info.kind, &mut obj, call.query.field_validation()?)?;
         let dry_run = call.query.dry_run()?;
         if let Some(ns) = &namespace {
@@ -137,7 +151,7 @@ impl<S: Store> Api<S> {
         }
         let attrs = Attributes::of(call, Operation::Create)?;
         strategy::apply_defaults(info, &mut obj);
-        self.admit_mutating(&attrs, &mut obj).await?;
+        warnings.extend(self.admit_mutating(&attrs, &mut obj, None).await?);
         let manager = field_manager(call);
         for attempt in 0..MAX_RETRIES {
             let mut candidate = obj.clone();
@@ -153,8 +167,10 @@ impl<S: Store> Api<S> {
             strategy::default_and_validate(info, info.kind, None, &mut candidate)?;
             if attempt == 0 {
                 // Charged once: a retry only draws a new generated name.
-                self.admit_validating(&attrs, None, Some(&candidate))
-                    .await?;
+                warnings.extend(
+                    self.admit_validating(&attrs, None, Some(&candidate))
+                        .await?,
+                );
             }
             let held = self.reserve_service(info, None, &mut candidate)?;
             patch::update_managed_fields(
@@ -416,7 +432,7 @@ impl<S: Store> Api<S> {
     ) -> ApiResult<Reply> {
         strategy::check_kind(info, info.kind, &mut obj)?;
         check_url_identity(&obj, name, namespace)?;
-        let warnings =
+        let mut warnings =
             strategy::check_fields(info, info.kind, &mut obj, call.query.field_validation()?)?;
         object::set_meta(&mut obj, "name", name.to_string());
         if let Some(ns) = namespace {
@@ -425,10 +441,10 @@ impl<S: Store> Api<S> {
         }
         let attrs = Attributes::of(call, Operation::Create)?;
         strategy::apply_defaults(info, &mut obj);
-        self.admit_mutating(&attrs, &mut obj).await?;
+        warnings.extend(self.admit_mutating(&attrs, &mut obj, None).await?);
         strategy::prepare_create(info, &mut obj);
         strategy::default_and_validate(info, info.kind, None, &mut obj)?;
-        self.admit_validating(&attrs, None, Some(&obj)).await?;
+        warnings.extend(self.admit_validating(&attrs, None, Some(&obj)).await?);
         let held = self.reserve_service(info, None, &mut obj)?;
         if call.query.dry_run()? {
             self.release_reserved(&held);
@@ -475,9 +491,9 @@ impl<S: Store> Api<S> {
         let name = object::name(old).unwrap_or_default().to_string();
         strategy::prepare_update(info, old, &mut new, subresource);
         let attrs = Attributes::of(call, Operation::Update)?;
-        self.admit_mutating(&attrs, &mut new).await?;
+        let mut admission_warnings = self.admit_mutating(&attrs, &mut new, Some(old)).await?;
         strategy::default_and_validate(info, info.kind, Some(old), &mut new)?;
-        self.admit_validating(&attrs, Some(old), Some(&new)).await?;
+        admission_warnings.extend(self.admit_validating(&attrs, Some(old), Some(&new)).await?);
         let held = self.reserve_service(info, Some(old), &mut new)?;
         let manager = field_manager(call);
         let is_apply =
@@ -515,12 +531,9 @@ impl<S: Store> Api<S> {
             // A dry run changes nothing, so the version is still the
             // stored one (kubectl diff compares it).
             object::set_meta(&mut shown, "resourceVersion", rev.to_string());
-            return Ok(Some(render::object(
-                info,
-                &shown,
-                call.rendering,
-                "Metadata",
-                200,
+            return Ok(Some(add_warnings(
+                render::object(info, &shown, call.rendering, "Metadata", 200),
+                std::mem::take(&mut admission_warnings),
             )));
         }
         if finalize {
@@ -530,12 +543,9 @@ impl<S: Store> Api<S> {
                     self.release_reserved(&held);
                     self.after_delete(info, old);
                     object::set_meta(&mut new, "resourceVersion", d.revision.to_string());
-                    Ok(Some(render::object(
-                        info,
-                        &new,
-                        call.rendering,
-                        "Metadata",
-                        200,
+                    Ok(Some(add_warnings(
+                        render::object(info, &new, call.rendering, "Metadata", 200),
+                        std::mem::take(&mut admission_warnings),
                     )))
                 }
                 Err(StoreError::Conflict { .. }) => Ok(None),
@@ -550,12 +560,9 @@ impl<S: Store> Api<S> {
             Ok(kv) => {
                 self.release_replaced(info, old, &new);
                 object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
-                Ok(Some(render::object(
-                    info,
-                    &new,
-                    call.rendering,
-                    "Metadata",
-                    200,
+                Ok(Some(add_warnings(
+                    render::object(info, &new, call.rendering, "Metadata", 200),
+                    std::mem::take(&mut admission_warnings),
                 )))
             }
             Err(StoreError::Conflict { .. }) => {

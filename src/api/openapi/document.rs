@@ -68,7 +68,10 @@ fn write_entries(
 /// Registers one resource's schemas and describes its paths.
 fn target<'a>(set: &mut SchemaSet, resource: &'a OpenApiResource) -> Target<'a> {
     let gvk = Gvk::new(&resource.group, &resource.version, &resource.kind);
-    let kind = set.kind(&gvk);
+    let kind = match &resource.schema {
+        Some(schema) => set.custom_kind(&gvk, schema),
+        None => set.kind(&gvk),
+    };
     let list = set.list(&gvk, &kind.name);
     let subresources = resource
         .subresources

@@ -127,6 +127,47 @@ impl SchemaSet {
         name
     }
 
+    /// Registers a custom resource's kind from its CRD's `openAPIV3Schema`,
+    /// as upstream's CRD OpenAPI builder does: the schema as written, with
+    /// apiVersion, kind and metadata (ObjectMeta) added.
+    pub fn custom_kind(&mut self, gvk: &Gvk, crd_schema: &Value) -> KindSchema {
+        let name = generic_name(gvk);
+        let object_meta = self.meta::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+        let mut schema = crd_schema.clone();
+        if !schema.is_object() {
+            schema = json!({"type": "object"});
+        }
+        let props = schema
+            .as_object_mut()
+            .map(|m| m.entry("properties").or_insert_with(|| json!({})));
+        if let Some(Value::Object(props)) = props {
+            props.insert(
+                "apiVersion".into(),
+                json!({ "description": API_VERSION_DOC, "type": "string" }),
+            );
+            props.insert(
+                "kind".into(),
+                json!({ "description": KIND_DOC, "type": "string" }),
+            );
+            props.insert(
+                "metadata".into(),
+                json!({
+                    "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+                    "allOf": [reference(&object_meta)],
+                }),
+            );
+        }
+        self.extra.insert(name.clone(), schema);
+        let known = self.gvks.entry(name.clone()).or_default();
+        if !known.contains(gvk) {
+            known.push(gvk.clone());
+        }
+        KindSchema {
+            name,
+            builtin: false,
+        }
+    }
+
     fn generic_kind(&mut self, gvk: &Gvk) -> String {
         let name = generic_name(gvk);
         let object_meta = self.meta::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();

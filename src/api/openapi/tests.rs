@@ -1,6 +1,7 @@
 use serde_json::Value;
 
 use super::{OpenApi, OpenApiResource, hex_sha512};
+use crate::api::custom::CustomResources;
 
 const ALL_VERBS: &[&str] = &[
     "get",
@@ -28,6 +29,7 @@ fn resource(
         namespaced,
         verbs: ALL_VERBS.iter().map(|v| (*v).to_owned()).collect(),
         subresources: vec![],
+        schema: None,
     }
 }
 
@@ -54,7 +56,9 @@ fn registry() -> Vec<OpenApiResource> {
 }
 
 fn doc(api: &OpenApi, path: &str) -> Value {
-    let (body, _) = api.document(path).expect("document exists");
+    let (body, _) = api
+        .document(path, &CustomResources::new())
+        .expect("document exists");
     serde_json::from_slice(&body).expect("document is JSON")
 }
 
@@ -160,13 +164,18 @@ fn documents_include_meta_types() {
 fn hash_is_stable_and_matches_root_url() {
     let first = OpenApi::new(registry());
     let second = OpenApi::new(registry());
-    let (body, hash) = first.document("api/v1").expect("core");
-    let (body2, hash2) = second.document("api/v1").expect("core");
+    let (body, hash) = first
+        .document("api/v1", &CustomResources::new())
+        .expect("core");
+    let (body2, hash2) = second
+        .document("api/v1", &CustomResources::new())
+        .expect("core");
     assert_eq!(hash, hash2);
     assert_eq!(body, body2);
     assert_eq!(hash, hex_sha512(&body));
     assert_eq!(hash.len(), 128);
-    let root: Value = serde_json::from_slice(&first.root()).expect("root JSON");
+    let root: Value =
+        serde_json::from_slice(&first.root(&CustomResources::new())).expect("root JSON");
     assert_eq!(
         root["paths"]["api/v1"]["serverRelativeURL"],
         format!("/openapi/v3/api/v1?hash={hash}")
@@ -178,13 +187,18 @@ fn hash_is_stable_and_matches_root_url() {
 #[test]
 fn document_paths_are_normalized_and_unknown_ones_are_none() {
     let api = OpenApi::new(registry());
-    let plain = api.document("apis/apps/v1").expect("apps");
+    let plain = api
+        .document("apis/apps/v1", &CustomResources::new())
+        .expect("apps");
     let decorated = api
-        .document("/openapi/v3/apis/apps/v1?hash=ABC")
+        .document("/openapi/v3/apis/apps/v1?hash=ABC", &CustomResources::new())
         .expect("apps");
     assert_eq!(plain.1, decorated.1);
-    assert!(api.document("apis/batch/v1").is_none());
-    assert!(api.document("").is_none());
+    assert!(
+        api.document("apis/batch/v1", &CustomResources::new())
+            .is_none()
+    );
+    assert!(api.document("", &CustomResources::new()).is_none());
 }
 
 #[test]

@@ -65,7 +65,13 @@ pub fn selectable(info: &ResourceInfo) -> Vec<&'static str> {
 
 /// Whether `field` can be selected on for this resource.
 pub fn is_selectable(info: &ResourceInfo, field: &str) -> bool {
-    matches!(field, "metadata.name" | "metadata.namespace") || extra_fields(info).contains(&field)
+    matches!(field, "metadata.name" | "metadata.namespace")
+        || extra_fields(info).contains(&field)
+        || info.custom.is_some_and(|c| {
+            c.selectable_fields
+                .iter()
+                .any(|f| f.trim_start_matches('.') == field)
+        })
 }
 
 /// The value of a selectable field on `obj` ("" when unset, like upstream).

@@ -48,11 +48,17 @@ pub struct ResourceInfo {
     /// reads and writes, converted (`autoscaling/v1` HPAs are stored as
     /// `v2`; `events.k8s.io` Events as core Events).
     pub stored_as: Option<(&'static str, &'static str)>,
+    /// For a custom resource: what its CustomResourceDefinition says
+    /// (schema, printer columns, scale paths). None for built-ins.
+    pub custom: Option<&'static crate::api::custom::Definition>,
 }
 
 impl ResourceInfo {
     /// The resource this version is stored as, if it is a converted one.
     pub fn storage(&self) -> Option<&'static ResourceInfo> {
+        if let Some(custom) = self.custom {
+            return custom.storage;
+        }
         let (group, version) = self.stored_as?;
         find(group, version, self.resource)
     }
@@ -100,7 +106,8 @@ impl ResourceInfo {
     }
 }
 
-const ALL_VERBS: &[&str] = &[
+/// The verbs of an ordinary stored resource.
+pub const ALL_VERBS: &[&str] = &[
     "create",
     "delete",
     "deletecollection",
@@ -113,6 +120,7 @@ const ALL_VERBS: &[&str] = &[
 const RW: &[&str] = &["get", "patch", "update"];
 const NONE: &[&str] = &[];
 const ALL: &[&str] = &["all"];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
 
 const fn sub(
     name: &'static str,
@@ -144,8 +152,10 @@ const fn sub_in(
     }
 }
 
-const STATUS: SubresourceInfo = sub("status", "", RW);
-const SCALE: SubresourceInfo = sub_in("scale", "autoscaling", "v1", "Scale", RW);
+/// The `status` subresource of a kind with a spec/status split.
+pub const STATUS: SubresourceInfo = sub("status", "", RW);
+/// The `scale` subresource (autoscaling/v1 Scale).
+pub const SCALE: SubresourceInfo = sub_in("scale", "autoscaling", "v1", "Scale", RW);
 
 #[allow(clippy::too_many_arguments)]
 const fn res(
@@ -171,6 +181,7 @@ const fn res(
         verbs: ALL_VERBS,
         subresources,
         stored_as: None,
+        custom: None,
     }
 }
 
@@ -427,6 +438,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
                 &["create", "delete", "get", "patch", "update"],
             ),
         ],
+    ),
+    res(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        "apiservice",
+        "APIService",
+        false,
+        NONE,
+        API_EXTENSIONS,
+        &[STATUS],
     ),
     res(
         "apps",
@@ -718,6 +740,61 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE,
         &[],
     ),
+    res(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        "MutatingWebhookConfiguration",
+        false,
+        NONE,
+        API_EXTENSIONS,
+        &[],
+    ),
+    res(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        "ValidatingAdmissionPolicy",
+        false,
+        NONE,
+        API_EXTENSIONS,
+        &[STATUS],
+    ),
+    res(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        "ValidatingAdmissionPolicyBinding",
+        false,
+        NONE,
+        API_EXTENSIONS,
+        &[],
+    ),
+    res(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        "ValidatingWebhookConfiguration",
+        false,
+        NONE,
+        API_EXTENSIONS,
+        &[],
+    ),
+    res(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        API_EXTENSIONS,
+        &[STATUS],
+    ),
 ];
 
 /// Finds a resource by group, version and plural name.
@@ -736,8 +813,15 @@ pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
 
 /// The served API groups in discovery order, each with its versions.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    groups_of(RESOURCES.iter())
+}
+
+/// The groups of `resources` in the order met, each with its versions.
+pub fn groups_of<'a>(
+    resources: impl Iterator<Item = &'a ResourceInfo>,
+) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES {
+    for r in resources {
         match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
             Some(_) => {}

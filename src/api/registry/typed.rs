@@ -26,9 +26,11 @@ pub fn round_trip(group: &str, kind: &str, obj: &Value) -> Option<Result<Value, 
         };
     }
     use k8s_openapi::api::{
-        apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac,
-        scheduling, storage,
+        admissionregistration, apps, autoscaling, batch, coordination, core, discovery, events,
+        networking, policy, rbac, scheduling, storage,
     };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
     types! {
         ("", "Binding") => core::v1::Binding,
         ("", "ConfigMap") => core::v1::ConfigMap,
@@ -46,6 +48,12 @@ pub fn round_trip(group: &str, kind: &str, obj: &Value) -> Option<Result<Value, 
         ("", "Secret") => core::v1::Secret,
         ("", "Service") => core::v1::Service,
         ("", "ServiceAccount") => core::v1::ServiceAccount,
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => admissionregistration::v1::MutatingWebhookConfiguration,
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => admissionregistration::v1::ValidatingAdmissionPolicy,
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => admissionregistration::v1::ValidatingAdmissionPolicyBinding,
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => admissionregistration::v1::ValidatingWebhookConfiguration,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => apiextensions::v1::CustomResourceDefinition,
+        ("apiregistration.k8s.io", "APIService") => apiregistration::v1::APIService,
         ("apps", "ControllerRevision") => apps::v1::ControllerRevision,
         ("apps", "DaemonSet") => apps::v1::DaemonSet,
         ("apps", "Deployment") => apps::v1::Deployment,

@@ -72,6 +72,11 @@ pub fn cells(group: &str, resource: &str, obj: &Value, now: SystemTime) -> Vec<V
     (printer(group, resource).cells)(obj, Instant::from_system(now))
 }
 
+/// Whether `text` is an RFC 3339 time (as a Table's date cell needs).
+pub fn parses_as_time(text: &str) -> bool {
+    Instant::parse_rfc3339(text).is_some()
+}
+
 /// Upstream's `translateTimestampSince`: the `duration.HumanDuration` of the time elapsed
 /// since `created_rfc3339` (e.g. `"5s"`, `"2m30s"`, `"3h5m"`, `"4d2h"`), or `"<unknown>"`
 /// when the timestamp is missing, malformed or Go's zero time.

@@ -241,6 +241,24 @@ pub fn validate_create(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> 
     errs
 }
 
+/// ObjectMeta's rules for a custom resource's object (names are DNS
+/// subdomains, as upstream's customResourceStrategy checks).
+pub fn validate_custom_meta(namespaced: bool, old: Option<&Value>, obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    match old {
+        None => meta::validate_object_meta(
+            obj,
+            MetaRules {
+                namespaced,
+                name: name_is_dns_subdomain,
+            },
+            &mut errs,
+        ),
+        Some(old) => meta::validate_object_meta_update(old, obj, &mut errs),
+    }
+    errs
+}
+
 /// Validates replacing `old` by `new`: the new object's own validity plus the fields
 /// upstream forbids changing (selectors, Job templates, Service cluster IPs, PVC specs,
 /// immutable ConfigMap/Secret data, Pod specs beyond images, RoleBinding roleRefs, ...).

@@ -1,0 +1,338 @@
+//! Extending the API (issue "Extending the API"): admission webhooks served
+//! by a test HTTPS server in this process, an aggregated API server behind
+//! an APIService, and /openapi/v2 — all driven with real kubectl against a
+//! real `kelp server`.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use base64::Engine;
+use common::cluster::Server;
+use common::extension_server::{Answer, ExtensionServer, Seen, own_ca_tls};
+use serde_json::{Value, json};
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn review_of(seen: &Seen) -> Value {
+    serde_json::from_slice(&seen.body).unwrap_or(Value::Null)
+}
+
+/// The AdmissionReview answer for `request` with `response` merged in.
+fn respond(review: &Value, response: Value) -> Answer {
+    let mut r = json!({"uid": review["request"]["uid"], "allowed": true});
+    for (k, v) in response.as_object().cloned().unwrap_or_default() {
+        r[k] = v;
+    }
+    let body =
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": r});
+    (200, "application/json", serde_json::to_vec(&body).unwrap())
+}
+
+/// The test's webhook: /mutate labels pods, /validate refuses ConfigMaps
+/// named "forbidden".
+fn webhook(seen: &Seen) -> Answer {
+    let review = review_of(seen);
+    let request = &review["request"];
+    if seen.path.starts_with("/mutate") {
+        let patch = json!([
+            {"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}
+        ]);
+        return respond(
+            &review,
+            json!({
+                "patchType": "JSONPatch",
+                "patch": b64(&patch.to_string()),
+                "warnings": ["labelled by the test webhook"],
+            }),
+        );
+    }
+    if request["name"] == "forbidden" {
+        return respond(
+            &review,
+            json!({"allowed": false, "status": {"code": 403, "message": "configmap name is forbidden"}}),
+        );
+    }
+    respond(&review, json!({}))
+}
+
+fn hook_config(
+    kind: &str,
+    name: &str,
+    url: &str,
+    ca: &str,
+    resource: &str,
+    policy: &str,
+) -> String {
+    let (timeout, reinvocation) = if kind == "MutatingWebhookConfiguration" {
+        ("5", "\n  reinvocationPolicy: Never")
+    } else {
+        ("5", "")
+    };
+    format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}\nwebhooks:\n- name: {name}\n  admissionReviewVersions: [v1]\n  sideEffects: None\n  failurePolicy: {policy}\n  timeoutSeconds: {timeout}{reinvocation}\n  clientConfig:\n    url: {url}\n    caBundle: {}\n  rules:\n  - operations: [CREATE]\n    apiGroups: [\"\"]\n    apiVersions: [v1]\n    resources: [{resource}]\n  namespaceSelector:\n    matchExpressions:\n    - {{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}}\n",
+        b64(ca)
+    )
+}
+
+fn pod(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: busybox\n"
+    )
+}
+
+#[test]
+fn url_webhooks_mutate_a_pod_and_deny_a_configmap_with_upstreams_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca) = own_ca_tls(dir.path(), &[], &[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    let hooks = ExtensionServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), tls, webhook);
+    let base = format!("https://127.0.0.1:{}", hooks.addr.port());
+    let s = Server::start();
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &hook_config(
+            "MutatingWebhookConfiguration",
+            "label.kelp.io",
+            &format!("{base}/mutate"),
+            &ca,
+            "pods",
+            "Fail",
+        ),
+    );
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &hook_config(
+            "ValidatingWebhookConfiguration",
+            "deny.kelp.io",
+            &format!("{base}/validate"),
+            &ca,
+            "configmaps",
+            "Fail",
+        ),
+    );
+    let out = s.kubectl_stdin(&["create", "-f", "-"], &pod("web"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Warning: labelled by the test webhook"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.jsonpath(&["get", "pod", "web"], "{.metadata.labels.mutated}"),
+        "yes"
+    );
+    let err = s.fails(&["create", "configmap", "forbidden"]);
+    assert!(
+        err.contains(
+            "admission webhook \"deny.kelp.io\" denied the request: configmap name is forbidden"
+        ),
+        "{err}"
+    );
+    s.ok(&["create", "configmap", "fine"]);
+    // What the webhooks were sent.
+    let requests = hooks.requests();
+    let mutate = requests
+        .iter()
+        .find(|r| r.path.starts_with("/mutate"))
+        .expect("the mutating webhook was called");
+    assert!(mutate.path.contains("timeout=5s"), "{}", mutate.path);
+    let review = review_of(mutate);
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(review["request"]["operation"], "CREATE");
+    assert_eq!(
+        review["request"]["kind"],
+        json!({"group": "", "version": "v1", "kind": "Pod"})
+    );
+    assert_eq!(review["request"]["namespace"], "default");
+    assert_eq!(review["request"]["object"]["metadata"]["name"], "web");
+    assert!(review["request"]["userInfo"]["username"].is_string());
+    // kube-system is outside the namespaceSelector: no call.
+    let before = hooks.requests().len();
+    s.ok(&["create", "configmap", "forbidden", "-n", "kube-system"]);
+    assert_eq!(hooks.requests().len(), before);
+}
+
+#[test]
+fn a_webhook_that_is_down_follows_its_failure_policy() {
+    // A port that refuses, and one that accepts but never answers.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca) = own_ca_tls(dir.path(), &[], &[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    let s = Server::start();
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &hook_config(
+            "ValidatingWebhookConfiguration",
+            "closed.kelp.io",
+            &format!("https://127.0.0.1:{refused}/validate"),
+            &ca,
+            "configmaps",
+            "Fail",
+        ),
+    );
+    let err = s.fails(&["create", "configmap", "a"]);
+    assert!(
+        err.contains("failed calling webhook \"closed.kelp.io\""),
+        "{err}"
+    );
+    assert!(err.contains("Internal error occurred"), "{err}");
+    s.ok(&["delete", "validatingwebhookconfiguration", "closed.kelp.io"]);
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &hook_config(
+            "ValidatingWebhookConfiguration",
+            "silent.kelp.io",
+            &format!("https://127.0.0.1:{silent_port}/validate"),
+            &ca,
+            "configmaps",
+            "Ignore",
+        ),
+    );
+    s.ok(&["create", "configmap", "b"]);
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &hook_config(
+            "MutatingWebhookConfiguration",
+            "silent-fail.kelp.io",
+            &format!("https://127.0.0.1:{silent_port}/mutate"),
+            &ca,
+            "configmaps",
+            "Fail",
+        ),
+    );
+    let err = s.fails(&["create", "configmap", "c"]);
+    assert!(
+        err.contains("failed calling webhook \"silent-fail.kelp.io\""),
+        "{err}"
+    );
+    assert!(err.contains("context deadline exceeded"), "{err}");
+    // The webhook configurations themselves are never sent to webhooks,
+    // so a broken one can always be removed.
+    s.ok(&[
+        "delete",
+        "mutatingwebhookconfiguration",
+        "silent-fail.kelp.io",
+    ]);
+    drop(silent);
+}
+
+/// The test's aggregated API server for `metrics.test.io/v1beta1`: its
+/// discovery document, and a list of samples that names the caller it was
+/// told about.
+fn aggregated_server(seen: &Seen) -> Answer {
+    let path = seen.path.split('?').next().unwrap_or_default();
+    let body = match path {
+        "/apis/metrics.test.io/v1beta1" => json!({
+            "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "metrics.test.io/v1beta1",
+            "resources": [{"name": "samples", "singularName": "sample", "namespaced": true,
+                           "kind": "Sample", "verbs": ["get", "list"]}]
+        }),
+        "/apis/metrics.test.io/v1beta1/namespaces/default/samples" => json!({
+            "kind": "SampleList", "apiVersion": "metrics.test.io/v1beta1", "metadata": {},
+            "items": [{"metadata": {"name": "for", "namespace": "default"},
+                       "caller": seen.header("x-remote-user").unwrap_or("nobody")}]
+        }),
+        _ => return (404, "application/json", b"{}".to_vec()),
+    };
+    (200, "application/json", serde_json::to_vec(&body).unwrap())
+}
+
+#[test]
+fn an_apiservice_backed_by_a_service_is_proxied_with_the_callers_identity_and_discovered() {
+    // kelp reaches the aggregated server through a Service's Endpoints,
+    // which may not be loopback: both live in a namespace of this test's.
+    let s = Server::start_in_netns(&[]);
+    let uplink: IpAddr = common::cluster::UPLINK_IP.parse().unwrap();
+    // Its serving certificate and the client CA it checks callers against
+    // are the cluster's: only the apiserver's front-proxy certificate gets in.
+    let tls = kelp::pki::kubelet_serving_tls(&s.data_dir().join("server/tls"), &[uplink])
+        .expect("a serving certificate from the cluster CA");
+    let backend = ExtensionServer::start(SocketAddr::new(uplink, 0), tls, aggregated_server);
+    let manifests = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: sample-api\n  namespace: kube-system\nspec:\n  ports:\n  - port: 443\n    targetPort: {port}\n---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: sample-api\n  namespace: kube-system\nsubsets:\n- addresses:\n  - ip: {uplink}\n  ports:\n  - port: {port}\n---\napiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata:\n  name: v1beta1.metrics.test.io\nspec:\n  group: metrics.test.io\n  version: v1beta1\n  insecureSkipTLSVerify: true\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  service:\n    name: sample-api\n    namespace: kube-system\n    port: 443\n",
+        port = backend.addr.port()
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifests);
+    s.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "--timeout=60s",
+        "apiservice/v1beta1.metrics.test.io",
+    ]);
+    let samples = s.ok(&[
+        "get",
+        "--raw",
+        "/apis/metrics.test.io/v1beta1/namespaces/default/samples",
+    ]);
+    let samples: Value = serde_json::from_str(&samples).expect("the backend's JSON");
+    let admin = s.jsonpath(&["auth", "whoami"], "{.status.userInfo.username}");
+    assert_eq!(samples["items"][0]["caller"], admin.as_str());
+    let proxied = backend
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/samples"))
+        .expect("the list reached the backend");
+    assert!(proxied.header("authorization").is_none());
+    assert!(
+        proxied
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-remote-group" && v == "system:masters"),
+        "{:?}",
+        proxied.headers
+    );
+    // Discovery, legacy and aggregated (kubectl uses the latter).
+    let resources = s.ok(&["api-resources", "--api-group=metrics.test.io"]);
+    assert!(resources.contains("samples"), "{resources}");
+    assert!(resources.contains("Sample"), "{resources}");
+    let versions = s.ok(&["api-versions"]);
+    assert!(versions.contains("metrics.test.io/v1beta1"), "{versions}");
+    // Built-in groups have local APIServices; extension servers learn how
+    // to trust the proxy from kube-system's configmap.
+    assert_eq!(
+        s.jsonpath(
+            &["get", "apiservice", "v1.apps"],
+            "{.status.conditions[0].reason}"
+        ),
+        "Local"
+    );
+    let names = s.jsonpath(
+        &[
+            "get",
+            "configmap",
+            "-n",
+            "kube-system",
+            "extension-apiserver-authentication",
+        ],
+        "{.data.requestheader-allowed-names}",
+    );
+    assert_eq!(names, "[\"front-proxy-client\"]");
+    // The backend goes away: the APIService says so and requests get 503.
+    drop(backend);
+    s.wait_for(60, "the APIService to become unavailable", || {
+        s.jsonpath(
+            &["get", "apiservice", "v1beta1.metrics.test.io"],
+            "{.status.conditions[0].status}",
+        ) == "False"
+    });
+    let err = s.fails(&[
+        "get",
+        "--raw",
+        "/apis/metrics.test.io/v1beta1/namespaces/default/samples",
+    ]);
+    assert!(
+        err.contains("ServiceUnavailable") || err.contains("service unavailable"),
+        "{err}"
+    );
+}
