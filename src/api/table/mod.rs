@@ -21,6 +21,7 @@ mod cluster;
 mod config;
 mod docs;
 mod events;
+mod extensions;
 mod fields;
 mod labels;
 mod network;
@@ -120,6 +121,17 @@ fn printer(group: &str, resource: &str) -> Printer {
         ("policy", "poddisruptionbudgets") => autoscaling::POD_DISRUPTION_BUDGETS,
         ("autoscaling", "horizontalpodautoscalers") => autoscaling::HORIZONTAL_POD_AUTOSCALERS,
         ("events.k8s.io", "events") => events::EVENTS_V1,
+        ("apiregistration.k8s.io", "apiservices") => extensions::API_SERVICES,
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
+        | ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
+            extensions::WEBHOOK_CONFIGURATIONS
+        }
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
+            extensions::VALIDATING_ADMISSION_POLICIES
+        }
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
+            extensions::VALIDATING_ADMISSION_POLICY_BINDINGS
+        }
         // Roles, cluster roles, limit ranges, CRDs and everything else: upstream registers
         // them with the default table convertor.
         _ => DEFAULT,
