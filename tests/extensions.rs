@@ -336,3 +336,131 @@ fn an_apiservice_backed_by_a_service_is_proxied_with_the_callers_identity_and_di
         "{err}"
     );
 }
+
+const POLICIES: &str = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: replica-limit
+spec:
+  failurePolicy: Fail
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [apps]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE]
+      resources: [deployments]
+  variables:
+  - name: limit
+    expression: "int(params.data.maxReplicas)"
+  validations:
+  - expression: "object.spec.replicas <= variables.limit"
+    messageExpression: "'replicas must be at most ' + string(variables.limit)"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: replica-limit-default
+spec:
+  policyName: replica-limit
+  validationActions: [Deny]
+  paramRef: {name: limits, namespace: default, parameterNotFoundAction: Deny}
+  matchResources:
+    namespaceSelector:
+      matchLabels: {kubernetes.io/metadata.name: default}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: no-latest
+spec:
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: [v1]
+      operations: [CREATE]
+      resources: [pods]
+  validations:
+  - expression: "object.spec.containers.all(c, !c.image.endsWith(':latest'))"
+    message: latest tag used
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: no-latest
+spec:
+  policyName: no-latest
+  validationActions: [Warn]
+"#;
+
+#[test]
+fn validating_admission_policies_deny_and_warn_with_params_from_a_configmap() {
+    let s = Server::start();
+    s.ok(&[
+        "create",
+        "configmap",
+        "limits",
+        "--from-literal=maxReplicas=3",
+    ]);
+    s.ok_stdin(&["apply", "-f", "-"], POLICIES);
+    let listed = s.ok(&["get", "validatingadmissionpolicies"]);
+    assert!(listed.contains("VALIDATIONS"), "{listed}");
+    let err = s.fails(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=5",
+    ]);
+    assert!(
+        err.contains("ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-default' denied request: replicas must be at most 3"),
+        "{err}"
+    );
+    s.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+    ]);
+    // Other namespaces are outside the binding.
+    s.ok(&["create", "namespace", "other"]);
+    s.ok(&[
+        "create",
+        "deployment",
+        "big",
+        "-n",
+        "other",
+        "--image=busybox",
+        "--replicas=9",
+    ]);
+    // Warn: the pod is created, with the warning.
+    let out = s.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: tagged\nspec:\n  containers:\n  - name: c\n    image: busybox:latest\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Validation failed for ValidatingAdmissionPolicy 'no-latest' with binding 'no-latest': latest tag used"),
+        "{stderr}"
+    );
+    // Without its param the binding denies (parameterNotFoundAction Deny).
+    s.ok(&["delete", "configmap", "limits"]);
+    let err = s.fails(&[
+        "create",
+        "deployment",
+        "small",
+        "--image=busybox",
+        "--replicas=1",
+    ]);
+    assert!(
+        err.contains("failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"),
+        "{err}"
+    );
+}

@@ -20,6 +20,7 @@ mod default_storage_class;
 mod default_toleration_seconds;
 mod limit_ranger;
 mod node_restriction;
+mod policy;
 mod priority;
 mod rbac_escalation;
 mod resource_quota;
@@ -145,7 +146,8 @@ impl<S: Store> Api<S> {
         if let Some(new) = new {
             self.admit_priority_class(attrs, new)?;
         }
-        let warnings = self.admit_validating_webhooks(attrs, old, new).await?;
+        let mut warnings = self.admit_validating_policies(attrs, old, new).await?;
+        warnings.extend(self.admit_validating_webhooks(attrs, old, new).await?);
         if let Some(new) = new {
             self.admit_quota(attrs, old, new).await?;
         }

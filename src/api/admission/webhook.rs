@@ -23,7 +23,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Attributes, Operation};
-use crate::api::cel::Program;
+use crate::api::cel::{CompileOptions, WEBHOOK_MATCH_CONDITION_VARIABLES, compile_cached};
 use crate::api::extension_client::{self, Backend};
 use crate::api::handlers::Api;
 use crate::api::object;
@@ -78,7 +78,7 @@ impl Hook {
 }
 
 /// The operation's name in rules and AdmissionReviews.
-fn operation_name(op: Operation) -> &'static str {
+pub(super) fn operation_name(op: Operation) -> &'static str {
     match op {
         Operation::Create => "CREATE",
         Operation::Update => "UPDATE",
@@ -86,8 +86,9 @@ fn operation_name(op: Operation) -> &'static str {
     }
 }
 
-/// Whether requests for `info` are exempt from webhooks.
-fn exempt(info: &ResourceInfo) -> bool {
+/// Whether requests for `info` are exempt from webhooks and policies (so
+/// that a broken one can always be fixed).
+pub(super) fn exempt(info: &ResourceInfo) -> bool {
     info.group == GROUP
 }
 
@@ -144,7 +145,12 @@ fn selector_matches(selector: &Value, labels: Option<&serde_json::Map<String, Va
 }
 
 /// The AdmissionReview request upstream sends.
-fn review(attrs: &Attributes<'_>, uid: &str, object: Option<&Value>, old: Option<&Value>) -> Value {
+pub(super) fn review(
+    attrs: &Attributes<'_>,
+    uid: &str,
+    object: Option<&Value>,
+    old: Option<&Value>,
+) -> Value {
     let info = attrs.info;
     let user = attrs.user;
     let (sub_kind, sub_group, sub_version) =
@@ -288,19 +294,39 @@ impl<S: Store> Api<S> {
         obj: Option<&Value>,
         old: Option<&Value>,
     ) -> bool {
-        if !hook.spec["rules"]
+        self.request_matches(&hook.spec["rules"], &hook.spec, attrs, obj, old)
+    }
+
+    /// Upstream's request matcher, shared by webhooks and admission
+    /// policies: one of `rules` matches the request, and the
+    /// `objectSelector` and `namespaceSelector` of `selectors` (either may
+    /// be absent) match the object and its namespace.
+    pub(super) fn request_matches(
+        &self,
+        rules: &Value,
+        selectors: &Value,
+        attrs: &Attributes<'_>,
+        obj: Option<&Value>,
+        old: Option<&Value>,
+    ) -> bool {
+        let name = attrs.name.or_else(|| obj.or(old).and_then(object::name));
+        let named = |rule: &Value| {
+            let names: Vec<&str> = strings(&rule["resourceNames"]).collect();
+            names.is_empty() || name.is_some_and(|n| names.contains(&n))
+        };
+        if !rules
             .as_array()
-            .is_some_and(|rules| rules.iter().any(|r| rule_matches(r, attrs)))
+            .is_some_and(|rules| rules.iter().any(|r| rule_matches(r, attrs) && named(r)))
         {
             return false;
         }
-        let object_selector = &hook.spec["objectSelector"];
+        let object_selector = &selectors["objectSelector"];
         if !(selector_matches(object_selector, labels_of(obj))
             || (old.is_some() && selector_matches(object_selector, labels_of(old))))
         {
             return false;
         }
-        let namespace_selector = &hook.spec["namespaceSelector"];
+        let namespace_selector = &selectors["namespaceSelector"];
         if namespace_selector.is_null() {
             return true;
         }
@@ -310,10 +336,17 @@ impl<S: Store> Api<S> {
         let Some(ns) = attrs.namespace.filter(|_| attrs.info.namespaced) else {
             return true;
         };
-        let namespace = resources::find("", "v1", "namespaces")
-            .and_then(|n| self.cache.get(&n.key(None, ns)))
-            .map(|n| n.value());
-        selector_matches(namespace_selector, labels_of(namespace.as_ref()))
+        selector_matches(
+            namespace_selector,
+            labels_of(self.namespace_object(ns).as_ref()),
+        )
+    }
+
+    /// The namespace `name` from the cache.
+    pub(super) fn namespace_object(&self, name: &str) -> Option<Value> {
+        resources::find("", "v1", "namespaces")
+            .and_then(|n| self.cache.get(&n.key(None, name)))
+            .map(|n| n.value())
     }
 
     /// `matchConditions`: all must hold; an error follows the failure
@@ -326,7 +359,13 @@ impl<S: Store> Api<S> {
             .flatten()
         {
             let expression = condition["expression"].as_str().unwrap_or_default();
-            let program = Program::compile(expression)?;
+            let program = compile_cached(
+                expression,
+                &CompileOptions {
+                    variables: WEBHOOK_MATCH_CONDITION_VARIABLES,
+                    expect_bool: true,
+                },
+            )?;
             let held = program.evaluate_bool(&[
                 ("object", &request["object"]),
                 ("oldObject", &request["oldObject"]),

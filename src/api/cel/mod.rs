@@ -16,6 +16,7 @@
 //!   cost budget (see [`PER_CALL_LIMIT`] and [`RUNTIME_BUDGET`]).
 
 mod budget;
+mod cache;
 mod library;
 mod program;
 mod quantity;
@@ -25,6 +26,7 @@ mod tests;
 mod url;
 mod value;
 
+pub use cache::compile_cached;
 pub use program::{CompileOptions, CompiledVariables, Program};
 pub use schema::SchemaRules;
 
