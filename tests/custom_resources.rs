@@ -392,3 +392,64 @@ fn a_file_with_a_kind_not_yet_defined_applies_its_other_objects_and_v2_describes
     s.ok_stdin(&["apply", "-f", "-"], &file);
     s.ok(&["get", "widget", "early"]);
 }
+
+#[test]
+fn server_side_apply_merges_lists_by_the_schemas_list_type_and_map_keys() {
+    let s = with_crd();
+    let apply = |manager: &str, spec: &str| {
+        s.ok_stdin(
+            &[
+                "apply",
+                "--server-side",
+                &format!("--field-manager={manager}"),
+                "-f",
+                "-",
+            ],
+            &widget("merged", spec),
+        )
+    };
+    // Two managers each own one listener (a map list keyed by name) and
+    // one owner (a set): neither replaces the other's items.
+    apply(
+        "alice",
+        "  size: small\n  listeners:\n  - {name: http, port: 80}\n  owners: [alice]\n  tags: [a]\n",
+    );
+    apply(
+        "bob",
+        "  size: small\n  listeners:\n  - {name: metrics, port: 9090}\n  owners: [bob]\n",
+    );
+    assert_eq!(
+        s.jsonpath(
+            &["get", "widget", "merged"],
+            "{.spec.listeners[*].name} {.spec.owners}"
+        ),
+        "http metrics [\"alice\",\"bob\"]"
+    );
+    // A manager taking over another's key conflicts; an atomic list
+    // (tags) is owned whole.
+    let conflict = s.kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=bob", "-f", "-"],
+        &widget("merged", "  size: small\n  listeners:\n  - {name: metrics, port: 9090}\n  - {name: http, port: 8080}\n  owners: [bob]\n"),
+    );
+    assert!(!conflict.status.success());
+    let err = stderr_of(&conflict);
+    assert!(err.contains(".spec.listeners[name=\"http\"].port"), "{err}");
+    // alice drops her listener: only hers goes.
+    apply("alice", "  size: small\n  owners: [alice]\n  tags: [a]\n");
+    assert_eq!(
+        s.jsonpath(&["get", "widget", "merged"], "{.spec.listeners[*].name}"),
+        "metrics"
+    );
+    let managed = s.ok(&[
+        "get",
+        "widget",
+        "merged",
+        "-o",
+        "jsonpath={.metadata.managedFields}",
+        "--show-managed-fields",
+    ]);
+    assert!(
+        managed.contains("k:{\\\"name\\\":\\\"metrics\\\"}"),
+        "{managed}"
+    );
+}

@@ -464,3 +464,197 @@ fn validating_admission_policies_deny_and_warn_with_params_from_a_configmap() {
         "{err}"
     );
 }
+
+/// A CRD whose v1 (stored) says `color` and whose v2 says `colour`,
+/// converted by the webhook at `url`.
+fn gizmo_crd(url: &str, ca: &str) -> String {
+    let version = |name: &str, storage: bool, field: &str| {
+        json!({"name": name, "served": true, "storage": storage,
+            "additionalPrinterColumns": [{"name": "Paint", "type": "string", "jsonPath": format!(".spec.{field}")}],
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {field: {"type": "string"}}}}}}})
+    };
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.test.kelp.io"},
+        "spec": {"group": "test.kelp.io", "scope": "Namespaced",
+            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+            "conversion": {"strategy": "Webhook", "webhook": {
+                "conversionReviewVersions": ["v1"],
+                "clientConfig": {"url": url, "caBundle": b64(ca)}}},
+            "versions": [version("v1", true, "color"), version("v2", false, "colour")]}})
+    .to_string()
+}
+
+/// The test's conversion webhook: renames `color` <-> `colour`, labels
+/// what it converted, and tries to change the resourceVersion (which the
+/// apiserver must not take).
+fn converter(seen: &Seen) -> Answer {
+    let review = review_of(seen);
+    let desired = review["request"]["desiredAPIVersion"]
+        .as_str()
+        .unwrap_or_default();
+    let converted: Vec<Value> = review["request"]["objects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut obj| {
+            let spec = obj["spec"].as_object_mut().cloned().unwrap_or_default();
+            let paint = spec.get("color").or_else(|| spec.get("colour")).cloned();
+            let field = if desired.ends_with("/v2") {
+                "colour"
+            } else {
+                "color"
+            };
+            obj["spec"] = json!({});
+            if let Some(paint) = paint {
+                obj["spec"][field] = paint;
+            }
+            obj["apiVersion"] = json!(desired);
+            obj["metadata"]["labels"]["converted-to"] = json!(desired.rsplit('/').next());
+            obj["metadata"]["resourceVersion"] = json!("999999");
+            obj
+        })
+        .collect();
+    let body = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+        "response": {"uid": review["request"]["uid"], "convertedObjects": converted,
+            "result": {"status": "Success"}}});
+    (200, "application/json", serde_json::to_vec(&body).unwrap())
+}
+
+#[test]
+fn a_conversion_webhook_converts_between_a_crds_versions_and_its_failure_is_upstreams_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca) = own_ca_tls(dir.path(), &[], &[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    let hook = ExtensionServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), tls, converter);
+    let url = format!("https://127.0.0.1:{}/convert", hook.addr.port());
+    let s = Server::start();
+    s.ok_stdin(&["apply", "-f", "-"], &gizmo_crd(&url, &ca));
+    s.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/gizmos.test.kelp.io",
+    ]);
+    // Written in v2: stored as v1 by the webhook.
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: test.kelp.io/v2\nkind: Gizmo\nmetadata:\n  name: g\nspec:\n  colour: red\n",
+    );
+    let creates: Vec<Value> = hook.requests().iter().map(review_of).collect();
+    let to_storage = creates
+        .iter()
+        .find(|r| r["request"]["desiredAPIVersion"] == "test.kelp.io/v1")
+        .expect("the create was converted to the storage version");
+    assert_eq!(to_storage["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(to_storage["kind"], "ConversionReview");
+    assert_eq!(to_storage["request"]["objects"][0]["spec"]["colour"], "red");
+    assert_eq!(
+        to_storage["request"]["objects"][0]["apiVersion"],
+        "test.kelp.io/v2"
+    );
+    // Each version reads its own shape; labels follow the webhook, the
+    // resourceVersion does not.
+    assert_eq!(
+        s.jsonpath(&["get", "gizmos.v1.test.kelp.io", "g"], "{.spec.color}"),
+        "red"
+    );
+    assert_eq!(
+        s.jsonpath(
+            &["get", "gizmos.v2.test.kelp.io", "g"],
+            "{.apiVersion} {.spec.colour} {.metadata.labels.converted-to}"
+        ),
+        "test.kelp.io/v2 red v2"
+    );
+    let rv = s.jsonpath(
+        &["get", "gizmos.v2.test.kelp.io", "g"],
+        "{.metadata.resourceVersion}",
+    );
+    assert_ne!(rv, "999999");
+    assert_eq!(
+        s.jsonpath(
+            &["get", "gizmos.v1.test.kelp.io", "g"],
+            "{.metadata.resourceVersion}"
+        ),
+        rv
+    );
+    // A list in v2 goes through one review.
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: test.kelp.io/v1\nkind: Gizmo\nmetadata:\n  name: h\nspec:\n  color: blue\n",
+    );
+    let before = hook.requests().len();
+    let list: Value = serde_json::from_str(&s.ok(&[
+        "get",
+        "--raw",
+        "/apis/test.kelp.io/v2/namespaces/default/gizmos",
+    ]))
+    .unwrap();
+    assert_eq!(list["apiVersion"], "test.kelp.io/v2");
+    let paints: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["spec"]["colour"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(paints, ["red", "blue"]);
+    assert_eq!(hook.requests().len(), before + 1, "one review for the list");
+    // A merge patch through v2.
+    s.ok(&[
+        "patch",
+        "gizmos.v2.test.kelp.io",
+        "h",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"colour":"green"}}"#,
+    ]);
+    assert_eq!(
+        s.jsonpath(&["get", "gizmos.v1.test.kelp.io", "h"], "{.spec.color}"),
+        "green"
+    );
+    // A watch in v2 carries converted objects.
+    let events = s.ok(&[
+        "get",
+        "--raw",
+        "/apis/test.kelp.io/v2/namespaces/default/gizmos?watch=1&timeoutSeconds=2",
+    ]);
+    assert!(events.contains(r#""colour":"green""#), "{events}");
+    assert!(!events.contains(r#""color""#), "{events}");
+    // The Table of v2 fills v2's printer column from converted objects.
+    let table = s.ok(&["get", "gizmos.v2.test.kelp.io"]);
+    assert!(
+        table.contains("PAINT") && table.contains("red") && table.contains("green"),
+        "{table}"
+    );
+    // The webhook gone: upstream's 500 for v2; v1 needs no conversion.
+    drop(hook);
+    let err = s.fails(&["get", "gizmos.v2.test.kelp.io", "g"]);
+    assert!(
+        err.contains(&format!(
+            "Internal error occurred: conversion webhook for test.kelp.io/v1, Kind=Gizmo failed: Post \"{url}?timeout=30s\""
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        s.jsonpath(&["get", "gizmos.v1.test.kelp.io", "g"], "{.spec.color}"),
+        "red"
+    );
+    // A CRD's conversion settings are checked as upstream checks them.
+    let bad = gizmo_crd("http://127.0.0.1:1/convert", &ca).replace("gizmos.test", "gadgets.test");
+    let bad = bad
+        .replace("\"gizmos\"", "\"gadgets\"")
+        .replace("\"gizmo\"", "\"gadget\"")
+        .replace("\"Gizmo\"", "\"Gadget\"")
+        .replace("[\"v1\"]", "[\"v9\"]");
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], &bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("spec.conversion.webhookClientConfig.url: Invalid value: \"http://127.0.0.1:1/convert\": 'https' is the only allowed URL scheme"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.conversion.conversionReviewVersions: Invalid value: []string{\"v9\"}: must include at least one of v1, v1beta1"),
+        "{err}"
+    );
+}

@@ -94,10 +94,7 @@ fn pod() -> Value {
     })
 }
 
-const POD: TypeRef<'static> = TypeRef {
-    group: "",
-    kind: "Pod",
-};
+const POD: TypeRef<'static> = TypeRef::builtin("", "Pod");
 
 fn json_patch_op() -> impl Strategy<Value = Value> {
     let path = prop_oneof![

@@ -22,9 +22,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use super::handlers::Api;
 use super::registry::resources;
-use crate::store::Store;
+use super::watch_cache::WatchCache;
 
 /// Largest response read from an extension server.
 pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
@@ -137,7 +136,7 @@ struct Resolved {
     path: String,
 }
 
-async fn resolve<S: Store>(api: &Api<S>, backend: &Backend) -> Result<Resolved, CallError> {
+async fn resolve(cache: &WatchCache, backend: &Backend) -> Result<Resolved, CallError> {
     match &backend.destination {
         Destination::Url(url) => {
             let uri: http::Uri = url
@@ -164,7 +163,7 @@ async fn resolve<S: Store>(api: &Api<S>, backend: &Backend) -> Result<Resolved, 
             port,
             path,
         } => {
-            let (ip, target_port) = service_endpoint(api, namespace, name, *port)?;
+            let (ip, target_port) = service_endpoint(cache, namespace, name, *port)?;
             Ok(Resolved {
                 addr: (ip.to_string(), target_port),
                 server_name: format!("{name}.{namespace}.svc"),
@@ -175,8 +174,8 @@ async fn resolve<S: Store>(api: &Api<S>, backend: &Backend) -> Result<Resolved, 
 }
 
 /// A ready endpoint of the Service port `port` (from the cache).
-fn service_endpoint<S: Store>(
-    api: &Api<S>,
+fn service_endpoint(
+    cache: &WatchCache,
     namespace: &str,
     name: &str,
     port: u16,
@@ -184,8 +183,7 @@ fn service_endpoint<S: Store>(
     let unresolved =
         |why: &str| CallError::Unresolved(format!("service \"{namespace}/{name}\" {why}"));
     let services = resources::find("", "v1", "services").ok_or_else(|| unresolved("unknown"))?;
-    let service = api
-        .cache
+    let service = cache
         .get(&services.key(Some(namespace), name))
         .ok_or_else(|| unresolved("not found"))?
         .value();
@@ -199,8 +197,7 @@ fn service_endpoint<S: Store>(
         .cloned()
         .ok_or_else(|| unresolved(&format!("has no port {port}")))?;
     let endpoints = resources::find("", "v1", "endpoints").ok_or_else(|| unresolved("unknown"))?;
-    let eps = api
-        .cache
+    let eps = cache
         .get(&endpoints.key(Some(namespace), name))
         .ok_or_else(|| unresolved("has no endpoints"))?
         .value();
@@ -251,14 +248,14 @@ fn tls_config(
 /// Sends one request and reads the whole answer, all within `timeout`.
 /// `path_and_query` is appended to the backend's path; `identity` is the
 /// client certificate and key to present (the front-proxy client).
-pub async fn call<S: Store>(
-    api: &Api<S>,
+pub async fn call(
+    cache: &WatchCache,
     backend: &Backend,
     request: Request<Bytes>,
     identity: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Result<Response<Bytes>, CallError> {
-    tokio::time::timeout(timeout, call_unbounded(api, backend, request, identity))
+    tokio::time::timeout(timeout, call_unbounded(cache, backend, request, identity))
         .await
         .map_err(|_| CallError::Timeout)?
 }
@@ -284,12 +281,12 @@ impl Connection {
 
 /// Resolves and dials the backend, completing TLS with `identity` as the
 /// client certificate. Not bounded in time itself: callers wrap it.
-pub async fn connect<S: Store>(
-    api: &Api<S>,
+pub async fn connect(
+    cache: &WatchCache,
     backend: &Backend,
     identity: Option<(&str, &str)>,
 ) -> Result<Connection, CallError> {
-    let target = resolve(api, backend).await?;
+    let target = resolve(cache, backend).await?;
     let config = tls_config(backend, identity)?;
     let transport = |e: String| CallError::Transport(e);
     let tcp = tokio::net::TcpStream::connect((target.addr.0.as_str(), target.addr.1))
@@ -316,8 +313,8 @@ pub async fn connect<S: Store>(
     })
 }
 
-async fn call_unbounded<S: Store>(
-    api: &Api<S>,
+async fn call_unbounded(
+    cache: &WatchCache,
     backend: &Backend,
     request: Request<Bytes>,
     identity: Option<(&str, &str)>,
@@ -328,7 +325,7 @@ async fn call_unbounded<S: Store>(
         host,
         path: prefix,
         driver: connection,
-    } = connect(api, backend, identity).await?;
+    } = connect(cache, backend, identity).await?;
     let (mut parts, body) = request.into_parts();
     // The backend's path, then the request's own path (none for a
     // webhook: only its query), then the query.

@@ -387,7 +387,7 @@ impl<S: Store> Api<S> {
         let body = serde_json::to_vec(review).map_err(|e| e.to_string())?;
         let url = backend.display_url(&format!("?{query}"));
         let request = extension_client::json_post(&query, body);
-        let response = extension_client::call(self, &backend, request, None, timeout)
+        let response = extension_client::call(&self.cache, &backend, request, None, timeout)
             .await
             .map_err(|e| format!("failed to call webhook: Post \"{url}\": {e}"))?;
         if !response.status().is_success() {
@@ -520,10 +520,7 @@ impl<S: Store> Api<S> {
                         obj,
                         crate::api::patch::PatchType::Json,
                         &patch,
-                        crate::api::patch::TypeRef {
-                            group: attrs.info.group,
-                            kind: attrs.info.kind,
-                        },
+                        crate::api::patch::TypeRef::builtin(attrs.info.group, attrs.info.kind),
                     )
                     .map_err(|e| {
                         ApiError::internal(format!(

@@ -288,7 +288,7 @@ async fn check<S: Store>(
         http::HeaderValue::from_static("system:masters"),
     );
     let result = extension_client::call(
-        api,
+        &api.cache,
         &backend,
         request,
         Some(aggregator.identity()),

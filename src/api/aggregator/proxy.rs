@@ -50,7 +50,8 @@ pub async fn forward<S: Store>(
     }
     let unavailable =
         |e: String| ApiError::unavailable(format!("error trying to reach service: {e}"));
-    let connecting = extension_client::connect(api, &remote.backend, Some(aggregator.identity()));
+    let connecting =
+        extension_client::connect(&api.cache, &remote.backend, Some(aggregator.identity()));
     let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| unavailable("context deadline exceeded".into()))?

@@ -272,13 +272,83 @@ fn validate_versions(spec: &Value, errs: &mut Vec<Cause>) {
             }
         }
     }
-    if spec["conversion"]["strategy"] == "Webhook" {
-        // Conversion webhooks are not called yet: refusing the CRD is
-        // better than serving objects in a version nobody converted.
-        errs.push(cause(
+    validate_conversion(&spec["conversion"], errs);
+}
+
+/// `spec.conversion`, as upstream's `validateCustomResourceConversion`
+/// (whose error paths name the internal fields `webhookClientConfig` and
+/// `conversionReviewVersions`).
+fn validate_conversion(conversion: &Value, errs: &mut Vec<Cause>) {
+    let path = "spec.conversion";
+    let strategy = str_at(conversion, "strategy");
+    let webhook = &conversion["webhook"];
+    let config = &webhook["clientConfig"];
+    let review_versions = webhook["conversionReviewVersions"].as_array();
+    match strategy {
+        "" | "None" => {
+            if config.is_object() {
+                errs.push(cause(
+                    "FieldValueForbidden",
+                    format!("{path}.webhookClientConfig"),
+                    "Forbidden: should not be set when strategy is not set to Webhook".into(),
+                ));
+            }
+            if review_versions.is_some_and(|v| !v.is_empty()) {
+                errs.push(cause(
+                    "FieldValueForbidden",
+                    format!("{path}.conversionReviewVersions"),
+                    "Forbidden: should not be set when strategy is not set to Webhook".into(),
+                ));
+            }
+        }
+        "Webhook" => {
+            if !config.is_object() {
+                errs.push(cause(
+                    "FieldValueRequired",
+                    format!("{path}.webhookClientConfig"),
+                    "Required value: required when strategy is set to Webhook".into(),
+                ));
+            } else if config["url"].is_string() == config["service"].is_object() {
+                errs.push(cause(
+                    "FieldValueRequired",
+                    format!("{path}.webhookClientConfig"),
+                    "Required value: exactly one of url or service is required".into(),
+                ));
+            } else if let Some(url) = config["url"].as_str()
+                && !url.starts_with("https://")
+            {
+                invalid(
+                    &format!("{path}.webhookClientConfig.url"),
+                    url,
+                    "'https' is the only allowed URL scheme",
+                    errs,
+                );
+            }
+            let field = format!("{path}.conversionReviewVersions");
+            match review_versions.filter(|v| !v.is_empty()) {
+                None => required(&field, errs),
+                Some(versions) => {
+                    if !versions.iter().any(|v| v == "v1" || v == "v1beta1") {
+                        let list: Vec<&str> = versions.iter().filter_map(Value::as_str).collect();
+                        errs.push(cause(
+                            "FieldValueInvalid",
+                            field,
+                            format!(
+                                "Invalid value: []string{{{}}}: must include at least one of v1, v1beta1",
+                                list.iter()
+                                    .map(|v| format!("{v:?}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        other => errs.push(cause(
             "FieldValueNotSupported",
-            "spec.conversion.strategy".into(),
-            "Unsupported value: \"Webhook\": supported values: \"None\" (kelp does not call conversion webhooks yet)".into(),
-        ));
+            format!("{path}.strategy"),
+            format!("Unsupported value: {other:?}: supported values: \"None\", \"Webhook\""),
+        )),
     }
 }

@@ -30,6 +30,9 @@ pub struct Definition {
     pub storage: Option<&'static ResourceInfo>,
     /// The warning a deprecated version answers with.
     pub deprecation_warning: Option<String>,
+    /// The CRD's conversion webhook (`conversion: Webhook`), shared by its
+    /// versions; `None` converts by rewriting apiVersion.
+    pub conversion_webhook: Option<std::sync::Arc<super::conversion_webhook::ConversionWebhook>>,
 }
 
 impl std::fmt::Debug for Definition {
@@ -105,6 +108,8 @@ pub fn build(crd: &Value) -> (Vec<&'static ResourceInfo>, Option<&'static Resour
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let conversion_webhook =
+        super::conversion_webhook::ConversionWebhook::of(crd).map(std::sync::Arc::new);
     let versions: Vec<&Value> = spec["versions"]
         .as_array()
         .map(|v| v.iter().collect())
@@ -177,6 +182,7 @@ pub fn build(crd: &Value) -> (Vec<&'static ResourceInfo>, Option<&'static Resour
             selectable_fields,
             storage,
             deprecation_warning,
+            conversion_webhook: conversion_webhook.clone(),
         }));
         Box::leak(Box::new(ResourceInfo {
             group,

@@ -22,6 +22,7 @@
 
 pub mod columns;
 pub mod controller;
+pub mod conversion_webhook;
 pub mod crd_validation;
 pub mod definition;
 pub mod schema;

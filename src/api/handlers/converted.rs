@@ -10,18 +10,23 @@
 //! a converted object. Field selectors are translated where field names
 //! differ.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::write::{field_manager, patch_error};
 use super::{Api, Call, Rendering, Reply, WatchStream};
 use crate::api::conversion;
+use crate::api::custom::conversion_webhook::ConversionWebhook;
 use crate::api::object;
 use crate::api::patch::{self, PatchType, TypeRef};
 use crate::api::registry::resources::ResourceInfo;
+use crate::api::render::{self, ListMeta};
 use crate::api::request::Target;
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::strategy;
+use crate::api::watch_cache::WatchCache;
 use crate::store::Store;
 
 const PATCH_RETRIES: usize = 8;
@@ -54,9 +59,9 @@ impl<S: Store> Api<S> {
             "PATCH" => self.patch_converted(&inner, served).await?,
             "POST" | "PUT" if !call.body.is_empty() => {
                 let obj = strategy::decode_body(call.body, call.content_type)?;
+                let stored = self.to_storage(served, obj).await?;
                 let body = Bytes::from(
-                    serde_json::to_vec(&conversion::to_storage(served, obj))
-                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                    serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?,
                 );
                 let write = Call {
                     body: &body,
@@ -65,9 +70,42 @@ impl<S: Store> Api<S> {
                 };
                 Box::pin(self.dispatch(&write)).await?
             }
+            "GET"
+                if served.custom.is_some()
+                    && call.rendering == Rendering::Table
+                    && !call.query.flag("watch")? =>
+            {
+                // A version's printer columns read that version's fields:
+                // the objects are converted first, then tabulated.
+                let objects = Call {
+                    rendering: Rendering::Object,
+                    ..inner
+                };
+                let reply = Box::pin(self.dispatch(&objects)).await?;
+                let include = call.query.get("includeObject").unwrap_or("Metadata");
+                return match convert_reply(&self.cache, served, reply).await? {
+                    Reply::Json { code, body, .. } => Ok(table_of(served, &body, include, code)),
+                    other => Ok(other),
+                };
+            }
             _ => Box::pin(self.dispatch(&inner)).await?,
         };
-        convert_reply(served, reply)
+        convert_reply(&self.cache, served, reply).await
+    }
+
+    /// An object of `served` in its storage version.
+    async fn to_storage(&self, served: &'static ResourceInfo, obj: Value) -> ApiResult<Value> {
+        match webhook_of(served) {
+            None => Ok(conversion::to_storage(served, obj)),
+            Some(hook) => {
+                let storage = served.storage().unwrap_or(served);
+                let mut converted = hook
+                    .convert(&self.cache, vec![obj], &storage.api_version())
+                    .await
+                    .map_err(ApiError::internal)?;
+                Ok(converted.pop().unwrap_or_default())
+            }
+        }
     }
 
     /// A patch of the served version: read, convert, patch, convert back,
@@ -89,6 +127,7 @@ impl<S: Store> Api<S> {
         let ty = TypeRef {
             group: served.group,
             kind: served.kind,
+            schema: served.schema(),
         };
         let manager = field_manager(call);
         let empty = Bytes::new();
@@ -105,8 +144,7 @@ impl<S: Store> Api<S> {
                 _ => return Err(ApiError::internal("unexpected reply reading the object")),
             };
             let version = object::resource_version(&stored).unwrap_or("").to_string();
-            let mut current = conversion::from_storage(served, stored);
-            current["apiVersion"] = Value::String(served.api_version());
+            let current = from_storage_body(&self.cache, served, stored).await?;
             let patched = match patch_type {
                 PatchType::Apply => patch::server_side_apply(
                     Some(&current),
@@ -122,7 +160,7 @@ impl<S: Store> Api<S> {
             let asked = object::resource_version(&patched)
                 .filter(|rv| *rv != version)
                 .map(str::to_string);
-            let mut stored = conversion::to_storage(served, patched);
+            let mut stored = self.to_storage(served, patched).await?;
             object::set_meta(
                 &mut stored,
                 "resourceVersion",
@@ -150,8 +188,79 @@ impl<S: Store> Api<S> {
     }
 }
 
+/// A converted object or list as the served version's Table.
+fn table_of(served: &'static ResourceInfo, body: &Value, include: &str, code: u16) -> Reply {
+    if body["kind"] == "Status" {
+        return Reply::with_code(code, body.clone());
+    }
+    let Some(items) = body["items"].as_array() else {
+        return render::object(served, body, Rendering::Table, include, code);
+    };
+    let meta = ListMeta {
+        resource_version: body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        continue_token: body["metadata"]["continue"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        remaining_item_count: body["metadata"]["remainingItemCount"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok()),
+    };
+    Reply::with_code(code, render::table(served, items, &meta, include, true))
+}
+
+/// The conversion webhook of a custom resource that has one.
+fn webhook_of(info: &ResourceInfo) -> Option<Arc<ConversionWebhook>> {
+    info.custom.and_then(|c| c.conversion_webhook.clone())
+}
+
+/// A body from the storage version in the served one: by the CRD's
+/// conversion webhook where it has one, else by [`conversion`]. Statuses,
+/// Tables and partial metadata are version-free and pass through.
+async fn from_storage_body(
+    cache: &WatchCache,
+    served: &'static ResourceInfo,
+    mut body: Value,
+) -> ApiResult<Value> {
+    let Some(hook) = webhook_of(served) else {
+        return Ok(conversion::from_storage_body(served, body));
+    };
+    let kind = body["kind"].as_str().unwrap_or_default();
+    if matches!(
+        kind,
+        "Status" | "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList"
+    ) || body["apiVersion"] == "meta.k8s.io/v1"
+    {
+        return Ok(body);
+    }
+    let desired = served.api_version();
+    if kind.ends_with("List") {
+        if let Some(items) = body["items"].as_array_mut() {
+            let converted = hook
+                .convert(cache, std::mem::take(items), &desired)
+                .await
+                .map_err(ApiError::internal)?;
+            *items = converted;
+        }
+        body["apiVersion"] = Value::String(desired);
+        return Ok(body);
+    }
+    let mut converted = hook
+        .convert(cache, vec![body], &desired)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(converted.pop().unwrap_or_default())
+}
+
 /// The storage version's answer in the served version.
-fn convert_reply(served: &'static ResourceInfo, reply: Reply) -> ApiResult<Reply> {
+async fn convert_reply(
+    cache: &Arc<WatchCache>,
+    served: &'static ResourceInfo,
+    reply: Reply,
+) -> ApiResult<Reply> {
     Ok(match reply {
         Reply::Json {
             code,
@@ -159,7 +268,7 @@ fn convert_reply(served: &'static ResourceInfo, reply: Reply) -> ApiResult<Reply
             warnings,
         } => Reply::Json {
             code,
-            body: conversion::from_storage_body(served, body),
+            body: from_storage_body(cache, served, body).await?,
             warnings,
         },
         Reply::Raw { code, body, .. } => {
@@ -167,41 +276,57 @@ fn convert_reply(served: &'static ResourceInfo, reply: Reply) -> ApiResult<Reply
                 serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
             Reply::Json {
                 code,
-                body: conversion::from_storage_body(served, parsed),
+                body: from_storage_body(cache, served, parsed).await?,
                 warnings: Vec::new(),
             }
         }
-        Reply::Watch(stream) => Reply::Watch(convert_watch(served, stream)),
+        Reply::Watch(stream) => Reply::Watch(convert_watch(cache.clone(), served, stream)),
     })
 }
 
-/// Converts each event of a watch as it passes.
-fn convert_watch(served: &'static ResourceInfo, mut stream: WatchStream) -> WatchStream {
+/// Converts each event of a watch as it passes. An object the conversion
+/// webhook cannot convert ends the watch with an ERROR event, as upstream's
+/// watch ends when its encoder fails; the client then relists.
+fn convert_watch(
+    cache: Arc<WatchCache>,
+    served: &'static ResourceInfo,
+    mut stream: WatchStream,
+) -> WatchStream {
     let (tx, lines) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         while let Some(line) = stream.lines.recv().await {
+            let mut failed = false;
             let converted = match serde_json::from_slice::<Value>(&line) {
                 Ok(mut event) if event["type"] == "BOOKMARK" => {
                     event["object"]["apiVersion"] = Value::String(served.api_version());
                     event["object"]["kind"] = Value::String(served.kind.to_string());
-                    let mut bytes = serde_json::to_vec(&event).unwrap_or_default();
-                    bytes.push(b'\n');
-                    Bytes::from(bytes)
+                    event_line(&event)
                 }
                 Ok(mut event) => {
                     let object = event["object"].take();
-                    event["object"] = conversion::from_storage_body(served, object);
-                    let mut bytes = serde_json::to_vec(&event).unwrap_or_default();
-                    bytes.push(b'\n');
-                    Bytes::from(bytes)
+                    match from_storage_body(&cache, served, object).await {
+                        Ok(object) => event["object"] = object,
+                        Err(e) => {
+                            failed = true;
+                            event = serde_json::json!({"type": "ERROR", "object": e.to_status()});
+                        }
+                    }
+                    event_line(&event)
                 }
                 // Not JSON: pass it on untouched rather than drop it.
                 Err(_) => line,
             };
-            if tx.send(converted).await.is_err() {
+            if tx.send(converted).await.is_err() || failed {
                 return;
             }
         }
     });
     WatchStream { lines }
+}
+
+/// One watch event as a line of the stream.
+fn event_line(event: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(event).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
 }

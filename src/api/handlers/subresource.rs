@@ -108,10 +108,7 @@ impl<S: Store> Api<S> {
                         &current,
                         pt,
                         call.body,
-                        TypeRef {
-                            group: "autoscaling",
-                            kind: "Scale",
-                        },
+                        TypeRef::builtin("autoscaling", "Scale"),
                     )
                     .map_err(|e| ApiError::bad_request(e.to_string()))?
                 }

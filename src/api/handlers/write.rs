@@ -173,12 +173,16 @@ impl<S: Store> Api<S> {
                 );
             }
             let held = self.reserve_service(info, None, &mut candidate)?;
-            patch::update_managed_fields(
+            patch::update_managed_fields_for_subresource(
                 None,
                 &mut candidate,
-                &manager,
-                "Update",
-                &info.api_version(),
+                &patch::Writer {
+                    manager: &manager,
+                    operation: "Update",
+                    api_version: &info.api_version(),
+                    subresource: "",
+                    schema: info.schema(),
+                },
                 &object::now_rfc3339(),
             );
             if dry_run {
@@ -351,6 +355,7 @@ impl<S: Store> Api<S> {
         let ty = TypeRef {
             group: info.group,
             kind: info.kind,
+            schema: info.schema(),
         };
         let manager = field_manager(call);
         if patch_type == PatchType::Apply && call.query.get("fieldManager").is_none() {
@@ -501,25 +506,18 @@ impl<S: Store> Api<S> {
         if !is_apply {
             let now = object::now_rfc3339();
             let version = info.api_version();
-            match subresource {
-                Some(sub) => patch::update_managed_fields_for_subresource(
-                    Some(old),
-                    &mut new,
-                    &manager,
-                    "Update",
-                    &version,
-                    sub,
-                    &now,
-                ),
-                None => patch::update_managed_fields(
-                    Some(old),
-                    &mut new,
-                    &manager,
-                    "Update",
-                    &version,
-                    &now,
-                ),
-            }
+            patch::update_managed_fields_for_subresource(
+                Some(old),
+                &mut new,
+                &patch::Writer {
+                    manager: &manager,
+                    operation: "Update",
+                    api_version: &version,
+                    subresource: subresource.unwrap_or_default(),
+                    schema: info.schema(),
+                },
+                &now,
+            );
         }
         let unchanged = strategy::same_content(old, &new);
         let finalize = object::is_deleting(&new)

@@ -245,8 +245,12 @@ pub(crate) fn strip_meta(set: &FieldSet) -> FieldSet {
     set.difference(&strip)
 }
 
-/// The type of `obj` from its own `apiVersion` and `kind`.
-pub(crate) fn type_of(obj: &Value) -> TypeRef<'_> {
+/// The type of `obj` from its own `apiVersion` and `kind`, with its CRD's
+/// schema when it is a custom object.
+pub(crate) fn type_of<'a>(
+    obj: &'a Value,
+    schema: Option<&'static crate::api::custom::schema::Node>,
+) -> TypeRef<'a> {
     let api_version = obj
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -254,6 +258,7 @@ pub(crate) fn type_of(obj: &Value) -> TypeRef<'_> {
     TypeRef {
         group: api_version.rsplit_once('/').map_or("", |(group, _)| group),
         kind: obj.get("kind").and_then(Value::as_str).unwrap_or_default(),
+        schema,
     }
 }
 
@@ -316,12 +321,29 @@ pub fn update_managed_fields(
     update_managed_fields_for_subresource(
         old,
         new,
-        manager,
-        operation,
-        api_version,
-        "",
+        &Writer {
+            manager,
+            operation,
+            api_version,
+            subresource: "",
+            schema: None,
+        },
         now_rfc3339,
     );
+}
+
+/// Who writes, for managed-fields tracking.
+pub struct Writer<'a> {
+    /// The field manager.
+    pub manager: &'a str,
+    /// `Update` or `Apply`.
+    pub operation: &'a str,
+    /// The API version written through.
+    pub api_version: &'a str,
+    /// The subresource (`""` for the main resource).
+    pub subresource: &'a str,
+    /// A custom object's CRD schema.
+    pub schema: Option<&'static crate::api::custom::schema::Node>,
 }
 
 /// [`update_managed_fields`] for a write through a subresource such as `status`:
@@ -330,12 +352,16 @@ pub fn update_managed_fields(
 pub fn update_managed_fields_for_subresource(
     old: Option<&Value>,
     new: &mut Value,
-    manager: &str,
-    operation: &str,
-    api_version: &str,
-    subresource: &str,
+    writer: &Writer<'_>,
     now_rfc3339: &str,
 ) {
+    let Writer {
+        manager,
+        operation,
+        api_version,
+        subresource,
+        schema,
+    } = *writer;
     if !new.is_object() {
         return;
     }
@@ -349,7 +375,7 @@ pub fn update_managed_fields_for_subresource(
     } else {
         &old_clean
     };
-    let field = schema::root(type_of(typed_by));
+    let field = schema::root(type_of(typed_by, schema));
     let comparison = typed::compare(&old_clean, &new_clean, field);
     let changed = comparison.modified.union(&comparison.added);
     for entry in managers.values_mut() {

@@ -26,7 +26,7 @@ mod typed;
 use serde_json::Value;
 
 pub use apply::server_side_apply;
-pub use managed_fields::{update_managed_fields, update_managed_fields_for_subresource};
+pub use managed_fields::{Writer, update_managed_fields, update_managed_fields_for_subresource};
 
 /// The four PATCH content types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +122,20 @@ pub struct TypeRef<'a> {
     pub group: &'a str,
     /// Kind, e.g. `Deployment`.
     pub kind: &'a str,
+    /// A custom resource's structural schema: its list types and map keys
+    /// guide server-side apply, as upstream's CRD type converter does.
+    pub schema: Option<&'static crate::api::custom::schema::Node>,
+}
+
+impl<'a> TypeRef<'a> {
+    /// A built-in kind.
+    pub const fn builtin(group: &'a str, kind: &'a str) -> Self {
+        TypeRef {
+            group,
+            kind,
+            schema: None,
+        }
+    }
 }
 
 /// Whether strategic merge patch is available for `ty` (built-in kinds only).
@@ -192,10 +206,7 @@ mod tests {
 
     #[test]
     fn strategic_patch_of_custom_resource_is_unsupported_media_type() {
-        let ty = TypeRef {
-            group: "example.com",
-            kind: "Widget",
-        };
+        let ty = TypeRef::builtin("example.com", "Widget");
         let err = apply_patch(&json!({}), PatchType::StrategicMerge, b"{}", ty).unwrap_err();
         assert_eq!(err.status_code(), 415);
         assert_eq!(err.to_string(), CUSTOM_RESOURCE_MEDIA_TYPES);
@@ -205,10 +216,7 @@ mod tests {
 
     #[test]
     fn apply_type_is_refused_by_apply_patch() {
-        let ty = TypeRef {
-            group: "",
-            kind: "Pod",
-        };
+        let ty = TypeRef::builtin("", "Pod");
         let err = apply_patch(&json!({}), PatchType::Apply, b"{}", ty).unwrap_err();
         assert_eq!(err.status_code(), 400);
     }

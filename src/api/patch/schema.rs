@@ -11,9 +11,11 @@
 //! upstream does for fields without tags. Lookups never fail: an unknown field is
 //! simply an unknown struct, so bad input cannot make this module error.
 //!
-//! Custom resources get [`Node::Opaque`]: upstream refuses strategic merge patch
-//! for them, and server-side apply uses the CRD schema we do not have here, whose
-//! lists default to atomic.
+//! Custom resources are walked by their CRD's structural schema
+//! ([`Node::Schema`]): `x-kubernetes-list-type` and `-list-map-keys` decide
+//! how server-side apply merges their lists (atomic when unset, as
+//! upstream). Without a schema they are [`Node::Opaque`]: every list atomic.
+//! Upstream refuses strategic merge patch for them either way.
 
 use super::TypeRef;
 
@@ -24,6 +26,11 @@ pub(crate) enum Node {
     Unknown,
     /// A custom resource: nothing known, every list atomic.
     Opaque,
+    /// A node of a custom resource's structural schema.
+    Schema(SchemaRef),
+    /// The top of a custom object, or an embedded resource in one:
+    /// `metadata` is ObjectMeta, the rest follows the schema.
+    SchemaRoot(SchemaRef),
     /// `map[string]T` such as labels: keys are data, not field names.
     FreeMap,
     /// Top level of a built-in object; the kind picks `spec`/`status`.
@@ -68,6 +75,25 @@ pub(crate) enum Node {
     Webhook,
     /// `ValidatingAdmissionPolicySpec` / `MutatingAdmissionPolicySpec`.
     AdmissionPolicySpec,
+}
+
+/// A CRD schema node, compared by identity (the schemas of served CRDs
+/// live as long as the process).
+#[derive(Clone, Copy)]
+pub(crate) struct SchemaRef(pub &'static crate::api::custom::schema::Node);
+
+impl PartialEq for SchemaRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for SchemaRef {}
+
+impl std::fmt::Debug for SchemaRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SchemaRef({:p})", self.0)
+    }
 }
 
 /// The built-in kinds whose top level differs from a bare object.
@@ -116,6 +142,8 @@ pub(crate) enum ListType {
     Set,
     /// A map keyed by these fields; items are `k:` path elements.
     Map(&'static [ListKey]),
+    /// A map keyed by a CRD's `x-kubernetes-list-map-keys` (no defaults).
+    Keys(&'static [String]),
 }
 
 /// One key field of an associative list, with the OpenAPI default used when absent.
@@ -209,10 +237,45 @@ impl Field {
 
 /// The root field for objects of type `ty`.
 pub(crate) fn root(ty: TypeRef<'_>) -> Field {
-    Field::plain(match root_kind(ty) {
-        Some(kind) => Node::Root(kind),
-        None => Node::Opaque,
+    Field::plain(match (root_kind(ty), ty.schema) {
+        (Some(kind), _) => Node::Root(kind),
+        (None, Some(schema)) => Node::SchemaRoot(SchemaRef(schema)),
+        (None, None) => Node::Opaque,
     })
+}
+
+/// A field of a custom object by its schema node's property `name`.
+fn schema_field(node: &'static crate::api::custom::schema::Node, name: &str) -> Field {
+    let child = node
+        .properties
+        .get(name)
+        .or(node.additional_properties.as_deref());
+    let Some(child) = child else {
+        // Unknown to the schema (x-kubernetes-preserve-unknown-fields):
+        // atomic, as upstream's deduced types are.
+        return Field::plain(Node::Opaque);
+    };
+    let node_of = |n: &'static crate::api::custom::schema::Node| {
+        if n.embedded_resource {
+            Node::SchemaRoot(SchemaRef(n))
+        } else {
+            Node::Schema(SchemaRef(n))
+        }
+    };
+    if child.type_.as_deref() == Some("array") {
+        let items = child.items.as_deref().map_or(Node::Opaque, node_of);
+        let list = match child.list_type.as_deref() {
+            Some("map") if !child.list_map_keys.is_empty() => ListType::Keys(&child.list_map_keys),
+            Some("set") => ListType::Set,
+            _ => ListType::Atomic,
+        };
+        return Field {
+            node: items,
+            list,
+            smp: Smp::None,
+        };
+    }
+    Field::plain(node_of(child))
 }
 
 /// Whether upstream has Go types (and so strategic merge patch) for `ty`.
@@ -317,6 +380,12 @@ impl Node {
     pub(crate) fn field(self, name: &str) -> Field {
         match self {
             Node::Opaque => Field::plain(Node::Opaque),
+            Node::SchemaRoot(schema) => match name {
+                "metadata" => Field::plain(Node::ObjectMeta),
+                "apiVersion" | "kind" => Field::plain(Node::Opaque),
+                _ => schema_field(schema.0, name),
+            },
+            Node::Schema(schema) => schema_field(schema.0, name),
             Node::FreeMap => Field::plain(Node::Unknown),
             Node::Root(kind) => root_field(kind, name),
             Node::ObjectMeta => object_meta_field(name),

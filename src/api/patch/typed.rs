@@ -29,6 +29,29 @@ pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, 
             ),
             scalar => Ok(PathElement::Value(scalar.clone())),
         },
+        ListType::Keys(names) => {
+            let Value::Object(map) = item else {
+                return Err(match item {
+                    Value::Null => "associative list with keys may not have a null element",
+                    _ => "associative list with keys may not have non-map elements",
+                }
+                .to_string());
+            };
+            let mut fields: Vec<(String, Value)> = names
+                .iter()
+                .filter_map(|name| Some((name.clone(), map.get(name)?.clone())))
+                .collect();
+            if fields.is_empty() {
+                let names: Vec<String> = names.iter().map(|k| format!("{k:?}")).collect();
+                return Err(format!(
+                    "associative list with keys has an element that omits all key fields [{}] \
+                     (and doesn't have default values for any key fields)",
+                    names.join(" ")
+                ));
+            }
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(PathElement::Key(fields))
+        }
         ListType::Map(keys) => {
             let Value::Object(map) = item else {
                 return Err(match item {

@@ -54,6 +54,12 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// A custom resource's structural schema (None for built-ins).
+    pub fn schema(&self) -> Option<&'static crate::api::custom::schema::Node> {
+        let definition: &'static crate::api::custom::Definition = self.custom?;
+        definition.schema.as_ref().map(|s| s.root())
+    }
+
     /// The resource this version is stored as, if it is a converted one.
     pub fn storage(&self) -> Option<&'static ResourceInfo> {
         if let Some(custom) = self.custom {

@@ -2,10 +2,7 @@ use super::*;
 use crate::api::patch::update_managed_fields;
 use serde_json::json;
 
-const DEPLOY: TypeRef<'static> = TypeRef {
-    group: "apps",
-    kind: "Deployment",
-};
+const DEPLOY: TypeRef<'static> = TypeRef::builtin("apps", "Deployment");
 const T1: &str = "2024-01-01T00:00:00Z";
 const T2: &str = "2024-01-02T00:00:00Z";
 

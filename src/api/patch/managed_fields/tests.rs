@@ -150,10 +150,13 @@ fn subresource_writes_are_recorded_as_such() {
     update_managed_fields_for_subresource(
         Some(&old),
         &mut new,
-        "kcm",
-        "Update",
-        "apps/v1",
-        "status",
+        &Writer {
+            manager: "kcm",
+            operation: "Update",
+            api_version: "apps/v1",
+            subresource: "status",
+            schema: None,
+        },
         T2,
     );
     let kcm = entries(&new)

@@ -8,14 +8,8 @@ fn at(ty: TypeRef<'_>, path: &[&str]) -> Field {
     field
 }
 
-const DEPLOY: TypeRef<'static> = TypeRef {
-    group: "apps",
-    kind: "Deployment",
-};
-const POD: TypeRef<'static> = TypeRef {
-    group: "",
-    kind: "Pod",
-};
+const DEPLOY: TypeRef<'static> = TypeRef::builtin("apps", "Deployment");
+const POD: TypeRef<'static> = TypeRef::builtin("", "Pod");
 
 #[test]
 fn containers_merge_by_name_under_pod_and_template() {
@@ -27,10 +21,7 @@ fn containers_merge_by_name_under_pod_and_template() {
 
 #[test]
 fn cronjob_pod_spec_is_four_levels_down() {
-    let cron = TypeRef {
-        group: "batch",
-        kind: "CronJob",
-    };
+    let cron = TypeRef::builtin("batch", "CronJob");
     let path = ["spec", "jobTemplate", "spec", "template", "spec", "volumes"];
     assert_eq!(at(cron, &path).smp, Smp::Merge(Some("name")));
 }
@@ -45,10 +36,7 @@ fn container_ports_key_on_port_and_defaulted_protocol_for_apply() {
 
 #[test]
 fn service_ports_differ_from_container_ports() {
-    let svc = TypeRef {
-        group: "",
-        kind: "Service",
-    };
+    let svc = TypeRef::builtin("", "Service");
     assert_eq!(at(svc, &["spec", "ports"]).smp, Smp::Merge(Some("port")));
 }
 
@@ -61,10 +49,7 @@ fn unknown_fields_are_atomic_and_conditions_merge_by_type() {
 
 #[test]
 fn custom_resources_have_no_strategic_schema() {
-    let cr = TypeRef {
-        group: "example.com",
-        kind: "Widget",
-    };
+    let cr = TypeRef::builtin("example.com", "Widget");
     assert!(!has_strategic_schema(cr));
     assert!(has_strategic_schema(DEPLOY));
     assert_eq!(at(cr, &["status", "conditions"]).list, ListType::Atomic);

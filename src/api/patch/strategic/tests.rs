@@ -1,14 +1,8 @@
 use super::*;
 use serde_json::json;
 
-const DEPLOYMENT: TypeRef<'static> = TypeRef {
-    group: "apps",
-    kind: "Deployment",
-};
-const POD: TypeRef<'static> = TypeRef {
-    group: "",
-    kind: "Pod",
-};
+const DEPLOYMENT: TypeRef<'static> = TypeRef::builtin("apps", "Deployment");
+const POD: TypeRef<'static> = TypeRef::builtin("", "Pod");
 
 fn smp(original: &Value, patch: Value, ty: TypeRef<'_>) -> Result<Value, PatchError> {
     apply(original, &serde_json::to_vec(&patch).unwrap(), ty)
@@ -292,10 +286,7 @@ fn lists_of_lists_are_unprocessable() {
 
 #[test]
 fn service_ports_merge_by_port_and_status_conditions_by_type() {
-    let svc = TypeRef {
-        group: "",
-        kind: "Service",
-    };
+    let svc = TypeRef::builtin("", "Service");
     let original = json!({
         "spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443}]},
         "status": {"conditions": [{"type": "Ready", "status": "False"}]}
@@ -316,10 +307,7 @@ fn service_ports_merge_by_port_and_status_conditions_by_type() {
 
 #[test]
 fn cronjob_pod_spec_merges_containers() {
-    let ty = TypeRef {
-        group: "batch",
-        kind: "CronJob",
-    };
+    let ty = TypeRef::builtin("batch", "CronJob");
     let original = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
         "containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]
     }}}}}});
@@ -366,10 +354,7 @@ fn new_fields_drop_nulls_and_directives() {
 
 #[test]
 fn pdb_selector_is_replaced_not_merged() {
-    let ty = TypeRef {
-        group: "policy",
-        kind: "PodDisruptionBudget",
-    };
+    let ty = TypeRef::builtin("policy", "PodDisruptionBudget");
     let original = json!({"spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
     let patch = json!({"spec": {"selector": {"matchLabels": {"c": "3"}}}});
     let out = smp(&original, patch, ty).unwrap();

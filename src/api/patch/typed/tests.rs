@@ -4,10 +4,7 @@ use crate::api::patch::schema;
 use serde_json::json;
 
 fn pod() -> Field {
-    schema::root(TypeRef {
-        group: "",
-        kind: "Pod",
-    })
+    schema::root(TypeRef::builtin("", "Pod"))
 }
 
 fn names(v: &Value) -> Vec<&str> {
