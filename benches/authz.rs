@@ -8,11 +8,10 @@
 //! both; the medians and their ratio are printed. Target: RBAC costs ≤ 5 %.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 mod common;
-use common::client;
 use common::load::{Figures, run};
+use common::{client, wait_ready};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -27,24 +26,6 @@ struct Cluster {
     _dir: tempfile::TempDir,
     admin: Client,
     user_kubeconfig: PathBuf,
-}
-
-async fn wait_ready(kubeconfig: &Path) -> Client {
-    let t0 = Instant::now();
-    loop {
-        if kubeconfig.exists()
-            && let Ok(c) = tokio::time::timeout(Duration::from_secs(1), client(kubeconfig)).await
-        {
-            let req = http::Request::get("/readyz")
-                .body(Vec::new())
-                .expect("request");
-            if c.request_text(req).await.is_ok_and(|t| t == "ok") {
-                return c;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "server not ready");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {

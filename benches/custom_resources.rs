@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::load::{Figures, print, run};
-use common::{client, rss_mib};
+use common::{rss_mib, wait_ready};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
@@ -154,21 +154,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let t0 = Instant::now();
-        let admin = loop {
-            if kubeconfig.exists()
-                && let Ok(c) =
-                    tokio::time::timeout(Duration::from_secs(1), client(&kubeconfig)).await
-                && Api::<ConfigMap>::namespaced(c.clone(), "default")
-                    .list(&ListParams::default().limit(1))
-                    .await
-                    .is_ok()
-            {
-                break c;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(30), "server not ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let admin = wait_ready(&kubeconfig).await;
         println!("custom resource benchmark (scale {scale}); server pid {pid}");
         let crds: Api<DynamicObject> = Api::all_with(
             admin.clone(),

@@ -141,3 +141,27 @@ pub async fn client(kubeconfig: &Path) -> Client {
         .expect("config");
     Client::try_from(config).expect("client")
 }
+
+/// Waits (at most 30 s) until the server behind `kubeconfig` answers
+/// `/readyz` with ok; returns an admin client.
+pub async fn wait_ready(kubeconfig: &Path) -> Client {
+    let t0 = std::time::Instant::now();
+    loop {
+        if kubeconfig.exists()
+            && let Ok(c) =
+                tokio::time::timeout(std::time::Duration::from_secs(1), client(kubeconfig)).await
+        {
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("request");
+            if c.request_text(req).await.is_ok_and(|t| t == "ok") {
+                return c;
+            }
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "server not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -20,7 +20,7 @@ pub fn go_quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c.is_control() => {
+            c if is_go_unprintable(c) => {
                 if (c as u32) < 0x10000 {
                     out.push_str(&format!("\\u{:04x}", c as u32));
                 } else {
@@ -32,4 +32,18 @@ pub fn go_quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Approximates Go's `unicode.IsPrint` for the ranges that matter in
+/// practice: C1 controls, format characters and separators other than the
+/// ASCII space are escaped by `strconv.Quote`.
+fn is_go_unprintable(c: char) -> bool {
+    let u = c as u32;
+    (0x80..0xa0).contains(&u)
+        || u == 0xad
+        || (0x2000..=0x200f).contains(&u)
+        || (0x2028..=0x202e).contains(&u)
+        || (0x2060..=0x206f).contains(&u)
+        || u == 0xfeff
+        || (0xfff9..=0xfffb).contains(&u)
 }

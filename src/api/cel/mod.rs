@@ -60,19 +60,6 @@ pub const PER_CALL_LIMIT: u64 = 1_000_000;
 /// object validation may use together.
 pub const RUNTIME_BUDGET: u64 = 10_000_000;
 
-/// One validation failure, in the shape of upstream's `field.Error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The metav1 cause type, e.g. `FieldValueInvalid`.
-    pub reason: &'static str,
-    /// The field path, e.g. `spec.replicas`.
-    pub field: String,
-    /// The upstream `ErrorBody()`: the text after `<field>: `.
-    pub message: String,
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+/// One validation failure, in the shape of upstream's `field.Error` (the
+/// schema engine's type: CEL and schema errors are reported together).
+pub use crate::api::custom::schema::FieldError;
