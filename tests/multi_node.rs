@@ -517,6 +517,20 @@ fn host_gw_routes_pods_between_nodes() {
         exec_wget(&cluster, a, &format!("http://{b_ip}:8080/")),
         format!("hello-from-{b}")
     );
+    // Through the Service by name, from each pod: over 20 tries the answers
+    // come from the pods on both nodes, so the proxied traffic crosses the
+    // host-gw routes both ways.
+    for from in pods.keys() {
+        let mut answered_by = BTreeSet::new();
+        for _ in 0..20 {
+            let body = exec_wget(&cluster, from, "http://web.default.svc.cluster.local/");
+            let pod = body
+                .strip_prefix("hello-from-")
+                .unwrap_or_else(|| panic!("{body:?}"));
+            answered_by.insert(pods[pod].0.clone());
+        }
+        assert_eq!(answered_by.len(), 2, "from {from}: {answered_by:?}");
+    }
     let server_cidr = cluster
         .server
         .jsonpath(&["get", "node", "kelp-e2e"], "{.spec.podCIDR}");

@@ -35,23 +35,15 @@ const PARSER_STACK: usize = 256 << 20;
 /// tree level, using tens of KiB per level in debug builds.
 const EVAL_STACK: usize = 64 << 20;
 
-/// Runs `f` on a scoped thread with a stack large enough for any tree that
-/// passed [`MAX_AST_DEPTH`], since callers' stacks (async workers) are small.
-pub(super) fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        match std::thread::Builder::new()
-            .name("cel-eval".into())
-            .stack_size(EVAL_STACK)
-            .spawn_scoped(scope, f)
-        {
-            Ok(handle) => match handle.join() {
-                Ok(v) => v,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-            // Out of threads: nothing sensible to do but surface it.
-            Err(e) => panic!("cannot spawn CEL evaluation thread: {e}"),
-        }
-    })
+/// Runs `f` with a stack large enough for any tree that passed
+/// [`MAX_AST_DEPTH`], since callers' stacks (async workers) are small: on
+/// the caller's stack when that much is left, else on a segment of its own
+/// for the call (stacker's, an mmap: far cheaper than a thread per
+/// evaluation, which every write of a custom object with rules would pay).
+/// Half the segment suffices for one evaluation, so the rules evaluated
+/// within one validation share their segment.
+pub(super) fn on_big_stack<T>(f: impl FnOnce() -> T) -> T {
+    stacker::maybe_grow(EVAL_STACK / 2, EVAL_STACK, f)
 }
 
 /// Member functions of upstream's authorizer library: declared so policies
