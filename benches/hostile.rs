@@ -189,16 +189,16 @@ async fn idle_flood(
     label: &str,
 ) {
     let (fresh_ref, kept_ref) = get_latencies(config, samples).await;
-    let addr = format!("127.0.0.1:{port}");
+    // The flood is held by child processes (this benchmark re-run as a
+    // holder), so that no process needs more descriptors than a stock
+    // hard limit allows.
     let opening = Instant::now();
-    let mut flood: Vec<TcpStream> = Vec::with_capacity(connections);
-    let mut refused = 0usize;
-    while flood.len() + refused < connections {
-        match TcpStream::connect(&addr) {
-            Ok(s) => flood.push(s),
-            Err(_) => refused += 1,
-        }
-    }
+    let holders: Vec<FloodHolder> = (0..FLOOD_HOLDERS)
+        .map(|_| FloodHolder::open(port, connections / FLOOD_HOLDERS))
+        .collect();
+    let (opened_count, refused) = holders
+        .iter()
+        .fold((0, 0), |(o, r), h| (o + h.opened, r + h.refused));
     let opened = opening.elapsed();
     let held = open_fds(pid);
     let (fresh, kept) = get_latencies(config, samples).await;
@@ -208,8 +208,7 @@ async fn idle_flood(
     let (rf50, rf99, _) = summary(fresh_ref);
     let (rk50, rk99, _) = summary(kept_ref);
     println!(
-        "idle flood, kelp {label}: {} connections opened in {:.2} s ({refused} refused); kelp holds {held} fds before the samples, {held_after} after",
-        flood.len(),
+        "idle flood, kelp {label}: {opened_count} connections opened in {:.2} s ({refused} refused); kelp holds {held} fds before the samples, {held_after} after",
         opened.as_secs_f64()
     );
     println!(
@@ -220,9 +219,76 @@ async fn idle_flood(
         "  authenticated GET, kept connection: p50 {k50:.2} ms, p99 {k99:.2} ms, max {kmax:.2} ms; no flood p50 {rk50:.2} / p99 {rk99:.2} ms; p99 ratio {:.2}",
         k99 / rk99
     );
-    drop(flood);
+    drop(holders);
     // Let kelp see the flood go before the next round.
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Processes holding the flood between them.
+const FLOOD_HOLDERS: usize = 4;
+/// The environment variable that makes this binary a flood holder.
+const HOLDER_ENV: &str = "KELP_BENCH_FLOOD_HOLDER";
+
+/// A child process holding idle connections open until it is dropped.
+struct FloodHolder {
+    child: std::process::Child,
+    opened: usize,
+    refused: usize,
+}
+
+impl FloodHolder {
+    /// Starts a holder with `count` connections to `port`; returns once
+    /// they are open.
+    fn open(port: u16, count: usize) -> FloodHolder {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .env(HOLDER_ENV, format!("{port}:{count}"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a flood holder");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the holder reports");
+        let mut counts = line.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        let (opened, refused) = (counts.next().unwrap_or(0), counts.next().unwrap_or(0));
+        FloodHolder {
+            child,
+            opened,
+            refused,
+        }
+    }
+}
+
+impl Drop for FloodHolder {
+    fn drop(&mut self) {
+        // Closing its stdin ends it; kill in case it is stuck.
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The holder's side: open the connections, report "opened refused",
+/// hold them until stdin closes.
+fn hold_flood(spec: &str) {
+    use std::io::{Read, Write};
+    let (port, count) = spec.split_once(':').expect("port:count");
+    let (port, count): (u16, usize) = (port.parse().expect("port"), count.parse().expect("count"));
+    raise_own_fd_limit(count as u64 + 64);
+    let addr = format!("127.0.0.1:{port}");
+    let mut flood = Vec::with_capacity(count);
+    let mut refused = 0usize;
+    while flood.len() + refused < count {
+        match TcpStream::connect(&addr) {
+            Ok(s) => flood.push(s),
+            Err(_) => refused += 1,
+        }
+    }
+    println!("{} {refused}", flood.len());
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
 fn raise_own_fd_limit(want: u64) {
@@ -251,11 +317,15 @@ async fn config_of(kubeconfig: &Path) -> Config {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(HOLDER_ENV) {
+        return hold_flood(&spec);
+    }
     let scale = common::scale();
     let connections = ((20_000.0 * scale) as usize).max(200);
     let samples = ((200.0 * scale) as usize).max(10);
     let bombs = ((50.0 * scale) as usize).max(3);
-    // The flood's ends and the server's (a child inherits the limit).
+    // As much as the hard limit allows, for the server (a child inherits
+    // it); the flood's ends are in holder processes.
     raise_own_fd_limit(connections as u64 + 8192);
     let dir = tempfile::tempdir_in("target").expect("temp dir");
     let (server, kubeconfig) = common::start_server(dir.path());

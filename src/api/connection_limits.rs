@@ -28,8 +28,26 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
 pub const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// ...which must be answered within this.
 pub const H2_PING_TIMEOUT: Duration = Duration::from_secs(15);
+/// The listen backlog: Go's `net.Listen` (kube-apiserver's) asks for the
+/// kernel's `somaxconn`, commonly 4096. Rust's default of 128 overflows in
+/// a burst of connects, and each dropped SYN costs its client a 1 s
+/// retransmission.
+pub const LISTEN_BACKLOG: u32 = 4096;
 /// File descriptors kept out of the connection budget for everything else.
 pub const RESERVED_FDS: usize = 1024;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`] (the kernel caps it at
+/// `net.core.somaxconn`).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Counts open connections against the budget, and knows which are still
 /// on probation (no request yet, maybe still in the TLS handshake).

@@ -49,7 +49,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -189,9 +188,8 @@ pub async fn start<S: Store + Clone>(
     rbac_bootstrap::reconcile(&api, policy)
         .await
         .map_err(ApiServerError::Bootstrap)?;
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| ApiServerError::Bind {
+    let listener =
+        connection_limits::listen(config.bind).map_err(|source| ApiServerError::Bind {
             addr: config.bind,
             source,
         })?;

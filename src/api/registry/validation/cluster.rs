@@ -52,7 +52,7 @@ pub(crate) fn validate_node(obj: &Value, errs: &mut Vec<FieldError>) {
 }
 
 fn validate_taints(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
     for (i, t) in arr(spec, "taints").iter().enumerate() {
         let p = path.index(i);
         let (key, value, effect) = (str_of(t, "key"), str_of(t, "value"), str_of(t, "effect"));
@@ -73,7 +73,7 @@ fn validate_taints(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
             errs.push(e);
             continue;
         }
-        seen.push((key, effect));
+        seen.insert((key, effect));
     }
 }
 

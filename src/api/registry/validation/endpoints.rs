@@ -191,7 +191,7 @@ fn validate_slice_ports(obj: &Value, errs: &mut Vec<FieldError>) {
         errs.push(too_many(&path, ports.len(), 20000));
         return;
     }
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, port) in ports.iter().enumerate() {
         let p = path.index(i);
         let name = str_of(port, "name");
@@ -201,7 +201,7 @@ fn validate_slice_ports(obj: &Value, errs: &mut Vec<FieldError>) {
         if names.contains(&name) {
             errs.push(duplicate(&p.child("name"), Bad::s(name)));
         } else {
-            names.push(name);
+            names.insert(name);
         }
         if get(port, "protocol").is_none() {
             errs.push(required(&p.child("protocol"), ""));

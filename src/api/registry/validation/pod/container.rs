@@ -36,7 +36,7 @@ pub(crate) fn validate_containers(
         errs.push(required(path, ""));
         return;
     }
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, c) in containers.iter().enumerate() {
         let p = path.index(i);
         validate_container_common(c, &p, ctx, errs);
@@ -44,7 +44,7 @@ pub(crate) fn validate_containers(
         if names.contains(&name) {
             errs.push(duplicate(&p.child("name"), Bad::s(name)));
         } else {
-            names.push(name);
+            names.insert(name);
         }
         validate_lifecycle_and_probes(c, &p, ctx.grace, errs);
         if get(c, "restartPolicy").is_some() {
@@ -64,7 +64,7 @@ pub(crate) fn validate_init_containers(
     ctx: &PodContext,
     errs: &mut Vec<FieldError>,
 ) {
-    let mut names: Vec<&str> = arr(spec, "containers")
+    let mut names: std::collections::HashSet<&str> = arr(spec, "containers")
         .iter()
         .map(|c| str_of(c, "name"))
         .collect();
@@ -83,7 +83,7 @@ pub(crate) fn validate_init_containers(
         if names.contains(&name) {
             errs.push(duplicate(&p.child("name"), Bad::s(name)));
         } else if !name.is_empty() {
-            names.push(name);
+            names.insert(name);
         }
         check_host_ports(std::slice::from_ref(c), path, errs);
         if restart == Some("Always") {
@@ -111,7 +111,7 @@ pub(crate) fn validate_ephemeral_containers(
     ctx: &PodContext,
     errs: &mut Vec<FieldError>,
 ) {
-    let mut names: Vec<&str> = arr(spec, "containers")
+    let mut names: std::collections::HashSet<&str> = arr(spec, "containers")
         .iter()
         .map(|c| str_of(c, "name"))
         .collect();
@@ -128,7 +128,7 @@ pub(crate) fn validate_ephemeral_containers(
         if names.contains(&name) {
             errs.push(duplicate(&p.child("name"), Bad::s(name)));
         } else {
-            names.push(name);
+            names.insert(name);
         }
         let target = str_of(c, "targetContainerName");
         if !target.is_empty() && !others.contains(&target) {
@@ -194,7 +194,7 @@ fn validate_container_common(c: &Value, path: &Path, ctx: &PodContext, errs: &mu
 }
 
 fn validate_ports(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, port) in arr(c, "ports").iter().enumerate() {
         let p = path.index(i);
         let name = str_of(port, "name");
@@ -205,7 +205,7 @@ fn validate_ports(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
             } else if names.contains(&name) {
                 errs.push(duplicate(&p.child("name"), Bad::s(name)));
             } else {
-                names.push(name);
+                names.insert(name);
             }
         }
         match int_of(port, "containerPort").unwrap_or(0) {
@@ -238,7 +238,7 @@ pub(crate) fn port_num_errors(path: &Path, port: i64) -> Vec<FieldError> {
 
 /// Upstream `checkHostPortConflicts`: protocol/hostIP/hostPort must be unique.
 fn check_host_ports(containers: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (ci, c) in containers.iter().enumerate() {
         for (pi, port) in arr(c, "ports").iter().enumerate() {
             let host_port = int_of(port, "hostPort").unwrap_or(0);
@@ -254,7 +254,7 @@ fn check_host_ports(containers: &[Value], path: &Path, errs: &mut Vec<FieldError
                 let p = path.index(ci).child("ports").index(pi).child("hostPort");
                 errs.push(duplicate(&p, Bad::Str(key)));
             } else {
-                seen.push(key);
+                seen.insert(key);
             }
         }
     }

@@ -140,7 +140,10 @@ pub(crate) fn validate_volume_devices(
     errs: &mut Vec<FieldError>,
 ) {
     let mounts = arr(c, "volumeMounts");
-    let (mut names, mut paths): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let (mut names, mut paths) = (
+        std::collections::HashSet::<&str>::new(),
+        std::collections::HashSet::<&str>::new(),
+    );
     for (i, d) in arr(c, "volumeDevices").iter().enumerate() {
         let p = path.index(i);
         let (name, dev_path) = (str_of(d, "name"), str_of(d, "devicePath"));
@@ -165,7 +168,7 @@ pub(crate) fn validate_volume_devices(
                 "can not contain backsteps ('..')",
             ));
         } else {
-            paths.push(dev_path);
+            paths.insert(dev_path);
         }
         if mounts.iter().any(|m| str_of(m, "name") == name) {
             errs.push(invalid_str(
@@ -179,7 +182,7 @@ pub(crate) fn validate_volume_devices(
             errs.push(invalid_str(&dp, dev_path, msg));
         }
         if !name.is_empty() {
-            names.push(name);
+            names.insert(name);
         }
     }
 }

@@ -87,7 +87,7 @@ fn is_valid_sysctl_name(name: &str) -> bool {
 }
 
 fn validate_sysctls(sc: &Value, path: &Path, errs: &mut Vec<FieldError>) {
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, s) in arr(sc, "sysctls").iter().enumerate() {
         let p = path.index(i).child("name");
         let name = str_of(s, "name");
@@ -100,7 +100,7 @@ fn validate_sysctls(sc: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         } else if names.contains(&name) {
             errs.push(duplicate(&p, Bad::s(name)));
         }
-        names.push(name);
+        names.insert(name);
     }
 }
 

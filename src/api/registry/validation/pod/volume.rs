@@ -60,7 +60,7 @@ pub(crate) fn validate_volumes<'a>(
     errs: &mut Vec<FieldError>,
 ) -> Volumes<'a> {
     let mut valid: Volumes<'a> = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, vol) in arr(spec, "volumes").iter().enumerate() {
         let p = path.index(i);
         let name_path = p.child("name");
@@ -76,7 +76,7 @@ pub(crate) fn validate_volumes<'a>(
             el.push(duplicate(&name_path, Bad::s(name)));
         }
         if el.is_empty() {
-            names.push(name);
+            names.insert(name);
             valid.push((name, vol));
         } else {
             errs.append(&mut el);
