@@ -109,10 +109,7 @@ fn main() {
     let t0 = Instant::now();
     let (server, kubeconfig) = common::start_server(dir.path());
     let pid = server.0.id();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let ready = loop {
             if kubeconfig.exists()

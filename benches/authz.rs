@@ -147,10 +147,7 @@ fn main() {
     let bindings = ((1000.0 * scale) as usize).max(10);
     let per_client = ((8000.0 * scale) as usize / 16).max(4);
     let rounds = if scale >= 1.0 { 7 } else { 1 };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let rbac = cluster("Node,RBAC", bindings).await;
         let open = cluster("AlwaysAllow", bindings).await;

@@ -153,10 +153,7 @@ fn main() {
     let dir = tempfile::tempdir_in("target").expect("temp dir");
     let (server, kubeconfig) = common::start_server(dir.path());
     let pid = server.0.id();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     rt.block_on(async {
         let admin = wait_ready(&kubeconfig).await;
         println!("custom resource benchmark (scale {scale}); server pid {pid}");

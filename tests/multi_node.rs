@@ -140,14 +140,7 @@ fn three_nodes_join_spread_pods_and_reach_each_other_over_vxlan() {
     // Through the Service by name, from an agent's pod: over 30 tries the
     // answers come from pods on more than one node.
     let (agent_pod, _) = by_node["agent-1"];
-    let mut answered_by = BTreeSet::new();
-    for _ in 0..30 {
-        let body = exec_wget(&cluster, agent_pod, "http://web.default.svc.cluster.local/");
-        let pod = body
-            .strip_prefix("hello-from-")
-            .unwrap_or_else(|| panic!("{body:?}"));
-        answered_by.insert(pods[pod].0.clone());
-    }
+    let answered_by = service_answered_by(&cluster, &pods, agent_pod, 30);
     assert!(answered_by.len() >= 2, "{answered_by:?}");
 
     // The overlay's kernel state on agent-1: a route, neighbour and FDB
@@ -224,6 +217,25 @@ fn three_nodes_join_spread_pods_and_reach_each_other_over_vxlan() {
     let neigh = in_host(&agent.netns, &["ip", "neigh", "show", "dev", "kelp.vxlan"]);
     let agent2_gateway = agent2_cidr.trim_end_matches("/24");
     assert!(!neigh.contains(&format!("{agent2_gateway} ")), "{neigh}");
+}
+
+/// The nodes whose pods answered `tries` requests from pod `from` to the
+/// `web` Service by name.
+fn service_answered_by(
+    cluster: &MultiNode,
+    pods: &BTreeMap<String, (String, String)>,
+    from: &str,
+    tries: usize,
+) -> BTreeSet<String> {
+    let mut answered_by = BTreeSet::new();
+    for _ in 0..tries {
+        let body = exec_wget(cluster, from, "http://web.default.svc.cluster.local/");
+        let pod = body
+            .strip_prefix("hello-from-")
+            .unwrap_or_else(|| panic!("{body:?}"));
+        answered_by.insert(pods[pod].0.clone());
+    }
+    answered_by
 }
 
 /// Runs a command in a host's network namespace; its stdout.
@@ -521,14 +533,7 @@ fn host_gw_routes_pods_between_nodes() {
     // come from the pods on both nodes, so the proxied traffic crosses the
     // host-gw routes both ways.
     for from in pods.keys() {
-        let mut answered_by = BTreeSet::new();
-        for _ in 0..20 {
-            let body = exec_wget(&cluster, from, "http://web.default.svc.cluster.local/");
-            let pod = body
-                .strip_prefix("hello-from-")
-                .unwrap_or_else(|| panic!("{body:?}"));
-            answered_by.insert(pods[pod].0.clone());
-        }
+        let answered_by = service_answered_by(&cluster, &pods, from, 20);
         assert_eq!(answered_by.len(), 2, "from {from}: {answered_by:?}");
     }
     let server_cidr = cluster

@@ -165,3 +165,11 @@ pub async fn wait_ready(kubeconfig: &Path) -> Client {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// A multi-threaded runtime for a benchmark's clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}

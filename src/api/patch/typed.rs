@@ -13,6 +13,15 @@ use serde_json::{Map, Value};
 use super::fieldpath::{FieldSet, PathElement, path_string};
 use super::schema::{Field, ListType};
 
+/// An element of a keyed associative list: it must be an object.
+fn keyed_element(item: &Value) -> Result<&Map<String, Value>, String> {
+    match item {
+        Value::Object(map) => Ok(map),
+        Value::Null => Err("associative list with keys may not have a null element".to_string()),
+        _ => Err("associative list with keys may not have non-map elements".to_string()),
+    }
+}
+
 /// The path element naming `item` in a list of type `list`.
 pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, String> {
     match list {
@@ -30,13 +39,7 @@ pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, 
             scalar => Ok(PathElement::Value(scalar.clone())),
         },
         ListType::Keys(names) => {
-            let Value::Object(map) = item else {
-                return Err(match item {
-                    Value::Null => "associative list with keys may not have a null element",
-                    _ => "associative list with keys may not have non-map elements",
-                }
-                .to_string());
-            };
+            let map = keyed_element(item)?;
             let mut fields: Vec<(String, Value)> = names
                 .iter()
                 .filter_map(|name| Some((name.clone(), map.get(name)?.clone())))
@@ -53,13 +56,7 @@ pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, 
             Ok(PathElement::Key(fields))
         }
         ListType::Map(keys) => {
-            let Value::Object(map) = item else {
-                return Err(match item {
-                    Value::Null => "associative list with keys may not have a null element",
-                    _ => "associative list with keys may not have non-map elements",
-                }
-                .to_string());
-            };
+            let map = keyed_element(item)?;
             let mut fields: Vec<(String, Value)> = keys
                 .iter()
                 .filter_map(|key| {
