@@ -176,6 +176,15 @@ fn in_ns<T: Send>(ns: &Path, work: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// The `hairpin-endpoints` set's block in a listing.
+fn hairpin_set(listed: &str) -> &str {
+    let start = listed
+        .find("set hairpin-endpoints {")
+        .unwrap_or_else(|| panic!("no hairpin set in {listed}"));
+    let block = &listed[start..];
+    &block[..block.find('}').unwrap_or(block.len())]
+}
+
 fn nft_list(ns: &Path) -> String {
     let out = std::process::Command::new("nsenter")
         .arg(format!("--net={}", ns.display()))
@@ -390,6 +399,10 @@ async fn the_service_proxy_balances_nats_hairpins_and_rejects_through_nftables()
     let listed = nft_list(pods.node());
     assert!(listed.contains("table ip kelp"), "{listed}");
     assert!(listed.contains("service-ips"), "{listed}");
+    // Endpoints live in a data map and the hairpin set, not in chains.
+    assert!(listed.contains("map endpoints-"), "{listed}");
+    assert!(hairpin_set(&listed).contains("elements"), "{listed}");
+    assert!(!listed.contains("chain endpoint-"), "{listed}");
 
     let cluster_ip = SocketAddr::from((Ipv4Addr::new(10, 43, 0, 20), 80));
     // Pod a reaches pod b through the ClusterIP, keeping its own address.
@@ -433,9 +446,14 @@ async fn the_service_proxy_balances_nats_hairpins_and_rejects_through_nftables()
         .await
         .expect_err("endpoint removed");
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let listed = nft_list(pods.node());
     assert!(
-        !nft_list(pods.node()).contains("chain endpoint-"),
-        "endpoint chains removed"
+        !listed.contains("map endpoints-"),
+        "endpoint map removed: {listed}"
+    );
+    assert!(
+        !hairpin_set(&listed).contains("elements"),
+        "hairpin pair removed: {listed}"
     );
     // And comes back.
     let changed: HashMap<String, _> = [(

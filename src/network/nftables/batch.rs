@@ -44,6 +44,18 @@ const DELSETELEM: u16 = 14;
 /// How long the kernel may take to answer a batch.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
+thread_local! {
+    /// This thread's netlink socket, with the network namespace (inode) it
+    /// was opened in.
+    static SOCKET: std::cell::RefCell<Option<(u64, Socket)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The inode of the calling thread's network namespace.
+fn current_netns() -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino())
+}
+
 /// Why a transaction failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
@@ -101,9 +113,21 @@ pub struct SetSpec<'a> {
     pub key_type: u32,
     /// A verdict map (`: verdict`) rather than a set.
     pub verdict_map: bool,
+    /// A data map: its values' nftables type id and length in bytes.
+    pub data: Option<(u32, u32)>,
     /// A set the packet path fills (`flags dynamic,timeout`), whose
     /// elements expire after this many milliseconds.
     pub timeout_ms: Option<u64>,
+}
+
+/// What a set element carries besides its key.
+enum ElementValue<'a> {
+    /// Nothing: a set, or a deletion by key.
+    None,
+    /// A verdict map's verdict.
+    Verdict(&'a Verdict),
+    /// A data map's value.
+    Data(&'a [u8]),
 }
 
 /// One transaction under construction.
@@ -212,7 +236,11 @@ impl Batch {
         const NFT_SET_TIMEOUT: u32 = 0x10;
         const NFT_SET_EVAL: u32 = 0x20;
         const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
-        let mut flags = if spec.verdict_map { NFT_SET_MAP } else { 0 };
+        let mut flags = if spec.verdict_map || spec.data.is_some() {
+            NFT_SET_MAP
+        } else {
+            0
+        };
         if spec.timeout_ms.is_some() {
             flags |= NFT_SET_TIMEOUT | NFT_SET_EVAL;
         }
@@ -226,6 +254,8 @@ impl Batch {
             .be32(5, spec.key_len);
         if spec.verdict_map {
             a.be32(6, NFT_DATA_VERDICT).be32(7, 0);
+        } else if let Some((data_type, data_len)) = spec.data {
+            a.be32(6, data_type).be32(7, data_len);
         }
         a.be32(10, self.what.len() as u32);
         if let Some(timeout) = spec.timeout_ms {
@@ -248,6 +278,27 @@ impl Batch {
         set: &str,
         elements: impl IntoIterator<Item = (&'k [u8], Option<&'k Verdict>)>,
     ) -> &mut Self {
+        let elements = elements.into_iter().map(|(k, v)| {
+            (
+                k,
+                match v {
+                    Some(v) => ElementValue::Verdict(v),
+                    None => ElementValue::None,
+                },
+            )
+        });
+        self.elements(NEWSETELEM, NLM_F_CREATE, set, elements)
+    }
+
+    /// Adds elements with data values to a data map.
+    pub fn add_data_elements<'k>(
+        &mut self,
+        set: &str,
+        elements: impl IntoIterator<Item = (&'k [u8], &'k [u8])>,
+    ) -> &mut Self {
+        let elements = elements
+            .into_iter()
+            .map(|(k, v)| (k, ElementValue::Data(v)));
         self.elements(NEWSETELEM, NLM_F_CREATE, set, elements)
     }
 
@@ -257,7 +308,12 @@ impl Batch {
         set: &str,
         keys: impl IntoIterator<Item = &'k [u8]>,
     ) -> &mut Self {
-        self.elements(DELSETELEM, 0, set, keys.into_iter().map(|k| (k, None)))
+        self.elements(
+            DELSETELEM,
+            0,
+            set,
+            keys.into_iter().map(|k| (k, ElementValue::None)),
+        )
     }
 
     fn elements<'k>(
@@ -265,7 +321,7 @@ impl Batch {
         kind: u16,
         flags: u16,
         set: &str,
-        elements: impl IntoIterator<Item = (&'k [u8], Option<&'k Verdict>)>,
+        elements: impl IntoIterator<Item = (&'k [u8], ElementValue<'k>)>,
     ) -> &mut Self {
         // A message is at most 64 KiB of attributes (a u16 length): chunk.
         const PER_MESSAGE: usize = 500;
@@ -275,14 +331,18 @@ impl Batch {
             // NFTA_SET_ELEM_LIST_TABLE 1, SET 2, ELEMENTS 3
             a.string(1, &self.table).string(2, set);
             let list = a.nest(3);
-            for (key, verdict) in elements.by_ref().take(PER_MESSAGE) {
+            for (key, value) in elements.by_ref().take(PER_MESSAGE) {
                 let elem = a.nest(1);
                 // NFTA_SET_ELEM_KEY 1, DATA 2
                 encode_value(&mut a, 1, key);
-                if let Some(v) = verdict {
-                    let data = a.nest(2);
-                    v.encode_data(&mut a);
-                    a.end(data);
+                match value {
+                    ElementValue::None => {}
+                    ElementValue::Verdict(v) => {
+                        let data = a.nest(2);
+                        v.encode_data(&mut a);
+                        a.end(data);
+                    }
+                    ElementValue::Data(bytes) => encode_value(&mut a, 2, bytes),
                 }
                 a.end(elem);
             }
@@ -340,16 +400,41 @@ impl Batch {
         self.buf[flags_at..flags_at + 2].copy_from_slice(&flags.to_ne_bytes());
         self.message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, Attrs::new(), "end");
 
-        let mut socket = Socket::new(NETLINK_NETFILTER)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
+        // Closing a netfilter netlink socket costs the kernel an RCU grace
+        // period (5–10 ms here, more than a small commit), so each thread
+        // keeps its socket for its next commit, in the same namespace only.
+        let netns = current_netns()?;
+        let cached = SOCKET
+            .with(|c| c.borrow_mut().take())
+            .filter(|(ns, _)| *ns == netns)
+            .map(|(_, socket)| socket);
+        let mut socket = match cached {
+            Some(socket) => socket,
+            None => {
+                let mut socket = Socket::new(NETLINK_NETFILTER)?;
+                socket.bind_auto()?;
+                socket.connect(&SocketAddr::new(0, 0))?;
+                set_buffer(&socket, nix::sys::socket::sockopt::RcvBufForce, 1 << 20)?;
+                set_receive_timeout(&socket, REPLY_TIMEOUT)?;
+                socket
+            }
+        };
         // A large batch must fit the socket's send buffer in one message.
         let size = (self.buf.len() + 65536).min(i32::MAX as usize);
         set_buffer(&socket, nix::sys::socket::sockopt::SndBufForce, size)?;
-        set_buffer(&socket, nix::sys::socket::sockopt::RcvBufForce, 1 << 20)?;
-        set_receive_timeout(&socket, REPLY_TIMEOUT)?;
-        socket.send(&self.buf, 0)?;
+        let result = self.exchange(&mut socket, last_seq);
+        // A socket that answered in full may serve again; after a transport
+        // error or a timeout, replies could still be pending on it.
+        if matches!(result, Ok(()) | Err(NftError::Refused { .. })) {
+            SOCKET.with(|c| *c.borrow_mut() = Some((netns, socket)));
+        }
+        result
+    }
 
+    /// Sends the batch on `socket` and reads replies up to the ack of
+    /// `last_seq`.
+    fn exchange(&self, socket: &mut Socket, last_seq: u32) -> Result<(), NftError> {
+        socket.send(&self.buf, 0)?;
         let mut first_error: Option<NftError> = None;
         let mut reply = Vec::with_capacity(65536);
         loop {

@@ -136,6 +136,11 @@ pub enum Expr {
         /// Destination register.
         dreg: u32,
     },
+    /// Load the conntrack status bits (host order) into `dreg`.
+    CtStatus {
+        /// Destination register.
+        dreg: u32,
+    },
     /// Load the route type of the destination address (`fib daddr type`,
     /// host order) into `dreg`.
     FibDaddrType {
@@ -221,7 +226,7 @@ impl Expr {
         match self {
             Expr::Payload { .. } => "payload",
             Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
-            Expr::CtState { .. } => "ct",
+            Expr::CtState { .. } | Expr::CtStatus { .. } => "ct",
             Expr::FibDaddrType { .. } => "fib",
             Expr::NumgenRandom { .. } => "numgen",
             Expr::Cmp { .. } => "cmp",
@@ -258,6 +263,10 @@ impl Expr {
             // NFTA_CT_DREG 1, KEY 2 (NFT_CT_STATE 0)
             Expr::CtState { dreg } => {
                 a.be32(1, *dreg).be32(2, 0);
+            }
+            // NFT_CT_STATUS 2
+            Expr::CtStatus { dreg } => {
+                a.be32(1, *dreg).be32(2, 2);
             }
             // NFTA_FIB_DREG 1, RESULT 2 (ADDRTYPE 3), FLAGS 3 (DADDR 2)
             Expr::FibDaddrType { dreg } => {
@@ -402,6 +411,56 @@ pub fn ip_saddr() -> Expr {
     }
 }
 
+/// `ip saddr . ip daddr` into the first two data registers (the key of a
+/// set of address pairs).
+pub fn saddr_daddr() -> Vec<Expr> {
+    vec![
+        ip_saddr(),
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset: 16,
+            len: 4,
+            dreg: REG32_0 + 1,
+        },
+    ]
+}
+
+/// `dnat to numgen random mod n map @map`: one of `n` endpoints picked
+/// uniformly, from a map of index → `ipv4_addr . inet_service` (see
+/// [`endpoint_value`]). Changing the endpoints changes only the map's
+/// elements, never this rule, unless their number changes.
+pub fn dnat_to_random_of(map: &str, n: u32) -> Vec<Expr> {
+    vec![
+        Expr::NumgenRandom {
+            modulus: n,
+            dreg: REG32_0,
+        },
+        Expr::Lookup {
+            set: map.into(),
+            sreg: REG32_0,
+            dreg: Some(REG32_0 + 1),
+        },
+        Expr::Dnat {
+            addr_reg: REG32_0 + 1,
+            port_reg: REG32_0 + 2,
+        },
+    ]
+}
+
+/// The key of an endpoint map's element `index`, as `numgen` leaves it.
+pub fn endpoint_index(index: u32) -> [u8; 4] {
+    index.to_ne_bytes()
+}
+
+/// An endpoint map's value: the address, then the port in network order,
+/// padded to two registers.
+pub fn endpoint_value(ip: Ipv4Addr, port: u16) -> [u8; 8] {
+    let mut v = [0u8; 8];
+    v[..4].copy_from_slice(&ip.octets());
+    v[4..6].copy_from_slice(&port.to_be_bytes());
+    v
+}
+
 /// `ip saddr == ip`.
 pub fn ip_saddr_is(ip: Ipv4Addr) -> Vec<Expr> {
     ip_addr_in(false, Ipv4Net::from(ip), false)
@@ -425,12 +484,23 @@ pub fn l4proto_is(proto: u8) -> Vec<Expr> {
 /// `ct state new`.
 pub fn ct_state_new() -> Vec<Expr> {
     const NEW: u32 = 1 << 3;
+    bit_is_set(Expr::CtState { dreg: REG32_0 }, NEW)
+}
+
+/// `ct status dnat`: the connection's destination was translated.
+pub fn ct_status_dnat() -> Vec<Expr> {
+    const IPS_DST_NAT: u32 = 1 << 5;
+    bit_is_set(Expr::CtStatus { dreg: REG32_0 }, IPS_DST_NAT)
+}
+
+/// `load` (into the first data register), then whether `bit` is set.
+fn bit_is_set(load: Expr, bit: u32) -> Vec<Expr> {
     vec![
-        Expr::CtState { dreg: REG32_0 },
+        load,
         Expr::Bitwise {
             sreg: REG32_0,
             dreg: REG32_0,
-            mask: NEW.to_ne_bytes().to_vec(),
+            mask: bit.to_ne_bytes().to_vec(),
             xor: vec![0; 4],
         },
         Expr::Cmp {

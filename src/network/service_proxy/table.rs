@@ -10,6 +10,7 @@
 //! batch, so packets never see a half-built table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
@@ -29,6 +30,8 @@ const SERVICES_CHAIN: &str = "services";
 const ENDPOINTS_CHECK: &str = "endpoints-check";
 const MASQUERADING: &str = "masquerading";
 const POD_MASQUERADE: &str = "pod-masquerade";
+/// `ip saddr . ip daddr` pairs of endpoints reaching themselves.
+const HAIRPIN: &str = "hairpin-endpoints";
 
 // nftables type ids, for `nft list`: ipv4_addr 7, inet_proto 12,
 // inet_service 13, concatenated 6 bits at a time.
@@ -36,6 +39,12 @@ const IP_PROTO_PORT_TYPE: u32 = (((7 << 6) | 12) << 6) | 13;
 const PROTO_PORT_TYPE: u32 = (12 << 6) | 13;
 /// nftables' `ipv4_addr` type.
 const IPV4_ADDR_TYPE: u32 = 7;
+/// `ipv4_addr . ipv4_addr`.
+const ADDR_PAIR_TYPE: u32 = (7 << 6) | 7;
+/// nftables' `integer` type (an endpoint map's index).
+const INTEGER_TYPE: u32 = 4;
+/// `ipv4_addr . inet_service` (an endpoint map's value).
+const ADDR_PORT_TYPE: u32 = (7 << 6) | 13;
 
 /// What the table holds, per Service key (`namespace/name`).
 pub struct ProxyTable {
@@ -49,6 +58,8 @@ pub struct ProxyTable {
     claims: HashMap<ElemKey, BTreeSet<String>>,
     /// The map elements in the kernel.
     installed: HashMap<ElemKey, Verdict>,
+    /// How many Services have each address in the hairpin set.
+    hairpin: HashMap<Ipv4Addr, usize>,
 }
 
 /// A map element: which map, which key.
@@ -110,6 +121,43 @@ fn element_changes(
     out
 }
 
+/// The hairpin addresses to add and to remove when `changed` replaces
+/// those Services' rules, given how many Services hold each (`refs`).
+fn hairpin_changes(
+    refs: &HashMap<Ipv4Addr, usize>,
+    services: &HashMap<String, ServiceRules>,
+    changed: &HashMap<String, ServiceRules>,
+) -> HairpinChanges {
+    let empty = ServiceRules::default();
+    let mut delta: BTreeMap<Ipv4Addr, i64> = BTreeMap::new();
+    for (name, new) in changed {
+        let old = services.get(name).unwrap_or(&empty);
+        for ip in &old.hairpin {
+            *delta.entry(*ip).or_default() -= 1;
+        }
+        for ip in &new.hairpin {
+            *delta.entry(*ip).or_default() += 1;
+        }
+    }
+    let mut out = HairpinChanges::default();
+    for (ip, d) in delta {
+        let before = refs.get(&ip).copied().unwrap_or(0) as i64;
+        match (before > 0, before + d > 0) {
+            (false, true) => out.add.push(ip),
+            (true, false) => out.remove.push(ip),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Addresses entering and leaving the hairpin set.
+#[derive(Default)]
+struct HairpinChanges {
+    add: Vec<Ipv4Addr>,
+    remove: Vec<Ipv4Addr>,
+}
+
 impl ProxyTable {
     /// An empty table model (nothing committed yet).
     pub fn new(ctx: ProxyContext, masquerade_pods: bool) -> Self {
@@ -119,6 +167,7 @@ impl ProxyTable {
             services: HashMap::new(),
             claims: HashMap::new(),
             installed: HashMap::new(),
+            hairpin: HashMap::new(),
         }
     }
 
@@ -141,7 +190,17 @@ impl ProxyTable {
             .flat_map(|s| s.chains.values())
             .map(Vec::len)
             .sum();
-        (chains, rules, self.installed.len())
+        let endpoints: usize = self
+            .services
+            .values()
+            .flat_map(|s| s.endpoint_maps.values())
+            .map(Vec::len)
+            .sum();
+        (
+            chains,
+            rules,
+            self.installed.len() + endpoints + self.hairpin.len(),
+        )
     }
 
     /// Whether no Service has rules.
@@ -158,7 +217,8 @@ impl ProxyTable {
         self.skeleton(&mut b);
         let (none, no_claims, nothing) = (HashMap::new(), HashMap::new(), HashMap::new());
         let elements = element_changes(&none, &no_claims, &nothing, all);
-        diff(&mut b, &none, all, &nothing, &elements);
+        let hairpin = hairpin_changes(&HashMap::new(), &none, all);
+        diff(&mut b, &none, all, &nothing, &elements, &hairpin);
         b
     }
 
@@ -167,6 +227,7 @@ impl ProxyTable {
         self.services.clear();
         self.claims.clear();
         self.installed.clear();
+        self.hairpin.clear();
         self.committed(all);
     }
 
@@ -176,7 +237,15 @@ impl ProxyTable {
     pub fn update(&self, changed: &HashMap<String, ServiceRules>) -> Batch {
         let mut b = Batch::new(TABLE);
         let elements = element_changes(&self.services, &self.claims, &self.installed, changed);
-        diff(&mut b, &self.services, changed, &self.installed, &elements);
+        let hairpin = hairpin_changes(&self.hairpin, &self.services, changed);
+        diff(
+            &mut b,
+            &self.services,
+            changed,
+            &self.installed,
+            &elements,
+            &hairpin,
+        );
         b
     }
 
@@ -203,6 +272,17 @@ impl ProxyTable {
             for (key, _) in elements_of(new) {
                 self.claims.entry(key).or_default().insert(name.clone());
             }
+            for ip in &old.hairpin {
+                if let Some(n) = self.hairpin.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.hairpin.remove(ip);
+                    }
+                }
+            }
+            for ip in &new.hairpin {
+                *self.hairpin.entry(*ip).or_default() += 1;
+            }
         }
         for (key, rules) in changed {
             if rules.is_empty() {
@@ -225,9 +305,18 @@ impl ProxyTable {
                 key_len,
                 key_type,
                 verdict_map: true,
+                data: None,
                 timeout_ms: None,
             });
         }
+        b.add_set(&SetSpec {
+            name: HAIRPIN,
+            key_len: 8,
+            key_type: ADDR_PAIR_TYPE,
+            verdict_map: false,
+            data: None,
+            timeout_ms: None,
+        });
         for chain in [
             SERVICES_CHAIN,
             ENDPOINTS_CHECK,
@@ -277,6 +366,18 @@ impl ProxyTable {
             MARK_FOR_MASQUERADE,
             &expr::mark_update(MASQUERADE_MARK, true),
         );
+        // Hairpin: an endpoint that reached itself through its Service
+        // would see its own address as the source and answer itself
+        // directly, bypassing the DNAT.
+        let mut hairpin = expr::ct_status_dnat();
+        hairpin.extend(expr::saddr_daddr());
+        hairpin.push(Expr::Lookup {
+            set: HAIRPIN.into(),
+            sreg: REG32_0,
+            dreg: None,
+        });
+        hairpin.push(Expr::Masquerade);
+        b.add_rule(MASQUERADING, &hairpin);
         let mut unmarked = expr::mark_has(MASQUERADE_MARK, true);
         unmarked.push(Expr::Verdict(Verdict::Return));
         b.add_rule(MASQUERADING, &unmarked);
@@ -324,13 +425,15 @@ fn multicast() -> Ipv4Net {
 }
 
 /// Adds to `b` what brings `old` (per Service) to `changed`: their
-/// chains, and the map `elements` that change (see [`element_changes`]).
+/// chains and endpoint maps, the map `elements` that change (see
+/// [`element_changes`]) and the `hairpin` set's changes.
 fn diff(
     b: &mut Batch,
     old: &HashMap<String, ServiceRules>,
     changed: &HashMap<String, ServiceRules>,
     installed: &HashMap<ElemKey, Verdict>,
     elements: &[(ElemKey, Option<Verdict>)],
+    hairpin: &HairpinChanges,
 ) {
     type Elements<'a> = Vec<(&'a [u8], Option<&'a Verdict>)>;
     let empty = ServiceRules::default();
@@ -339,8 +442,25 @@ fn diff(
     let mut gone_chains: Vec<&str> = Vec::new();
     let mut new_sets: Vec<(&str, u64)> = Vec::new();
     let mut gone_sets: Vec<&str> = Vec::new();
+    // Endpoint maps: (name, values before (empty if new), values now).
+    type MapChange<'a> = (&'a str, &'a [[u8; 8]], &'a [[u8; 8]]);
+    let mut maps: Vec<MapChange<'_>> = Vec::new();
     for (key, new) in changed {
         let before = old.get(key).unwrap_or(&empty);
+        for (name, values) in &new.endpoint_maps {
+            match before.endpoint_maps.get(name) {
+                None => maps.push((name, &[], values)),
+                Some(was) if was != values => maps.push((name, was, values)),
+                Some(_) => {}
+            }
+        }
+        gone_sets.extend(
+            before
+                .endpoint_maps
+                .keys()
+                .filter(|name| !new.endpoint_maps.contains_key(*name))
+                .map(String::as_str),
+        );
         new_sets.extend(
             new.affinity_sets
                 .iter()
@@ -377,8 +497,61 @@ fn diff(
             key_len: 4,
             key_type: IPV4_ADDR_TYPE,
             verdict_map: false,
+            data: None,
             timeout_ms: Some(*timeout_ms),
         });
+    }
+    // Endpoint maps: elements only, which the kernel does not re-validate
+    // the chain graph for (see the rules module).
+    let indexes: Vec<[u8; 4]> = (0..maps
+        .iter()
+        .map(|m| m.1.len().max(m.2.len()))
+        .max()
+        .unwrap_or(0))
+        .map(|i| expr::endpoint_index(i as u32))
+        .collect();
+    for (name, was, now) in &maps {
+        if was.is_empty() {
+            b.add_set(&SetSpec {
+                name,
+                key_len: 4,
+                key_type: INTEGER_TYPE,
+                verdict_map: false,
+                data: Some((ADDR_PORT_TYPE, 8)),
+                timeout_ms: None,
+            });
+        }
+        let differs = |i: usize| was.get(i) != now.get(i);
+        let stale: Vec<&[u8]> = (0..was.len())
+            .filter(|&i| differs(i))
+            .map(|i| &indexes[i][..])
+            .collect();
+        if !stale.is_empty() {
+            b.delete_elements(name, stale);
+        }
+        let fresh: Vec<(&[u8], &[u8])> = (0..now.len())
+            .filter(|&i| differs(i))
+            .map(|i| (&indexes[i][..], &now[i][..]))
+            .collect();
+        if !fresh.is_empty() {
+            b.add_data_elements(name, fresh);
+        }
+    }
+    let pair = |ip: &Ipv4Addr| {
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&ip.octets());
+        k[4..].copy_from_slice(&ip.octets());
+        k
+    };
+    let (hairpin_in, hairpin_out): (Vec<[u8; 8]>, Vec<[u8; 8]>) = (
+        hairpin.add.iter().map(pair).collect(),
+        hairpin.remove.iter().map(pair).collect(),
+    );
+    if !hairpin_out.is_empty() {
+        b.delete_elements(HAIRPIN, hairpin_out.iter().map(|k| &k[..]));
+    }
+    if !hairpin_in.is_empty() {
+        b.add_elements(HAIRPIN, hairpin_in.iter().map(|k| (&k[..], None)));
     }
     for (name, _) in &new_chains {
         b.add_chain(name, None);
@@ -463,5 +636,44 @@ mod tests {
         assert!(!t.update(&gone).is_empty());
         t.committed(gone);
         assert_eq!(t.installed[&key], Verdict::Goto("external-b".into()));
+    }
+
+    #[test]
+    fn a_hairpin_address_shared_by_two_services_stays_until_both_let_go() {
+        let ctx = ProxyContext {
+            node_name: "n".into(),
+            cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            served_locally: None,
+        };
+        let ip: Ipv4Addr = [10, 42, 0, 5].into();
+        let with_hairpin = || {
+            let mut r = ServiceRules::default();
+            r.hairpin.insert(ip);
+            r
+        };
+        let mut t = ProxyTable::new(ctx, true);
+        let both: HashMap<String, ServiceRules> = [
+            ("ns/a".to_string(), with_hairpin()),
+            ("ns/b".to_string(), with_hairpin()),
+        ]
+        .into();
+        let first = hairpin_changes(&t.hairpin, &t.services, &both);
+        assert_eq!((first.add.clone(), first.remove.len()), (vec![ip], 0));
+        t.committed_full(both);
+        assert_eq!(t.hairpin[&ip], 2);
+        let gone = |name: &str| -> HashMap<String, ServiceRules> {
+            [(name.to_string(), ServiceRules::default())].into()
+        };
+        // a goes: b still needs the element, so nothing is sent.
+        let change = hairpin_changes(&t.hairpin, &t.services, &gone("ns/a"));
+        assert!(change.add.is_empty() && change.remove.is_empty());
+        assert!(t.update(&gone("ns/a")).is_empty());
+        t.committed(gone("ns/a"));
+        // b goes: the element is removed.
+        let change = hairpin_changes(&t.hairpin, &t.services, &gone("ns/b"));
+        assert_eq!(change.remove, vec![ip]);
+        assert!(!t.update(&gone("ns/b")).is_empty());
+        t.committed(gone("ns/b"));
+        assert!(t.hairpin.is_empty());
     }
 }
