@@ -358,6 +358,19 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
             chain
         };
 
+        // How a chain picks one of `eps`: through the port's endpoint map
+        // (of this node's endpoints only, with `local`), or, with ClientIP
+        // affinity, through a chain per endpoint.
+        let pick = |eps: &[&Endpoint], local: bool, out: &mut ServiceRules| -> Vec<Vec<Expr>> {
+            if affinity {
+                let targets: Vec<String> = eps.iter().map(|e| chain_of_endpoint(e, out)).collect();
+                pick_one(&targets, true)
+            } else {
+                let map = endpoint_map_name(local, &hash, &id);
+                vec![pick_from_map(out, &map, eps, proto)]
+            }
+        };
+
         // Traffic to the ClusterIP.
         let cluster_eps: Vec<&Endpoint> = endpoints
             .iter()
@@ -379,20 +392,7 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
             let mut masq = expr::ip_addr_in(false, ctx.cluster_cidr, true);
             masq.push(Expr::Verdict(Verdict::Jump(MARK_FOR_MASQUERADE.into())));
             let mut rules = vec![masq];
-            if affinity {
-                let targets: Vec<String> = cluster_eps
-                    .iter()
-                    .map(|e| chain_of_endpoint(e, &mut out))
-                    .collect();
-                rules.extend(pick_one(&targets, affinity));
-            } else {
-                rules.push(pick_from_map(
-                    &mut out,
-                    &endpoint_map_name(internal_local, &hash, &id),
-                    &cluster_eps,
-                    proto,
-                ));
-            }
+            rules.extend(pick(&cluster_eps, internal_local, &mut out));
             out.chains.insert(chain.clone(), rules);
             out.service_ips.insert(key, Verdict::Goto(chain));
         }
@@ -426,20 +426,7 @@ pub fn service_rules(svc: &Service, slices: &[&EndpointSlice], ctx: &ProxyContex
                     MARK_FOR_MASQUERADE.into(),
                 ))]);
             }
-            if affinity {
-                let targets: Vec<String> = external_eps
-                    .iter()
-                    .map(|e| chain_of_endpoint(e, &mut out))
-                    .collect();
-                rules.extend(pick_one(&targets, affinity));
-            } else {
-                rules.push(pick_from_map(
-                    &mut out,
-                    &endpoint_map_name(external_local, &hash, &id),
-                    &external_eps,
-                    proto,
-                ));
-            }
+            rules.extend(pick(&external_eps, external_local, &mut out));
             out.chains.insert(chain.clone(), rules);
             Verdict::Goto(chain)
         };
