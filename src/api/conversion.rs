@@ -49,14 +49,10 @@ pub fn from_storage(served: &ResourceInfo, obj: Value) -> Value {
 /// and the items of lists are converted; Statuses, Tables and partial
 /// metadata are version-free and pass through.
 pub fn from_storage_body(served: &ResourceInfo, body: Value) -> Value {
-    let kind = body["kind"].as_str().unwrap_or("").to_string();
-    if matches!(
-        kind.as_str(),
-        "Status" | "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList"
-    ) || body["apiVersion"] == "meta.k8s.io/v1"
-    {
+    if is_version_free(&body) {
         return body;
     }
+    let kind = body["kind"].as_str().unwrap_or("").to_string();
     if kind.ends_with("List") {
         let mut body = body;
         body["apiVersion"] = json!(served.api_version());
@@ -73,6 +69,15 @@ pub fn from_storage_body(served: &ResourceInfo, body: Value) -> Value {
     obj["apiVersion"] = json!(served.api_version());
     obj["kind"] = json!(served.kind);
     obj
+}
+
+/// Whether a response body is the same in every version of a resource:
+/// Statuses, Tables and partial metadata.
+pub fn is_version_free(body: &Value) -> bool {
+    matches!(
+        body["kind"].as_str().unwrap_or(""),
+        "Status" | "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList"
+    ) || body["apiVersion"] == "meta.k8s.io/v1"
 }
 
 /// A field selector written for `served` in the storage version's terms

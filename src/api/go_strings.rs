@@ -34,6 +34,21 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// `fmt.Sprintf("%s", reflect.TypeOf(v))` of a value decoded from JSON
+/// into `interface{}` (nil prints as `%!s(<nil>)`).
+pub fn go_type(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "%!s(<nil>)",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float64",
+        Value::Number(_) => "int64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
 /// Approximates Go's `unicode.IsPrint` for the ranges that matter in
 /// practice: C1 controls, format characters and separators other than the
 /// ASCII space are escaped by `strconv.Quote`.

@@ -226,15 +226,11 @@ fn restore_metadata(original: &Value, converted: &mut Value) -> Result<(), Strin
     Ok(())
 }
 
-/// Go's name for a decoded JSON value's type, as upstream's `%T` prints it.
+/// Go's `%T` of a decoded JSON value.
 fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "int64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
+        other => crate::api::go_strings::go_type(other),
     }
 }
 

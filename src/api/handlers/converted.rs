@@ -228,16 +228,11 @@ async fn from_storage_body(
     let Some(hook) = webhook_of(served) else {
         return Ok(conversion::from_storage_body(served, body));
     };
-    let kind = body["kind"].as_str().unwrap_or_default();
-    if matches!(
-        kind,
-        "Status" | "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList"
-    ) || body["apiVersion"] == "meta.k8s.io/v1"
-    {
+    if conversion::is_version_free(&body) {
         return Ok(body);
     }
     let desired = served.api_version();
-    if kind.ends_with("List") {
+    if body["kind"].as_str().unwrap_or_default().ends_with("List") {
         if let Some(items) = body["items"].as_array_mut() {
             let converted = hook
                 .convert(cache, std::mem::take(items), &desired)

@@ -22,6 +22,24 @@ fn keyed_element(item: &Value) -> Result<&Map<String, Value>, String> {
     }
 }
 
+/// The key path element of an item from its key `fields` (sorted by
+/// name), or upstream's error when it has none of the key fields `names`.
+fn key_element<'k>(
+    mut fields: Vec<(String, Value)>,
+    names: impl Iterator<Item = &'k str>,
+) -> Result<PathElement, String> {
+    if fields.is_empty() {
+        let names: Vec<String> = names.map(|k| format!("{k:?}")).collect();
+        return Err(format!(
+            "associative list with keys has an element that omits all key fields [{}] \
+             (and doesn't have default values for any key fields)",
+            names.join(" ")
+        ));
+    }
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(PathElement::Key(fields))
+}
+
 /// The path element naming `item` in a list of type `list`.
 pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, String> {
     match list {
@@ -40,24 +58,15 @@ pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, 
         },
         ListType::Keys(names) => {
             let map = keyed_element(item)?;
-            let mut fields: Vec<(String, Value)> = names
+            let fields: Vec<(String, Value)> = names
                 .iter()
                 .filter_map(|name| Some((name.clone(), map.get(name)?.clone())))
                 .collect();
-            if fields.is_empty() {
-                let names: Vec<String> = names.iter().map(|k| format!("{k:?}")).collect();
-                return Err(format!(
-                    "associative list with keys has an element that omits all key fields [{}] \
-                     (and doesn't have default values for any key fields)",
-                    names.join(" ")
-                ));
-            }
-            fields.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(PathElement::Key(fields))
+            key_element(fields, names.iter().map(String::as_str))
         }
         ListType::Map(keys) => {
             let map = keyed_element(item)?;
-            let mut fields: Vec<(String, Value)> = keys
+            let fields: Vec<(String, Value)> = keys
                 .iter()
                 .filter_map(|key| {
                     let value = map
@@ -67,16 +76,7 @@ pub(crate) fn item_element(list: ListType, item: &Value) -> Result<PathElement, 
                     Some((key.name.to_string(), value))
                 })
                 .collect();
-            if fields.is_empty() {
-                let names: Vec<String> = keys.iter().map(|k| format!("{:?}", k.name)).collect();
-                return Err(format!(
-                    "associative list with keys has an element that omits all key fields [{}] \
-                     (and doesn't have default values for any key fields)",
-                    names.join(" ")
-                ));
-            }
-            fields.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(PathElement::Key(fields))
+            key_element(fields, keys.iter().map(|k| k.name))
         }
     }
 }

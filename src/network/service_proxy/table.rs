@@ -424,6 +424,17 @@ fn multicast() -> Ipv4Net {
     Ipv4Net::new([224, 0, 0, 0].into(), 4).unwrap_or_default()
 }
 
+/// The names in `before` that `now` no longer has.
+fn gone<'a, V>(
+    before: &'a BTreeMap<String, V>,
+    now: &'a BTreeMap<String, V>,
+) -> impl Iterator<Item = &'a str> {
+    before
+        .keys()
+        .filter(|name| !now.contains_key(*name))
+        .map(String::as_str)
+}
+
 /// Adds to `b` what brings `old` (per Service) to `changed`: their
 /// chains and endpoint maps, the map `elements` that change (see
 /// [`element_changes`]) and the `hairpin` set's changes.
@@ -454,26 +465,14 @@ fn diff(
                 Some(_) => {}
             }
         }
-        gone_sets.extend(
-            before
-                .endpoint_maps
-                .keys()
-                .filter(|name| !new.endpoint_maps.contains_key(*name))
-                .map(String::as_str),
-        );
+        gone_sets.extend(gone(&before.endpoint_maps, &new.endpoint_maps));
         new_sets.extend(
             new.affinity_sets
                 .iter()
                 .filter(|(name, _)| !before.affinity_sets.contains_key(*name))
                 .map(|(name, ms)| (name.as_str(), *ms)),
         );
-        gone_sets.extend(
-            before
-                .affinity_sets
-                .keys()
-                .filter(|name| !new.affinity_sets.contains_key(*name))
-                .map(String::as_str),
-        );
+        gone_sets.extend(gone(&before.affinity_sets, &new.affinity_sets));
         for (name, rules) in &new.chains {
             match before.chains.get(name) {
                 None => new_chains.push((name, rules)),
@@ -481,13 +480,7 @@ fn diff(
                 Some(_) => {}
             }
         }
-        gone_chains.extend(
-            before
-                .chains
-                .keys()
-                .filter(|c| !new.chains.contains_key(*c))
-                .map(String::as_str),
-        );
+        gone_chains.extend(gone(&before.chains, &new.chains));
     }
 
     // Sets first: the rules that fill and read them refer to them.

@@ -29,18 +29,7 @@ pub(crate) fn go_value(value: &Value) -> String {
     }
 }
 
-/// `fmt.Sprintf("%s", reflect.TypeOf(v))`.
-pub(crate) fn go_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "%!s(<nil>)",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float64",
-        Value::Number(_) => "int64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
+pub(crate) use crate::api::go_strings::go_type;
 
 /// `fmt.Sprintf("%s", v)` for a directive value (strings print bare).
 fn go_string(value: &Value) -> String {
