@@ -52,6 +52,7 @@ fn help_lists_every_command_and_each_has_help() {
         "agent",
         "token",
         "check-config",
+        "kubectl",
         "snapshot",
         "version",
     ] {
@@ -388,24 +389,66 @@ fn kelp_without_cgroup_mounts(args: &[&str]) -> Output {
 }
 
 #[test]
-fn check_config_reports_missing_cgroup_mounts() {
+fn check_config_reports_each_check_and_missing_cgroup_mounts() {
     let here = kelp(&["check-config"], &[]);
     let out = String::from_utf8_lossy(&here.stdout).into_owned();
-    let line = out.lines().find(|l| l.starts_with("cgroup mounts"));
-    assert!(line.is_some_and(|l| l.ends_with(" ok")), "{out}");
+    // Every line is a verdict, and the report covers what a node needs.
+    for line in out.lines().filter(|l| !l.starts_with("this host")) {
+        assert!(
+            ["PASS ", "WARN ", "FAIL "]
+                .iter()
+                .any(|v| line.starts_with(v)),
+            "{line:?} in\n{out}"
+        );
+    }
+    for check in [
+        "overlay filesystem",
+        "veth",
+        "nf_tables",
+        "br_netfilter",
+        "vxlan",
+        "cgroup controller memory",
+        "swap",
+        "ip_forward",
+        "containerd",
+        "runc",
+        "port 6443/tcp",
+        "port 10250/tcp",
+        "port 8472/udp",
+        "disk space",
+    ] {
+        assert!(
+            out.lines().any(|l| l[5..].starts_with(check)),
+            "no {check} line in\n{out}"
+        );
+    }
+    let verdict = |out: &str, name: &str| {
+        out.lines()
+            .find(|l| l.len() > 5 && l[5..].starts_with(name))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {name} line in {out}"))
+    };
+    // This machine runs containerd 1.6 (host-facts): the version is read.
+    assert!(verdict(&out, "containerd").contains("1.6."), "{out}");
+    assert!(
+        verdict(&out, "cgroups visible").starts_with("PASS"),
+        "{out}"
+    );
+    let fails = out.lines().filter(|l| l.starts_with("FAIL")).count();
+    assert_eq!(here.status.success(), fails == 0, "{out}");
 
     let hidden = kelp_without_cgroup_mounts(&["check-config"]);
     let out = String::from_utf8_lossy(&hidden.stdout).into_owned();
     assert_eq!(hidden.status.code(), Some(1), "{out}\n{}", stderr(&hidden));
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("cgroup mounts"))
-        .unwrap_or_else(|| panic!("no cgroup mounts line in {out}"));
-    assert!(
-        line.contains("missing: no cgroup filesystem is mounted"),
-        "{line}"
-    );
+    let line = verdict(&out, "cgroups visible");
+    assert!(line.starts_with("FAIL"), "{line}");
+    assert!(line.contains("no cgroup filesystem is mounted"), "{line}");
     assert!(line.contains("ip netns exec"), "{line}");
+    assert!(
+        stderr(&hidden).contains("check(s) failed"),
+        "{}",
+        stderr(&hidden)
+    );
 }
 
 #[test]
@@ -452,4 +495,56 @@ fn node_agent_refuses_to_start_without_cgroup_mounts() {
     assert!(err.contains("nsenter --net="), "{err}");
     // It stopped before starting containerd.
     assert!(!run_dir.join("containerd/containerd.sock").exists());
+}
+
+#[test]
+fn kelp_kubectl_runs_the_kubectl_on_path_and_a_symlink_never_runs_itself() {
+    let kubectl = common::cluster::kubectl_path();
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    let links = dir.path().join("links");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&links).unwrap();
+    std::os::unix::fs::symlink(&kubectl, real.join("kubectl")).unwrap();
+    // What an install makes where no kubectl exists.
+    let link = links.join("kubectl");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kelp"), &link).unwrap();
+    let path = |dirs: &[&Path]| {
+        // Nothing else: this machine may have a kubectl in /usr/bin.
+        std::env::join_paths(dirs.iter().copied())
+            .unwrap()
+            .into_string()
+            .unwrap()
+    };
+
+    // `kelp kubectl` and the symlink both reach the real kubectl, with
+    // flags passed through untouched.
+    let with_real = path(&[&links, &real]);
+    let o = kelp(
+        &["kubectl", "version", "--client", "-o", "json"],
+        &[("PATH", &with_real)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("clientVersion"));
+    let o = Command::new(&link)
+        .args(["version", "--client", "-o", "json"])
+        .env("PATH", &with_real)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("clientVersion"));
+
+    // With only the symlink on PATH: a clear error, not a loop.
+    let only_link = path(&[&links]);
+    let o = Command::new(&link)
+        .args(["get", "nodes"])
+        .env("PATH", &only_link)
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &o,
+        &["no kubectl on PATH", "KUBECONFIG=/etc/kelp/kelp.yaml"],
+    );
+    let o = kelp(&["kubectl", "get", "pods"], &[("PATH", &only_link)]);
+    assert_one_line_error(&o, &["no kubectl on PATH"]);
 }

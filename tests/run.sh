@@ -28,6 +28,7 @@ APT_PACKAGES=(
   ethtool                             # the network test reads offload features back
   pigz                                # containerd gunzips layers with unpigz when present (3x faster unpack; the pull bench)
   curl ca-certificates
+  zstd                                # the airgap bundle (tar --zstd) the install test builds and unpacks
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -56,6 +56,7 @@ pub struct ResetReport {
 /// Resets this machine (see the module docs). Needs root.
 pub async fn reset(config: &ResetConfig) -> ResetReport {
     let mut report = stop_node(config);
+    remove_dead_shim_sockets(Path::new(SHIM_SOCKET_DIR));
     if let Err(e) = remove_network(&mut report).await {
         report.problems.push(e);
     }
@@ -64,14 +65,90 @@ pub async fn reset(config: &ResetConfig) -> ResetReport {
             remove_pod_logs(&config.pod_log_dir, &uid, &mut report);
         }
         for dir in [&config.data_dir, &config.run_dir] {
-            if let Err(e) = std::fs::remove_dir_all(dir)
+            if let Err(e) = remove_dir(dir)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 report.problems.push(format!("{}: {e}", dir.display()));
             }
         }
+        release_netns_dir(&config.netns_dir);
     }
     report
+}
+
+/// Where containerd 1.6's shims put their sockets, whatever containerd's
+/// own address: a fixed path in the shim.
+const SHIM_SOCKET_DIR: &str = "/run/containerd/s";
+
+/// Removes the sockets of shims that are gone (killed shims leave them),
+/// then the directories if empty. A socket that still accepts belongs to
+/// a live shim (of kelp's or another containerd) and stays.
+fn remove_dead_shim_sockets(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let refused = matches!(
+            std::os::unix::net::UnixStream::connect(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        );
+        if refused {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
+/// Deletes `dir`; if it is a mount point (a data disk the user mounted
+/// there), only its contents: the mount is the user's, not kelp's.
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    if !is_mount_point(dir) {
+        return std::fs::remove_dir_all(dir);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if std::fs::symlink_metadata(&path)?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether something is mounted at `dir` (a device change, as mountpoint(1)
+/// decides; a bind mount of the same file system shows in mountinfo).
+fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let device_change = match (std::fs::metadata(dir), std::fs::metadata(parent)) {
+        (Ok(d), Ok(p)) => d.dev() != p.dev(),
+        _ => false,
+    };
+    device_change || mount_points().iter().any(|p| Path::new(p) == dir)
+}
+
+fn mount_points() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .collect()
+}
+
+/// Undoes what creating the first pod namespace did to the netns directory
+/// (iproute2's convention: bound onto itself and made shared), once no
+/// namespace is left in it. `ip netns add` redoes it when needed.
+fn release_netns_dir(dir: &Path) {
+    let empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+    if !empty {
+        return;
+    }
+    if mount_points().iter().any(|p| Path::new(p) == dir) {
+        let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// The part of [`reset`] that leaves the network alone: kills the node's
@@ -121,6 +198,11 @@ fn cmdline(pid: u32) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The mount namespace `pid` is in (`mnt:[inode]`), if it can be read.
+fn mount_namespace(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
@@ -176,9 +258,19 @@ fn kill_processes(config: &ResetConfig) -> usize {
         config.data_dir.to_string_lossy().into_owned(),
         config.run_dir.to_string_lossy().into_owned(),
     ];
+    // Paths name different files in another mount namespace (another
+    // install in a container, a test host), so only processes that see
+    // this namespace's directories are kelp's; their containers, which
+    // have namespaces of their own, are found as descendants below.
+    let own_mounts = mount_namespace(me);
     let pids = all_pids();
     let mut roots = Vec::new();
-    for pid in pids.iter().copied().filter(|p| *p != me) {
+    let candidates: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| *p != me && mount_namespace(*p) == own_mounts)
+        .collect();
+    for pid in candidates.iter().copied() {
         let args = cmdline(pid);
         if is_kelp_node(pid, &args, config, &own_exe) {
             kill(pid);
@@ -186,11 +278,7 @@ fn kill_processes(config: &ResetConfig) -> usize {
         }
     }
     let kelps = roots.clone();
-    for pid in pids
-        .iter()
-        .copied()
-        .filter(|p| *p != me && !kelps.contains(p))
-    {
+    for pid in candidates.iter().copied().filter(|p| !kelps.contains(p)) {
         let args = cmdline(pid);
         if args
             .iter()
@@ -277,7 +365,8 @@ pub fn unmount_under(dir: &Path) {
         let mut points: Vec<String> = mounts
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
+            // Strictly below: `dir` itself may be a disk the user mounted.
+            .filter(|p| p.starts_with(&format!("{prefix}/")))
             .map(str::to_string)
             .collect();
         if points.is_empty() {

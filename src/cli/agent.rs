@@ -139,6 +139,7 @@ async fn serve(args: AgentArgs, server: ServerAddress, token: String) -> anyhow:
             .await
             .context("cannot start the node")?;
         tracing::info!(node = %node.name, "kelp agent is ready");
+        super::service_notify::ready("node running");
         tokio::select! {
             _ = cancel.cancelled() => {
                 tracing::info!("shutting down");

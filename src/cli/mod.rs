@@ -12,10 +12,12 @@ mod data_dir;
 pub mod flag_values;
 mod host;
 mod images;
+mod kubectl;
 mod node_args;
 mod reset;
 mod secrets_encrypt;
 mod server;
+mod service_notify;
 mod sim;
 mod snapshot;
 mod token;
@@ -49,6 +51,8 @@ enum Command {
     Images(images::ImagesArgs),
     /// Check that this host has what kelp needs (kernel features, tools).
     CheckConfig(check_config::CheckConfigArgs),
+    /// Run the kubectl on PATH with the admin kubeconfig (/etc/kelp/kelp.yaml).
+    Kubectl(kubectl::KubectlArgs),
     /// Stop kelp and remove what it set up on this machine (processes,
     /// mounts, links, routes, nftables), and with --remove-data its data.
     Reset(reset::ResetArgs),
@@ -66,6 +70,16 @@ enum Command {
 /// chosen command.
 pub fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Installed as a `kubectl` symlink: behave as `kelp kubectl`.
+    if argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|name| name == "kubectl")
+    {
+        let e = kubectl::exec(argv[1..].to_vec());
+        eprintln!("error: {}", one_line(&e));
+        return ExitCode::from(1);
+    }
     let cli = match parse(&argv) {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -76,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::Images(args) => images::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+        Command::Kubectl(args) => kubectl::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::SecretsEncrypt(args) => secrets_encrypt::run(args),
         Command::Reset(args) => reset::run(args),

@@ -373,6 +373,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         mark_control_plane(&pki, &local_url, &node.name).await?;
         Some(node)
     };
+    super::service_notify::ready("serving the API");
     shutdown_signal().await;
     tracing::info!("shutting down");
     cancel.cancel();
