@@ -43,8 +43,10 @@ quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 # Arguments win over INSTALL_KELP_EXEC; with neither, a server, or an agent
 # when KELP_URL is set (k3s's rule). Flags alone mean the default command.
 if [ $# -eq 0 ] && [ -n "${INSTALL_KELP_EXEC:-}" ]; then
+  set -f # split into words, but never expand a glob in a flag
   # shellcheck disable=SC2086
   set -- $INSTALL_KELP_EXEC
+  set +f
 fi
 case "${1:-}" in
   server | agent) COMMAND=$1; shift ;;

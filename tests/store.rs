@@ -328,6 +328,46 @@ async fn policy_compaction_keeps_at_most_max_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_events_go_in_one_batch_once_the_oldest_is_overdue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::manual_compaction(dir.path().join("db"));
+    config.compaction.max_age = Duration::from_millis(200);
+    config.compaction.age_slack = Duration::from_millis(1500);
+    config.compaction.interval = Duration::ZERO;
+    let store = SledStore::open(config).unwrap();
+    for i in 0..5 {
+        store.create(&format!("/old/{i}"), b("v")).await.unwrap();
+    }
+    // Expired (past max_age) but not overdue: writes do not compact them
+    // one by one.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    store.create("/young/0", b("v")).await.unwrap();
+    // Compaction runs on the writer thread after the write is answered.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.compacted_revision(),
+        0,
+        "compacted before the slack ran out"
+    );
+    // Overdue: the next write's compaction drops every expired event at
+    // once, and nothing younger than max_age.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let kept = store.create("/young/1", b("v")).await.unwrap();
+    for _ in 0..50 {
+        if store.compacted_revision() != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        store.compacted_revision(),
+        kept.mod_revision - 1,
+        "all but the newest event had expired"
+    );
+    assert!(store.watch("/", kept.mod_revision).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn data_survives_reopen_and_revision_continues() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");

@@ -11,14 +11,29 @@ use futures::StreamExt;
 use kelp::store::sled::{SledConfig, SledStore};
 use kelp::store::{EventKind, Store, StoreError};
 
+/// 32 KiB that no compressor shrinks (the store compresses its pages),
+/// different for each `seed`.
+fn incompressible(seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(32 << 10);
+    while out.len() < 32 << 10 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    Bytes::from(out)
+}
+
 /// Writes 32 KiB values until one fails; returns the acknowledged
 /// keys and the first error.
 async fn write_until_failure(store: &SledStore, prefix: &str) -> (Vec<String>, StoreError) {
-    let value = Bytes::from(vec![7u8; 32 << 10]);
     let mut acked = Vec::new();
     for i in 0.. {
         let key = format!("{prefix}{i}");
-        match tokio::time::timeout(Duration::from_secs(20), store.create(&key, value.clone()))
+        let value = incompressible(i);
+        match tokio::time::timeout(Duration::from_secs(20), store.create(&key, value))
             .await
             .expect("a write on a full disk must fail, not hang")
         {

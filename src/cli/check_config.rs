@@ -210,11 +210,12 @@ fn system(host: &Host) -> Check {
     if let Some(board) = &host.board {
         found.push_str(&format!(", {board}"));
     }
-    if let Some(mib) = mem_total_mib() {
-        found.push_str(&format!(", {mib} MiB memory"));
+    if let Some(mib) = super::node_args::memory_mib() {
+        let max_pods = super::node_args::max_pods_for_memory(Some(mib));
+        found.push_str(&format!(", {mib} MiB memory, max-pods {max_pods}"));
         if mib < 900 {
             return Check::new("system", Level::Warn, found).hint(
-                "under 1 GiB of memory: run the server alone with --kubelet-arg max-pods=20, and keep workloads small",
+                "under 1 GiB of memory: keep workloads small, and agents rather than servers on such boards",
             );
         }
     }
@@ -465,13 +466,6 @@ fn read_kernel_config() -> String {
         .take(8 << 20)
         .read_to_string(&mut text);
     text
-}
-
-fn mem_total_mib() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
 }
 
 fn module_available(name: &str) -> bool {

@@ -180,7 +180,9 @@ impl NodeArgs {
                     .iter()
                     .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
                     .collect(),
-                max_pods: kubelet_args.max_pods.unwrap_or(110),
+                max_pods: kubelet_args
+                    .max_pods
+                    .unwrap_or_else(|| max_pods_for_memory(memory_mib())),
                 kubelet_port: self.kubelet_port,
                 data_dir: agent_dir.clone(),
                 runtime_version: String::new(),
@@ -264,5 +266,50 @@ impl NodeArgs {
             .validate()
             .map_err(|e| anyhow::anyhow!("--kubelet-arg: {e}"))?;
         Ok(out)
+    }
+}
+
+/// Upstream's default pod limit, for machines with room for it.
+const UPSTREAM_MAX_PODS: u32 = 110;
+
+/// The default `max-pods` for a machine with `mib` of memory: upstream's
+/// 110 where that fits, fewer on small boards. Each pod costs a shim and
+/// runc state (~8 MiB) before its workload, and kelp with containerd
+/// takes ~80 MiB: a 1 GB Raspberry Pi that admits 110 pods is driven into
+/// the OOM killer instead of the scheduler saying no. One pod per 24 MiB
+/// keeps a third of memory for workloads.
+pub fn max_pods_for_memory(mib: Option<u64>) -> u32 {
+    match mib {
+        Some(mib) => (mib / 24).clamp(16, UPSTREAM_MAX_PODS as u64) as u32,
+        None => UPSTREAM_MAX_PODS,
+    }
+}
+
+/// This machine's memory (MemTotal), MiB.
+pub(super) fn memory_mib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
+#[cfg(test)]
+mod small_board_tests {
+    use super::max_pods_for_memory;
+
+    #[test]
+    fn max_pods_shrinks_on_small_boards_only() {
+        // A 1 GB Raspberry Pi shows ~910 MiB.
+        assert_eq!(max_pods_for_memory(Some(910)), 37);
+        assert_eq!(max_pods_for_memory(Some(1900)), 79);
+        assert_eq!(max_pods_for_memory(Some(4096)), 110);
+        assert_eq!(max_pods_for_memory(Some(24105)), 110);
+        assert_eq!(max_pods_for_memory(Some(256)), 16);
+        assert_eq!(max_pods_for_memory(None), 110);
     }
 }

@@ -19,6 +19,7 @@ pub fn manual_compaction(path: std::path::PathBuf) -> SledConfig {
         max_age: Duration::from_secs(3600),
         max_events: u64::MAX,
         interval: Duration::from_secs(3600),
+        age_slack: Duration::from_secs(3600),
     };
     config
 }

@@ -28,8 +28,11 @@ use crate::client::timestamps::{now_rfc3339, now_rfc3339_micros};
 pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
 /// How often conditions are re-evaluated.
 const STATUS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
-/// Status is re-posted at least this often even when nothing changed.
-const STATUS_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// Status is re-posted at least this often even when nothing changed:
+/// upstream's `nodeStatusReportFrequency` (5 min). The Lease is the
+/// heartbeat; a Node object rewritten every minute only wears the disk
+/// (an SD card, on a Raspberry Pi).
+const STATUS_REPORT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// What this node says about itself.
 #[derive(Clone, Debug)]

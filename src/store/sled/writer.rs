@@ -375,15 +375,23 @@ fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
     let mut target = durable.saturating_sub(policy.max_events);
     let cutoff = unix_millis().saturating_sub(policy.max_age.as_millis() as u64);
     let trees = shared.read()?;
-    for item in trees
+    for (i, item) in trees
         .data
         .range(log_key(target + 1)..=log_key(Revision::MAX))
         .take(COMPACTION_CHUNK)
+        .enumerate()
     {
         let (key, raw) = item?;
         let revision = decode_log_key(&key)?;
         let (_, written) = decode_event(revision, &raw)?;
-        if written >= cutoff || revision > durable {
+        // Events expire one by one; dropping each as it does would cost a
+        // flush per event (an idle node's every Lease renewal twice over,
+        // on an SD card). So age only counts once the oldest event is
+        // `age_slack` past it, and then everything expired goes at once:
+        // history is kept for max_age to max_age + age_slack, as
+        // kube-apiserver's periodic compaction keeps 5 to 10 minutes.
+        let overdue = cutoff.saturating_sub(policy.age_slack.as_millis() as u64);
+        if (i == 0 && written >= overdue) || written >= cutoff || revision > durable {
             break;
         }
         target = revision;
