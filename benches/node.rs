@@ -12,6 +12,8 @@ mod common;
 #[path = "../tests/common/node.rs"]
 mod node;
 
+use node::NodeDir;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -54,25 +56,13 @@ fn runtime_rss(dir: &std::path::Path) -> (f64, f64, usize) {
 
 fn main() {
     node::require_node_prerequisites();
-    // The node gets a network namespace of its own (entered before the
-    // runtime's threads exist, so they and the server share it): its
-    // bridge and pod links never touch the host's network.
-    let _netns = kelp::kubelet::netns::EnteredNetns::new(
-        std::path::Path::new(kelp::kubelet::netns::DEFAULT_NETNS_DIR),
-        &format!("kelp-bench-{}", std::process::id()),
-    )
-    .expect("a network namespace for the node");
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(run());
+    node::block_on_in_own_netns(run());
 }
 
 async fn run() {
     let pod_count = ((FULL_PODS as f64 * common::scale()).round() as usize).max(3);
     let idle_wait = if pod_count < FULL_PODS { 1 } else { 10 };
-    let dir = NodeDir(tempfile::tempdir_in(node::test_root()).expect("dir"));
+    let dir = NodeDir::new();
     let images = dir.path().join("data/agent/images");
     std::fs::create_dir_all(&images).unwrap();
     busybox_image::write_busybox_image(
@@ -266,21 +256,4 @@ async fn completed_jobs(client: &kube::Client, dir: &NodeDir, count: usize) {
     println!(
         "{count} completed Job pods kept: {shim_count} shims ({shims:.1} MiB), {mounts} rootfs mounts, containerd {cd:.1} MiB"
     );
-}
-
-/// The benchmark's node directory; dropping it (also on a panic) kills
-/// what the node started (its containerd outlives kelp by design) and
-/// unmounts what it mounted.
-struct NodeDir(tempfile::TempDir);
-
-impl NodeDir {
-    fn path(&self) -> &std::path::Path {
-        self.0.path()
-    }
-}
-
-impl Drop for NodeDir {
-    fn drop(&mut self) {
-        node::cleanup(self.0.path());
-    }
 }

@@ -559,6 +559,30 @@ fn airgap_install_of_a_server_and_an_agent_then_uninstall_leaves_nothing() {
         std::fs::read_to_string(server.path("/run/kelp.pid")).unwrap(),
         pid
     );
+    // A forced restart replaces the process and rewrites nothing; the pods
+    // keep running.
+    let out = server.sh_ok(
+        &format!("{}/install.sh", bundle.display()),
+        &[
+            ("INSTALL_KELP_SKIP_DOWNLOAD", "true"),
+            ("INSTALL_KELP_FORCE_RESTART", "true"),
+        ],
+    );
+    assert!(out.contains("to restart it"), "{out}");
+    assert_ne!(
+        std::fs::read_to_string(server.path("/run/kelp.pid")).unwrap(),
+        pid
+    );
+    assert_eq!(
+        server.installed_files(),
+        files,
+        "a restart rewrites nothing"
+    );
+    server.wait_kubectl(
+        "get pod on-server -o jsonpath={.status.phase}",
+        "Running",
+        30,
+    );
 
     // Uninstall: the agent, then the server.
     for (root, script, netns) in [

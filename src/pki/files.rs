@@ -28,6 +28,16 @@ pub fn write_private(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiE
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).map_err(|e| PkiError::io("create directory", &parent, e))?;
+    // Every start rewrites the kubeconfig and friends with what they
+    // already hold: leave such a file alone (no disk write on an SD card,
+    // no new mtime for tools that watch it).
+    if let Ok(meta) = fs::metadata(path)
+        && meta.permissions().mode() & 0o7777 == mode
+        && meta.len() == contents.len() as u64
+        && fs::read(path).is_ok_and(|old| old == contents)
+    {
+        return Ok(());
+    }
     let tmp = tmp_path(&parent, path);
     let result = write_then_rename(&tmp, path, contents, mode);
     if result.is_err() {
@@ -91,6 +101,24 @@ mod tests {
         let meta = fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o644);
         assert_eq!(fs::read(&path).unwrap(), b"two");
+    }
+
+    #[test]
+    fn write_private_leaves_an_identical_file_untouched() {
+        let dir = TestDir::new("files-same");
+        let path = dir.path().join("kubeconfig");
+        write_private(&path, b"same", 0o600).unwrap();
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let before = inode(&path);
+        write_private(&path, b"same", 0o600).unwrap();
+        assert_eq!(inode(&path), before, "rewritten although identical");
+        // A different mode or content is written (a new file, renamed in).
+        write_private(&path, b"same", 0o640).unwrap();
+        assert_ne!(inode(&path), before);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 
     #[test]

@@ -97,3 +97,42 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// A node's directory under [`test_root`], [`cleanup`]ed when dropped (so
+/// also when a benchmark or test panics).
+pub struct NodeDir(tempfile::TempDir);
+
+impl NodeDir {
+    /// A fresh directory.
+    pub fn new() -> NodeDir {
+        NodeDir(tempfile::tempdir_in(test_root()).expect("node dir"))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for NodeDir {
+    fn drop(&mut self) {
+        cleanup(self.0.path());
+    }
+}
+
+/// Runs `future` to its end inside a new network namespace of its own,
+/// entered before the runtime's threads exist so that they (and a server
+/// they start) share it: the node's bridge and pod links never touch the
+/// host's network.
+pub fn block_on_in_own_netns<F: std::future::Future>(future: F) -> F::Output {
+    let _netns = kelp::kubelet::netns::EnteredNetns::new(
+        Path::new(kelp::kubelet::netns::DEFAULT_NETNS_DIR),
+        &format!("kelp-bench-{}", std::process::id()),
+    )
+    .expect("a network namespace for the node");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
