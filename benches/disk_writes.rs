@@ -100,14 +100,7 @@ async fn run() {
     let client = common::client(&kubeconfig).await;
     let nodes: Api<Node> = Api::all(client.clone());
     loop {
-        let ready = nodes
-            .get_opt("kelp-wear")
-            .await
-            .ok()
-            .flatten()
-            .and_then(|n| n.status?.conditions)
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if ready {
+        if common::node_is_ready(&nodes, "kelp-wear").await {
             break;
         }
         assert!(

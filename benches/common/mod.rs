@@ -133,6 +133,20 @@ pub fn spawn_server_with(dir: &Path, node: Option<&str>, extra: &[&str]) -> (Pro
     (Process(child), kubeconfig)
 }
 
+/// Whether node `name` exists and reports Ready=True.
+pub async fn node_is_ready(
+    nodes: &kube::Api<k8s_openapi::api::core::v1::Node>,
+    name: &str,
+) -> bool {
+    nodes
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|n| n.status?.conditions)
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// An admin client from the server's kubeconfig.
 pub async fn client(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
