@@ -9,7 +9,8 @@ use std::process::Command;
 
 use common::cluster::Server;
 
-/// Whether any file under `dir` contains `needle`.
+/// Whether any file under `dir` contains `needle`, as written or inside
+/// one of the zstd frames the store compresses its pages into.
 fn on_disk(dir: &Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir)
         .expect("read dir")
@@ -19,11 +20,37 @@ fn on_disk(dir: &Path, needle: &[u8]) -> bool {
             if path.is_dir() {
                 on_disk(&path, needle)
             } else {
-                std::fs::read(&path)
-                    .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-                    .unwrap_or(false)
+                std::fs::read(&path).is_ok_and(|bytes| {
+                    contains(&bytes, needle)
+                        || zstd_frames(&bytes).iter().any(|f| contains(f, needle))
+                })
             }
         })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The contents of every zstd frame in `bytes` (found by its magic number).
+fn zstd_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    let mut frames = Vec::new();
+    for start in 0..bytes.len().saturating_sub(4) {
+        if bytes[start..start + 4] != MAGIC {
+            continue;
+        }
+        let Ok(decoder) = ruzstd::decoding::StreamingDecoder::new(&bytes[start..]) else {
+            continue;
+        };
+        let mut out = Vec::new();
+        // A store page is far smaller; the bound keeps a false magic harmless.
+        if decoder.take(16 << 20).read_to_end(&mut out).is_ok() || !out.is_empty() {
+            frames.push(out);
+        }
+    }
+    frames
 }
 
 fn secrets_encrypt(s: &Server, command: &str) -> String {

@@ -64,8 +64,10 @@ pub struct CompactionPolicy {
     /// How often the writer considers compacting.
     pub interval: Duration,
     /// How far past `max_age` the oldest event may get before events are
-    /// dropped for age, all expired ones in one batch: one flush a minute
-    /// rather than one per expired event (an idle node's disk writes).
+    /// dropped for age, all expired ones in one batch: one flush per
+    /// `age_slack` rather than one per expired event (an idle node's disk
+    /// writes). With the defaults, history is kept 5 to 10 minutes, as
+    /// kube-apiserver's 5-minute compaction keeps it in etcd.
     pub age_slack: Duration,
 }
 
@@ -75,7 +77,7 @@ impl Default for CompactionPolicy {
             max_age: Duration::from_secs(300),
             max_events: 100_000,
             interval: Duration::from_secs(5),
-            age_slack: Duration::from_secs(60),
+            age_slack: Duration::from_secs(300),
         }
     }
 }

@@ -388,8 +388,7 @@ fn compact_by_policy(shared: &Shared, policy: &CompactionPolicy) -> Result<()> {
         // flush per event (an idle node's every Lease renewal twice over,
         // on an SD card). So age only counts once the oldest event is
         // `age_slack` past it, and then everything expired goes at once:
-        // history is kept for max_age to max_age + age_slack, as
-        // kube-apiserver's periodic compaction keeps 5 to 10 minutes.
+        // history is kept for max_age to max_age + age_slack.
         let overdue = cutoff.saturating_sub(policy.age_slack.as_millis() as u64);
         if (i == 0 && written >= overdue) || written >= cutoff || revision > durable {
             break;
