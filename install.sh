@@ -61,28 +61,28 @@ if [ -n "${KELP_URL:-}" ]; then
     fatal "KELP_URL is set but KELP_TOKEN is not: copy the token from the server's /var/lib/kelp/server/token"
   fi
 fi
+# One pass over the flags: what the installer itself needs to know.
 JOIN=${KELP_URL:-}
+DATA_DIR=${KELP_DATA_DIR:-/var/lib/kelp}
+NODE=true
+EXEC_LINE=$COMMAND
 prev=
 for a in "$@"; do
-  case "$prev" in --server | -s) JOIN=$a ;; esac
-  case "$a" in --server=*) JOIN=${a#--server=} ;; esac
+  case "$prev" in
+    --server | -s) JOIN=$a ;;
+    --data-dir | -d) DATA_DIR=$a ;;
+  esac
+  case "$a" in
+    --server=*) JOIN=${a#--server=} ;;
+    --data-dir=*) DATA_DIR=${a#--data-dir=} ;;
+    --disable-agent | --disable-agent=true) NODE=false ;;
+  esac
+  EXEC_LINE="$EXEC_LINE $(quote "$a")"
   prev=$a
 done
 [ "$COMMAND" = server ] || [ -n "$JOIN" ] \
   || fatal "an agent needs KELP_URL=https://SERVER:6443 (or --server) and KELP_TOKEN"
 if [ "$COMMAND" = agent ]; then SERVICE=kelp-agent; UNINSTALL=kelp-agent-uninstall.sh; else SERVICE=kelp; UNINSTALL=kelp-uninstall.sh; fi
-
-DATA_DIR=${KELP_DATA_DIR:-/var/lib/kelp}
-NODE=true
-prev=
-for a in "$@"; do
-  case "$prev" in --data-dir | -d) DATA_DIR=$a ;; esac
-  case "$a" in --data-dir=*) DATA_DIR=${a#--data-dir=} ;; --disable-agent | --disable-agent=true) NODE=false ;; esac
-  prev=$a
-done
-
-EXEC_LINE=$COMMAND
-for a in "$@"; do EXEC_LINE="$EXEC_LINE $(quote "$a")"; done
 
 ENV_FILE=$CONFIG_DIR/$SERVICE.env
 LOG_FILE=/var/log/$SERVICE.log

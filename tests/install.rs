@@ -225,8 +225,7 @@ impl IsolatedRoot {
                 let rel = p.strip_prefix(&upper).unwrap();
                 let real = Path::new(dir).join(rel);
                 let copied_up_dir = meta.is_dir() && real.is_dir();
-                let mount_point =
-                    real == Path::new("/var/lib/kelp") || real == Path::new("/var/lib");
+                let mount_point = real == Path::new("/var/lib/kelp");
                 if !copied_up_dir && !mount_point {
                     left.push(real.display().to_string());
                 }

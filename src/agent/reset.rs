@@ -361,13 +361,10 @@ fn remove_tree(dir: &Path) {
 pub fn unmount_under(dir: &Path) {
     let prefix = dir.to_string_lossy().into_owned();
     for _ in 0..3 {
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
+        let mut points: Vec<String> = mount_points()
+            .into_iter()
             // Strictly below: `dir` itself may be a disk the user mounted.
             .filter(|p| p.starts_with(&format!("{prefix}/")))
-            .map(str::to_string)
             .collect();
         if points.is_empty() {
             return;
